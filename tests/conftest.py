@@ -1,0 +1,108 @@
+"""Pytest setup shared by the public tests and the kit's own tests.
+
+``--impl DIR`` chooses which ``diffusion`` package the tests import: ``assignments`` (the default,
+what students edit), ``solutions`` (the reference) or any directory that holds ``diffusion/``.
+At the end of a run a table shows, per part, how many checks passed, failed, or hit a stub that
+is not implemented yet. ``--summary-json PATH`` writes the same counts as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOT_IMPLEMENTED = "not implemented"
+OUTCOMES = ("passed", "failed", NOT_IMPLEMENTED, "skipped")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("diffusion")
+    group.addoption(
+        "--impl",
+        default="assignments",
+        help="directory holding the diffusion/ package to test: assignments (default), solutions, or a path",
+    )
+    group.addoption("--summary-json", default=None, help="write the per-part counts to this JSON file")
+
+
+def resolve_impl(value: str) -> Path:
+    """The directory that holds ``diffusion/`` for ``--impl value`` (a name under the kit's root, or a path)."""
+    candidates = [Path(value), ROOT / value]
+    for candidate in candidates:
+        if (candidate / "diffusion" / "__init__.py").is_file():
+            return candidate.resolve()
+        if candidate.name == "diffusion" and (candidate / "__init__.py").is_file():
+            return candidate.parent.resolve()
+    raise pytest.UsageError(
+        f"--impl {value!r}: no diffusion/__init__.py there. Pass the directory that contains your "
+        f"diffusion/ package, e.g. --impl assignments or --impl solutions."
+    )
+
+
+IMPL_KEY = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    impl = resolve_impl(config.getoption("--impl"))
+    for name in [m for m in sys.modules if m == "diffusion" or m.startswith("diffusion.")]:
+        del sys.modules[name]
+    sys.path.insert(0, str(impl))
+    config.stash[IMPL_KEY] = impl
+    config.pluginmanager.register(PartSummary(config.getoption("--summary-json")), "diffusion-part-summary")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"diffusion package under test: {config.stash[IMPL_KEY] / 'diffusion'}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if call.excinfo is not None and call.excinfo.errisinstance(NotImplementedError):
+        report.user_properties.append(("outcome", NOT_IMPLEMENTED))
+    return report
+
+
+def part_of(nodeid: str) -> str:
+    """``tests/public/test_ddim.py::...`` belongs to part ``ddim``; the kit's own tests to ``kit``."""
+    path = Path(nodeid.split("::")[0])
+    if path.parent.name == "public" and path.stem.startswith("test_"):
+        return path.stem.removeprefix("test_")
+    return "kit"
+
+
+class PartSummary:
+    """Counts each test once (its call, or its setup when that failed or skipped) under its part."""
+
+    def __init__(self, json_path: str | None) -> None:
+        self.json_path = json_path
+        self.counts: dict[str, Counter] = defaultdict(Counter)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            outcome = dict(report.user_properties).get("outcome", report.outcome)
+            self.counts[part_of(report.nodeid)][outcome] += 1
+
+    def ordered_parts(self) -> list[str]:
+        from diffusion import PARTS
+
+        known = [p for p in PARTS if p in self.counts]
+        return known + sorted(p for p in self.counts if p not in known)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.counts:
+            return
+        parts = self.ordered_parts()
+        tr = terminalreporter
+        tr.section("checks per part")
+        tr.write_line(f"{'part':<12}" + "".join(f"{o:>17}" for o in OUTCOMES) + f"{'total':>8}")
+        for part in parts:
+            c = self.counts[part]
+            tr.write_line(f"{part:<12}" + "".join(f"{c[o]:>17}" for o in OUTCOMES) + f"{sum(c.values()):>8}")
+        if self.json_path:
+            Path(self.json_path).write_text(json.dumps({p: dict(self.counts[p]) for p in parts}, indent=2))

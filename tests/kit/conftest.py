@@ -1,0 +1,20 @@
+"""The kit's own tests check the reference solution and the tooling around it.
+
+They need ``--impl solutions`` (the README's test command passes it); under another
+implementation they are skipped with that reason rather than failing on a student's stubs.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import IMPL_KEY, ROOT
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.stash[IMPL_KEY] == (ROOT / "solutions").resolve():
+        return
+    skip = pytest.mark.skip(reason="the kit's own tests check the reference: run them with --impl solutions")
+    for item in items:
+        if "tests/kit/" in item.nodeid:
+            item.add_marker(skip)
