@@ -1,0 +1,124 @@
+"""Hidden checks of part 2 (forward): ``q(x_t | x_0)`` in closed form and as composed Markov steps."""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import given
+
+from autograder.checks.framework import GRADING, CheckFailed, check, expect_close
+from autograder.checks.strategies import Case, cases
+from autograder.reference import load_reference
+from autograder.submission import Submission
+
+REFERENCE = load_reference()
+ref = REFERENCE.forward
+
+
+@check("forward", 2, "q_sample equals √ᾱ_t·x0 + √(1 − ᾱ_t)·noise (Ho et al. eq. 4)")
+def q_sample_closed_form(sub: Submission) -> None:
+    q_sample = sub.function("forward", "q_sample")
+
+    @GRADING
+    @given(cases())
+    def prop(case: Case) -> None:
+        schedule, x0, t, noise = case.schedule, case.data(), case.timesteps(), case.randn()
+        expect_close(
+            q_sample(schedule, x0, t, noise),
+            ref.q_sample(schedule, x0, t, noise),
+            what="q_sample(schedule, x0, t, noise) must be √ᾱ_t·x0 + √(1 − ᾱ_t)·noise",
+            hint="use ᾱ_t = alpha_bars[t] (not alphas[t] or alpha_bars_prev[t]) and take both square roots",
+            example=repr(case),
+        )
+
+    prop()
+
+
+@check("forward", 1, "q_step equals √α_t·x_prev + √β_t·noise (Ho et al. eq. 2)")
+def q_step_formula(sub: Submission) -> None:
+    q_step = sub.function("forward", "q_step")
+
+    @GRADING
+    @given(cases())
+    def prop(case: Case) -> None:
+        schedule, x_prev, t, noise = case.schedule, case.data(), case.timesteps(), case.randn()
+        expect_close(
+            q_step(schedule, x_prev, t, noise),
+            ref.q_step(schedule, x_prev, t, noise),
+            what="q_step(schedule, x_prev, t, noise) must be √α_t·x_prev + √β_t·noise",
+            hint="one step uses α_t and β_t, not the cumulative ᾱ_t; take the square roots",
+            example=repr(case),
+        )
+
+    prop()
+
+
+@check("forward", 3, "composing q_step from x0 to t has exactly the moments of q(x_t | x0)")
+def composed_steps_match_closed_form(sub: Submission) -> None:
+    """q_step is linear in (x_prev, noise): propagating x0 with zero noise gives the mean, and
+    propagating each step's unit noise gives its coefficient; the squares sum to the variance."""
+    q_step = sub.function("forward", "q_step")
+
+    @GRADING
+    @given(cases(dtypes=(torch.float64,)))
+    def prop(case: Case) -> None:
+        schedule, x0, t = case.schedule, case.data(), case.timesteps()
+
+        def active(s: int) -> torch.Tensor:  # the samples whose t has not been reached yet
+            return (t >= s).reshape(-1, *([1] * (x0.dim() - 1)))
+
+        def step(s: int) -> torch.Tensor:
+            return torch.full_like(t, s)
+
+        zeros, ones = torch.zeros_like(x0), torch.ones_like(x0)
+        mean = x0
+        variance = torch.zeros_like(x0)
+        for s in range(int(t.max()) + 1):
+            mean = torch.where(active(s), q_step(schedule, mean, step(s), zeros), mean)
+            # Noise injected at step s, then carried through steps s+1..t with no further noise.
+            coef = q_step(schedule, zeros, step(s), ones)
+            for r in range(s + 1, int(t.max()) + 1):
+                coef = torch.where(active(r), q_step(schedule, coef, step(r), zeros), coef)
+            variance = variance + torch.where(active(s), coef**2, zeros)
+        expected_mean, expected_variance = ref.q_mean_variance(schedule, x0, t)
+        what = "x_t built by q_step from x0 through steps 0..t must have mean √ᾱ_t·x0 and variance 1 − ᾱ_t"
+        hint = "q_step must use α_t = 1 − β_t and β_t of step t itself; 0-based t: step 0 acts on x0"
+        expect_close(mean, expected_mean, what=what + " (mean)", hint=hint, example=repr(case))
+        expect_close(
+            variance, expected_variance.expand_as(x0), what=what + " (variance)", hint=hint, example=repr(case)
+        )
+
+    prop()
+
+
+@check("forward", 2, "q_mean_variance returns (√ᾱ_t·x0, 1 − ᾱ_t) with the variance broadcastable to x0")
+def q_mean_variance_moments(sub: Submission) -> None:
+    q_mean_variance = sub.function("forward", "q_mean_variance")
+
+    @GRADING
+    @given(cases())
+    def prop(case: Case) -> None:
+        schedule, x0, t = case.schedule, case.data(), case.timesteps()
+        mean, variance = q_mean_variance(schedule, x0, t)
+        expected_mean, expected_variance = ref.q_mean_variance(schedule, x0, t)
+        expect_close(
+            mean,
+            expected_mean,
+            what="q_mean_variance mean must be √ᾱ_t·x0",
+            hint="the mean scales x0 by √ᾱ_t",
+            example=repr(case),
+        )
+        try:
+            variance = torch.broadcast_to(variance, x0.shape)
+        except (RuntimeError, TypeError) as error:
+            raise CheckFailed(
+                f"q_mean_variance: the variance does not broadcast to x0's shape {tuple(x0.shape)}: {error}"
+            ) from None
+        expect_close(
+            variance,
+            expected_variance.expand_as(x0),
+            what="q_mean_variance variance must be 1 − ᾱ_t",
+            hint="the variance is 1 − ᾱ_t, not its square root, and not β_t",
+            example=repr(case),
+        )
+
+    prop()

@@ -1,0 +1,122 @@
+"""The hidden checks' framework: registration with points, verdicts, comparisons, Hypothesis settings.
+
+A check is a function ``check(sub: Submission) -> None`` registered with :func:`check`; it passes
+by returning and fails by raising :class:`CheckFailed` with a message for the student (the part,
+the identity, the smallest counterexample, expected vs got and a hint at the usual mistake).
+A :class:`~autograder.submission.StudentError` from the student's code fails it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from hypothesis import HealthCheck, Phase, settings
+
+from autograder.parts import PART_BY_NAME
+from autograder.submission import Submission
+
+GRADING = settings(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=25,
+    print_blob=False,
+    phases=(Phase.explicit, Phase.generate, Phase.shrink),
+    suppress_health_check=list(HealthCheck),
+)
+"""Same submission, same verdict: derandomized, no example database, no deadline."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One hidden check: its part, name, the identity it tests (shown to students) and its points."""
+
+    part: str
+    name: str
+    title: str
+    points: float
+    run: Callable[[Submission], None]
+
+
+REGISTRY: list[Check] = []
+
+
+def check(part: str, points: float, title: str) -> Callable[[Callable[[Submission], None]], Callable]:
+    """Register the decorated function as a check of ``part`` worth ``points``."""
+    if part not in PART_BY_NAME:
+        raise ValueError(f"unknown part {part!r}; parts are {sorted(PART_BY_NAME)}")
+
+    def register(fn: Callable[[Submission], None]) -> Callable[[Submission], None]:
+        REGISTRY.append(Check(part, fn.__name__, title, points, fn))
+        return fn
+
+    return register
+
+
+class CheckFailed(AssertionError):
+    """A check's verdict against the submission; its message is shown to the student."""
+
+
+def tolerances(dtype: torch.dtype) -> tuple[float, float]:
+    """``(rtol, atol)`` for answers in ``dtype``: loose enough for any correct arrangement of the formula."""
+    return (1e-7, 1e-9) if dtype == torch.float64 else (2e-4, 2e-5)
+
+
+def expect_tensor(got: object, *, like: torch.Tensor, what: str, hint: str = "", example: str = "") -> torch.Tensor:
+    """Fail unless ``got`` is a tensor with the shape, dtype and device of ``like``."""
+    head = f"{what}\n  example: {example}" if example else what
+    if not isinstance(got, torch.Tensor):
+        raise CheckFailed(f"{head}\n  expected a torch.Tensor, got {type(got).__name__}")
+    problems = []
+    if tuple(got.shape) != tuple(like.shape):
+        problems.append(f"shape: expected {tuple(like.shape)}, got {tuple(got.shape)}")
+    if got.dtype != like.dtype:
+        problems.append(f"dtype: expected {like.dtype}, got {got.dtype} (results keep the data's dtype)")
+    if got.device != like.device:
+        problems.append(f"device: expected {like.device}, got {got.device}")
+    if problems:
+        raise CheckFailed(head + "\n  " + "\n  ".join(problems) + (f"\n  hint: {hint}" if hint else ""))
+    return got
+
+
+def expect_close(
+    got: object,
+    expected: torch.Tensor,
+    *,
+    what: str,
+    hint: str,
+    example: str = "",
+    scale: torch.Tensor | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+) -> None:
+    """Fail unless ``|got − expected| ≤ atol + rtol · max(|expected|, scale)`` everywhere.
+
+    ``scale`` bounds the size of the terms the answer is computed from (e.g. ``|x_t| / √ᾱ_t``), so
+    a correct formula arranged differently is not failed for its float rounding.
+    """
+    got = expect_tensor(got, like=expected, what=what, hint=hint, example=example)
+    default_rtol, default_atol = tolerances(expected.dtype)
+    rtol = default_rtol if rtol is None else rtol
+    atol = default_atol if atol is None else atol
+    size = expected.abs() if scale is None else torch.maximum(expected.abs(), scale.to(expected).expand_as(expected))
+    bad = ~((got - expected).abs() <= atol + rtol * size)
+    if not bool(bad.any()):
+        return
+    index = tuple(int(i) for i in torch.nonzero(bad)[0])
+    got_value, expected_value = got[index].item(), expected[index].item()
+    raise CheckFailed(
+        f"{what}\n"
+        + (f"  example: {example}\n" if example else "")
+        + f"  at index {index}: expected {expected_value:.6g}, got {got_value:.6g}"
+        + f" ({int(bad.sum())} of {bad.numel()} values differ)\n"
+        + f"  hint: {hint}"
+    )
+
+
+def expect(condition: bool, message: str) -> None:
+    """Fail with ``message`` unless ``condition``."""
+    if not condition:
+        raise CheckFailed(message)

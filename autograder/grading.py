@@ -1,0 +1,150 @@
+"""Grade one submission with the hidden checks and report in Gradescope's ``results.json`` schema.
+
+Stages: locate the submission, run each registered check (a failure of the student's code or
+of one check never stops the others), total the points per part, write ``results.json``
+atomically and print the per-part table. A submission that cannot be graded at all still gets
+a valid score-0 ``results.json`` that says why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hypothesis.errors import Flaky
+
+from autograder import checks
+from autograder.checks.framework import Check, CheckFailed
+from autograder.parts import PARTS
+from autograder.submission import LocalSubmission, StudentError, Submission
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's verdict: the points earned and the feedback shown to the student."""
+
+    check: Check
+    score: float
+    output: str
+
+    @property
+    def passed(self) -> bool:
+        return self.score == self.check.points
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    """The first concrete exception inside (possibly nested) exception groups."""
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+def _counterexample(error: BaseException) -> str:
+    notes = [n for n in getattr(error, "__notes__", []) if n.startswith("Falsifying example")]
+    return f"\n  {notes[0]}" if notes else ""
+
+
+def run_check(check: Check, submission: Submission) -> CheckResult:
+    """Run one check; every outcome becomes a :class:`CheckResult`, never an exception."""
+    try:
+        check.run(submission)
+    except BaseException as raised:  # noqa: BLE001 - a check's failure must not stop grading
+        if isinstance(raised, KeyboardInterrupt):
+            raise
+        error = _first_leaf(raised)
+        if isinstance(error, CheckFailed):
+            output = str(error)
+        elif isinstance(error, StudentError):
+            stub = " (this function is still the stub: implement it)" if error.not_implemented else ""
+            output = f"your code raised an error{stub}:\n  {error}{_counterexample(error)}"
+        elif isinstance(error, Flaky):
+            output = (
+                "your function gave different results for the same inputs; it must depend only on its "
+                "arguments (use the given noise= or generator=, never the global random state)"
+            )
+        else:
+            output = f"the answer could not be checked: {type(error).__name__}: {error}{_counterexample(error)}"
+        return CheckResult(check, 0.0, f"{check.title}\n{output}")
+    return CheckResult(check, check.points, check.title)
+
+
+@dataclass(frozen=True)
+class GradeReport:
+    """Every check's result for one submission, and what happened while grading it."""
+
+    results: tuple[CheckResult, ...]
+    output: str
+    execution_time: float
+
+    @property
+    def score(self) -> float:
+        return sum(r.score for r in self.results)
+
+    def part_scores(self) -> dict[str, tuple[float, float]]:
+        """``part -> (points earned, points available)`` in handout order."""
+        totals = {part.name: [0.0, 0.0] for part in PARTS}
+        for result in self.results:
+            totals[result.check.part][0] += result.score
+            totals[result.check.part][1] += result.check.points
+        return {name: (earned, available) for name, (earned, available) in totals.items()}
+
+
+def grade(root: Path) -> GradeReport:
+    """Grade the submission in ``root`` (a ``diffusion/`` package or its ``.py`` files laid flat)."""
+    start = time.perf_counter()
+    try:
+        submission = LocalSubmission(root)
+    except FileNotFoundError as error:
+        results = tuple(CheckResult(c, 0.0, f"{c.title}\nnot graded: {error}") for c in checks.all_checks())
+        return GradeReport(results, f"Not graded: {error}", time.perf_counter() - start)
+    results = tuple(run_check(check, submission) for check in checks.all_checks())
+    return GradeReport(results, f"Graded {submission.package}", time.perf_counter() - start)
+
+
+def results_json(report: GradeReport) -> dict:
+    """The report in Gradescope's schema: ``score``, ``execution_time``, ``output`` and ``tests[]``."""
+    number = {part.name: part.number for part in PARTS}
+    return {
+        "score": round(report.score, 4),
+        "execution_time": round(report.execution_time, 3),
+        "output": report.output + "\n\n" + part_table(report),
+        "tests": [
+            {
+                "name": f"Part {number[r.check.part]} ({r.check.part}): {r.check.name}",
+                "score": r.score,
+                "max_score": r.check.points,
+                "status": "passed" if r.passed else "failed",
+                "output": r.output,
+                "visibility": "visible",
+                "tags": [r.check.part],
+            }
+            for r in report.results
+        ],
+    }
+
+
+def part_table(report: GradeReport) -> str:
+    """A per-part table of points and passed checks."""
+    lines = [f"{'part':<14}{'points':>14}{'checks passed':>16}"]
+    for part in PARTS:
+        results = [r for r in report.results if r.check.part == part.name]
+        earned, available = report.part_scores()[part.name]
+        passed = sum(r.passed for r in results)
+        label = f"{part.number} {part.name}"
+        lines.append(f"{label:<14}{earned:>7.1f} / {available:<5.1f}{passed:>9} / {len(results):<5}")
+    lines.append(f"{'total':<14}{report.score:>7.1f} / {sum(a for _, a in report.part_scores().values()):<5.1f}")
+    return "\n".join(lines)
+
+
+def write_json_atomically(path: Path, payload: dict) -> None:
+    """Write ``payload`` to ``path`` so a reader never sees half a file (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as tmp:
+        json.dump(payload, tmp, indent=2, ensure_ascii=False)
+        tmp.flush()
+        os.fsync(tmp.fileno())
+    os.replace(tmp.name, path)

@@ -1,0 +1,136 @@
+"""The handle through which checks call a student's functions.
+
+Checks never import student code themselves: they ask a :class:`Submission` for
+``function(part, name)`` and call what it returns. :class:`LocalSubmission` loads the student's
+module in this process; a sandboxed runner implements the same interface over a channel to a
+worker process, without any change to the checks.
+
+Part isolation: the student's module for part ``P`` is loaded on its own, and every
+``diffusion.<Q>`` it imports for another part ``Q`` is the reference's module, so a bug in one
+part costs points in that part only.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
+
+from autograder.reference import load_reference
+
+REFERENCE = load_reference()
+
+
+class StudentError(Exception):
+    """The student's code failed: it raised, could not be imported, or lacks a function."""
+
+    def __init__(self, part: str, function: str, error_type: str, message: str, where: str = "") -> None:
+        self.part, self.function, self.error_type, self.message, self.where = part, function, error_type, message, where
+        super().__init__(str(self))
+
+    @property
+    def not_implemented(self) -> bool:
+        return self.error_type == "NotImplementedError"
+
+    def __str__(self) -> str:
+        where = f" ({self.where})" if self.where else ""
+        return f"{self.part}.{self.function} raised {self.error_type}: {self.message}{where}"
+
+
+class Submission(Protocol):
+    """What a check may ask of a submission."""
+
+    def function(self, part: str, name: str) -> Callable[..., Any]:
+        """A callable for the student's ``diffusion.<part>.<name>``; it raises :class:`StudentError`."""
+        ...
+
+
+def find_package(root: Path, part_names: tuple[str, ...]) -> Path:
+    """The directory holding the student's part modules: ``root/diffusion/``, or ``root`` itself when
+    the ``.py`` files are laid flat (as Gradescope uploads them).
+
+    Raises:
+        FileNotFoundError: with what was looked for, when neither layout is there.
+    """
+    for candidate in (root / "diffusion", root):
+        if candidate.is_dir() and any((candidate / f"{name}.py").is_file() for name in part_names):
+            return candidate
+    expected = ", ".join(f"{name}.py" for name in part_names)
+    raise FileNotFoundError(
+        f"no submission found in {root}: expected a diffusion/ package or the files {expected} directly in it"
+    )
+
+
+def _student_frame(tb, package: Path) -> str:
+    """``file.py:line in function`` of the innermost traceback frame inside the student's files."""
+    frames = [f for f in traceback.extract_tb(tb) if Path(f.filename).resolve().is_relative_to(package)]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
+
+
+class LocalSubmission:
+    """A submission loaded into this process, one part at a time (no sandbox: for trusted code and tests)."""
+
+    def __init__(self, root: Path, part_names: tuple[str, ...] = REFERENCE.PARTS) -> None:
+        self.package = find_package(Path(root), part_names).resolve()
+        self.part_names = part_names
+        self._modules: dict[str, ModuleType | StudentError] = {}
+
+    def module(self, part: str) -> ModuleType:
+        """The student's module for ``part``, loaded against the reference's other parts."""
+        if part not in self._modules:
+            self._modules[part] = self._load(part)
+        loaded = self._modules[part]
+        if isinstance(loaded, StudentError):
+            raise loaded
+        return loaded
+
+    def _load(self, part: str) -> ModuleType | StudentError:
+        path = self.package / f"{part}.py"
+        if not path.is_file():
+            return StudentError(part, "(module)", "FileNotFoundError", f"the submission has no {part}.py")
+        # A private package per graded part: relative imports of other parts reach the reference.
+        package_name = f"_submission_{id(self):x}_{part}"
+        package = ModuleType(package_name)
+        package.__path__ = [str(self.package)]
+        sys.modules[package_name] = package
+        for other in self.part_names:
+            if other != part:
+                sys.modules[f"{package_name}.{other}"] = importlib.import_module(f"diffusion.{other}")
+        spec = importlib.util.spec_from_file_location(f"{package_name}.{part}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException as error:  # noqa: BLE001 - any failure to import is the student's, reported
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            where = _student_frame(error.__traceback__, self.package)
+            if isinstance(error, SyntaxError):
+                where = f"{part}.py:{error.lineno}"
+            return StudentError(part, "(import)", type(error).__name__, str(error), where)
+        return module
+
+    def function(self, part: str, name: str) -> Callable[..., Any]:
+        module = self.module(part)
+        fn = getattr(module, name, None)
+        if not callable(fn):
+            raise StudentError(part, name, "AttributeError", f"{part}.py defines no function {name}")
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except BaseException as error:  # noqa: BLE001 - student code may raise anything, even SystemExit
+                if isinstance(error, KeyboardInterrupt):
+                    raise
+                raise StudentError(
+                    part, name, type(error).__name__, str(error), _student_frame(error.__traceback__, self.package)
+                ) from None
+
+        return call
