@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Literal
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -39,6 +40,8 @@ def ddim_timesteps(T: int, num_steps: int, spacing: Spacing = "uniform") -> torc
     ``"uniform"`` (diffusers' "leading") ``τ_k = k · (T // num_steps)``;
     ``"linspace"`` ``τ = round(linspace(0, T − 1, num_steps))``;
     ``"trailing"`` ``τ_k = round(T − k · T / num_steps) − 1``, sorted; for ``k = 0..num_steps−1``.
+    Where the exact value is a half-integer, either neighbour is correct; this one rounds numpy's
+    float as diffusers does.
 
     Raises:
         ValueError: if ``num_steps`` is not in ``1..T`` or ``spacing`` is unknown.
@@ -46,16 +49,16 @@ def ddim_timesteps(T: int, num_steps: int, spacing: Spacing = "uniform") -> torc
     ### BEGIN SOLUTION
     if not 1 <= num_steps <= T:
         raise ValueError(f"num_steps must be in 1..T={T}, got {num_steps}")
-    k = torch.arange(num_steps, dtype=torch.float64)
+    # numpy's float arithmetic, as diffusers': at an exact .5 tie it decides which neighbour is taken.
     if spacing == "uniform":
-        steps = k * (T // num_steps)
+        steps = np.arange(num_steps) * (T // num_steps)
     elif spacing == "linspace":
-        steps = torch.linspace(0, T - 1, num_steps, dtype=torch.float64).round()
+        steps = np.linspace(0, T - 1, num_steps).round()
     elif spacing == "trailing":
-        steps = (T - k * (T / num_steps)).round() - 1
+        steps = np.round(np.arange(T, 0, -T / num_steps))[:num_steps] - 1
     else:
         raise ValueError(f"spacing must be 'uniform', 'linspace' or 'trailing', got {spacing!r}")
-    return steps.long().sort().values
+    return torch.from_numpy(np.sort(steps).astype(np.int64))
     ### END SOLUTION
 
 
