@@ -8,8 +8,10 @@ a valid score-0 ``results.json`` that says why.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -148,3 +150,30 @@ def write_json_atomically(path: Path, payload: dict) -> None:
         tmp.flush()
         os.fsync(tmp.fileno())
     os.replace(tmp.name, path)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``grade SUBMISSION --out DIR``."""
+    parser = subparsers.add_parser(
+        "grade",
+        help="grade one submission with the hidden checks",
+        description="Grade SUBMISSION (a directory holding diffusion/ or its .py files laid flat) and write "
+        "DIR/results.json in Gradescope's schema. Exit code 0 whenever grading ran, whatever the score.",
+    )
+    parser.add_argument("submission", type=Path, help="the submission directory")
+    parser.add_argument("--out", type=Path, required=True, help="directory for results.json")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Grade, write ``results.json``, print the per-part table; 0 whenever grading ran."""
+    if not args.submission.exists():
+        print(f"error: {args.submission} does not exist; pass the directory of one submission", file=sys.stderr)
+        return 2
+    report = grade(args.submission)
+    path = args.out / "results.json"
+    write_json_atomically(path, results_json(report))
+    print(report.output)
+    print(part_table(report))
+    print(f"wrote {path} ({report.execution_time:.1f} s)")
+    return 0
