@@ -108,7 +108,7 @@ class GaussianMixture:
         if y is None:
             y = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         else:
-            y = self._check_labels(y.cpu(), n)
+            y = self._check_labels(y, n).cpu()
         z = torch.randn(n, self.dim, dtype=torch.float64, generator=generator)
         x = self.means[y] + torch.einsum("nde,ne->nd", self._chol[y], z)
         device = torch.device("cpu") if device is None else torch.device(device)
@@ -287,7 +287,7 @@ class ShapesDataset(Dataset):
     are rendered at construction, one class and chunk at a time, vectorised.
 
     Attributes:
-        images: float32 ``(n, 1, size, size)``; labels: long ``(n,)``; num_classes; class_names.
+        images: float32 ``(n, 1, size, size)``; labels: long ``(n,)``; size; num_classes; class_names.
     """
 
     class_names: tuple[str, ...] = tuple(SHAPES)

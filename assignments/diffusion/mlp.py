@@ -59,7 +59,6 @@ class MLPDenoiser(nn.Module):
     ) -> None:
         super().__init__()
         self.dim = dim
-        self.emb_dim = emb_dim
         self.num_classes = num_classes
         self.cond = ConditionEmbedding(emb_dim, emb_dim, num_classes)
         self.in_proj = nn.Linear(dim, hidden)

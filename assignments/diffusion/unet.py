@@ -28,7 +28,7 @@ from diffusion.embedding import timestep_embedding
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
-    """GroupNorm with up to 8 groups, as many as divide ``channels``."""
+    """GroupNorm over the largest of 8, 4, 2, 1 groups that divides ``channels``."""
     return nn.GroupNorm(math.gcd(channels, 8), channels)
 
 
@@ -153,6 +153,8 @@ class UNet(nn.Module):
         num_heads: attention heads.
 
     The last conv is zero-initialised, so a fresh model predicts ``eps_hat = 0`` (loss 1 at start).
+    The defaults have about 1.06 M parameters; with ``num_res_blocks=1`` and three levels a 28×28
+    image goes 28 → 14 → 7, and attention runs over the 49 positions at 7×7.
     """
 
     def __init__(
@@ -170,7 +172,6 @@ class UNet(nn.Module):
         if not channel_mults:
             raise ValueError("channel_mults needs at least one level, e.g. (1, 2, 2)")
         self.in_channels = in_channels
-        self.base_channels = base_channels
         self.num_classes = num_classes
         self.num_levels = len(channel_mults)
         emb_dim = 4 * base_channels

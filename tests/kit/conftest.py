@@ -7,6 +7,7 @@ implementation they are skipped with that reason rather than failing on a studen
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tests.conftest import IMPL_KEY, ROOT
 
@@ -18,3 +19,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "tests/kit/" in item.nodeid:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: as fast on the kit's small tensors, and immune to OpenMP stalls on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
