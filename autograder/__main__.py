@@ -11,9 +11,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from autograder import grading, release
+from autograder import bugzoo, grading, release
 
-COMMANDS = (grading, release)
+COMMANDS = (grading, release, bugzoo)
 """The command modules, in the order ``--help`` lists them."""
 
 
