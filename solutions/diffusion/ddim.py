@@ -149,6 +149,8 @@ def ddim_sample_loop(
     ### BEGIN SOLUTION
     device = torch.device("cpu") if device is None else torch.device(device)
     timesteps = ddim_timesteps(schedule.T, num_steps, spacing).tolist()
+    if noise is not None and tuple(noise.shape) != tuple(shape):
+        raise ValueError(f"noise= has shape {tuple(noise.shape)} but shape={tuple(shape)}; pass matching shapes")
     x = torch.randn(tuple(shape), generator=generator) if noise is None else noise
     x = x.to(device)
     batch = x.shape[0]

@@ -113,6 +113,8 @@ def p_sample_loop(
     """
     ### BEGIN SOLUTION
     device = torch.device("cpu") if device is None else torch.device(device)
+    if noise is not None and tuple(noise.shape) != tuple(shape):
+        raise ValueError(f"noise= has shape {tuple(noise.shape)} but shape={tuple(shape)}; pass matching shapes")
     x = torch.randn(tuple(shape), generator=generator) if noise is None else noise
     x = x.to(device)
     trajectory = [x]
