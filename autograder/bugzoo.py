@@ -1,13 +1,13 @@
 """The bug zoo's validation: the hidden checks must catch every mistake and pass every correct rewrite.
 
-Each :class:`~autograder.mutants.Edit` is a small change to one module of the reference: ``find`` must occur exactly
-once in ``solutions/diffusion/<part>.py`` and becomes ``replace``. A *mutant* (``correct=False``)
-is a mistake students make and must lose points in its part; a *variant* (``correct=True``) is
-a correct implementation written differently and must keep full marks. Part isolation means an
-edit to part P can only change part P's score, so each edit is graded on its own part only.
+``python -m autograder zoo`` grades the reference (full marks in every part), the generated stubs
+(zero), every alternative (full marks) and every mutant (loses points in its part), prints the
+validation table with the total time and exits 1 if any expectation fails.
 
-``python -m autograder zoo`` grades the reference (full marks), the stubs (zero), every variant
-and every mutant, prints the validation table and exits 1 if any expectation fails.
+Part isolation makes this cheap: an edit to part P changes only ``diffusion/P.py``, and the
+student's module of each other part is then byte-identical to the reference's, which the
+reference row shows at full marks. So a mutant is graded on its own part only (stopping at the
+first failed check), and an alternative on the parts it edits.
 """
 
 from __future__ import annotations
@@ -15,30 +15,34 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.grading import grade
-from autograder.mutants import EDITS, Edit
+from autograder.mutants import ALTERNATIVES, MUTANTS, Alternative, Edit, Mutant
 from autograder.parts import PARTS
 from autograder.reference import SOLUTIONS
 
 ASSIGNMENTS = SOLUTIONS.parent / "assignments"
 
 
-def apply(edit: Edit, dest: Path) -> Path:
-    """Copy the reference package into ``dest`` with ``edit`` applied; return ``dest``.
+def apply(edits: tuple[Edit, ...], dest: Path) -> Path:
+    """Copy the reference package into ``dest`` with ``edits`` applied; return ``dest``.
 
     Raises:
-        ValueError: if ``edit.find`` does not occur exactly once (the reference changed: update the edit).
+        ValueError: if an edit's ``find`` does not occur exactly once (the reference changed: update it).
     """
     shutil.copytree(SOLUTIONS / "diffusion", dest / "diffusion", ignore=shutil.ignore_patterns("__pycache__"))
-    path = dest / "diffusion" / f"{edit.part}.py"
-    source = path.read_text(encoding="utf-8")
-    count = source.count(edit.find)
-    if count != 1:
-        raise ValueError(f"bug zoo entry {edit.name!r}: its text occurs {count} times in {edit.part}.py, not once")
-    path.write_text(source.replace(edit.find, edit.replace), encoding="utf-8")
+    for edit in edits:
+        path = dest / "diffusion" / f"{edit.part}.py"
+        source = path.read_text(encoding="utf-8")
+        count = source.count(edit.find)
+        if count != 1:
+            raise ValueError(
+                f"bug zoo edit of {edit.part}.py: its text occurs {count} times, not once: {edit.find!r:.80}"
+            )
+        path.write_text(source.replace(edit.find, edit.replace), encoding="utf-8")
     return dest
 
 
@@ -55,17 +59,29 @@ class Verdict:
     detail: str = ""
 
 
-def judge_edit(edit: Edit) -> Verdict:
-    """Grade ``edit`` on its own part: a mutant must lose points there, a variant must keep them all."""
+def judge_mutant(mutant: Mutant) -> Verdict:
+    """Grade a mutant on its own part, stopping at the first failed check: it must lose points there."""
+    part = mutant.edit.part
     with tempfile.TemporaryDirectory(prefix="bugzoo-") as tmp:
-        report = grade(apply(edit, Path(tmp)), parts={edit.part}, fail_fast=not edit.correct)
-    earned, available = report.part_scores()[edit.part]
+        report = grade(apply((mutant.edit,), Path(tmp)), parts={part}, fail_fast=True)
+    earned, available = report.part_scores()[part]
     failed = [r for r in report.results if not r.passed]
-    if edit.correct:
-        detail = "" if not failed else f"wrongly failed: {failed[0].check.name}: {failed[0].output.splitlines()[-1]}"
-        return Verdict(edit.name, edit.part, "full marks", earned, available, not failed, detail)
     detail = f"caught by {failed[0].check.name}" if failed else "MISSED: no check failed"
-    return Verdict(edit.name, edit.part, "loses points", earned, available, bool(failed), detail)
+    return Verdict(mutant.name, part, "loses points", earned, available, bool(failed), detail)
+
+
+def judge_alternative(alternative: Alternative) -> list[Verdict]:
+    """Grade an alternative on every part it edits: it must keep full marks in each."""
+    parts = {edit.part for edit in alternative.edits}
+    with tempfile.TemporaryDirectory(prefix="bugzoo-") as tmp:
+        report = grade(apply(alternative.edits, Path(tmp)), parts=parts)
+    verdicts = []
+    for part in sorted(parts):
+        earned, available = report.part_scores()[part]
+        failed = [r for r in report.results if r.check.part == part and not r.passed]
+        detail = f"wrongly failed {failed[0].check.name}: {failed[0].output}" if failed else ""
+        verdicts.append(Verdict(alternative.name, part, "full marks", earned, available, not failed, detail))
+    return verdicts
 
 
 def judge_whole(subject: str, root: Path, full: bool) -> list[Verdict]:
@@ -78,10 +94,16 @@ def judge_whole(subject: str, root: Path, full: bool) -> list[Verdict]:
     return verdicts
 
 
-def validate(edits: tuple[Edit, ...] = EDITS) -> list[Verdict]:
-    """The whole validation: reference, stubs, then every edit."""
-    verdicts = judge_whole("reference", SOLUTIONS, full=True) + judge_whole("stubs", ASSIGNMENTS, full=False)
-    return verdicts + [judge_edit(edit) for edit in edits]
+def validate(part: str | None = None) -> list[Verdict]:
+    """The whole validation (reference, stubs, alternatives, mutants), or only the edits of ``part``."""
+    verdicts = []
+    if part is None:
+        verdicts += judge_whole("reference", SOLUTIONS, full=True) + judge_whole("stubs", ASSIGNMENTS, full=False)
+    for alternative in ALTERNATIVES:
+        if part is None or part in {edit.part for edit in alternative.edits}:
+            verdicts += judge_alternative(alternative)
+    verdicts += [judge_mutant(m) for m in MUTANTS if part in (None, m.edit.part)]
+    return verdicts
 
 
 def table(verdicts: list[Verdict]) -> str:
@@ -104,12 +126,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "zoo",
         help="check the hidden checks: reference full marks, stubs zero, every mutant caught, every variant passes",
     )
-    parser.add_argument("--part", choices=[p.name for p in PARTS], help="only the edits of this part")
+    parser.add_argument(
+        "--part", choices=[p.name for p in PARTS], help="only the mutants and alternatives of this part"
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    edits = tuple(e for e in EDITS if args.part in (None, e.part))
-    verdicts = [judge_edit(e) for e in edits] if args.part else validate(edits)
+    start = time.perf_counter()
+    verdicts = validate(args.part)
     print(table(verdicts))
+    print(f"total time {time.perf_counter() - start:.1f} s")
     return 0 if all(v.ok for v in verdicts) else 1
