@@ -33,6 +33,7 @@ class CheckResult:
     check: Check
     score: float
     output: str
+    seconds: float = 0.0
 
     @property
     def passed(self) -> bool:
@@ -52,7 +53,13 @@ def _counterexample(error: BaseException) -> str:
 
 
 def run_check(check: Check, submission: Submission) -> CheckResult:
-    """Run one check; every outcome becomes a :class:`CheckResult`, never an exception."""
+    """Run one check and time it; every outcome becomes a :class:`CheckResult`, never an exception."""
+    start = time.perf_counter()
+    score, output = _verdict(check, submission)
+    return CheckResult(check, score, output, time.perf_counter() - start)
+
+
+def _verdict(check: Check, submission: Submission) -> tuple[float, str]:
     try:
         check.run(submission)
     except BaseException as raised:  # noqa: BLE001 - a check's failure must not stop grading
@@ -71,8 +78,8 @@ def run_check(check: Check, submission: Submission) -> CheckResult:
             )
         else:
             output = f"the answer could not be checked: {type(error).__name__}: {error}{_counterexample(error)}"
-        return CheckResult(check, 0.0, f"{check.title}\n{output}")
-    return CheckResult(check, check.points, check.title)
+        return 0.0, f"{check.title}\n{output}"
+    return check.points, check.title
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,13 @@ class GradeReport:
     @property
     def score(self) -> float:
         return sum(r.score for r in self.results)
+
+    def part_seconds(self) -> dict[str, float]:
+        """``part -> seconds`` spent in its checks."""
+        seconds = {part.name: 0.0 for part in PARTS}
+        for result in self.results:
+            seconds[result.check.part] += result.seconds
+        return seconds
 
     def part_scores(self) -> dict[str, tuple[float, float]]:
         """``part -> (points earned, points available)`` in handout order."""
@@ -125,6 +139,7 @@ def results_json(report: GradeReport) -> dict:
         "score": round(report.score, 4),
         "execution_time": round(report.execution_time, 3),
         "output": report.output + "\n\n" + part_table(report),
+        "extra_data": {"part_seconds": {part: round(s, 3) for part, s in report.part_seconds().items()}},
         "tests": [
             {
                 "name": f"Part {number[r.check.part]} ({r.check.part}): {r.check.name}",
