@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.grading import grade
-from autograder.mutants import ALTERNATIVES, MUTANTS, Alternative, Edit, Mutant
 from autograder.parts import PARTS
 from autograder.reference import SOLUTIONS
+from autograder.zoo import ALTERNATIVES, MUTANTS, Alternative, Edit, Mutant
 
 ASSIGNMENTS = SOLUTIONS.parent / "assignments"
 

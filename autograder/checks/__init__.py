@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from autograder.checks import forward  # noqa: F401 - registers the part's checks
+from autograder.checks import (
+    ddim,  # noqa: F401 - registers the part's checks
+    ddpm,  # noqa: F401 - registers the part's checks
+    embedding,  # noqa: F401 - registers the part's checks
+    forward,  # noqa: F401 - registers the part's checks
+    guidance,  # noqa: F401 - registers the part's checks
+    losses,  # noqa: F401 - registers the part's checks
+    posterior,  # noqa: F401 - registers the part's checks
+    schedules,  # noqa: F401 - registers the part's checks
+)
 from autograder.checks.framework import REGISTRY, Check
 from autograder.parts import PARTS
 

@@ -121,3 +121,85 @@ def cases(draw, min_T: int = 1, max_T: int = 20, min_t: int = 0, dtypes=(torch.f
         t=draw(timesteps_for(spec.T, shape[0], min_t)),
         seed=draw(st.integers(0, 2**16)),
     )
+
+
+def schedule_lengths(max_T: int = 1000) -> st.SearchStrategy[int]:
+    """Schedule lengths ``1 ≤ T ≤ max_T``, the boundaries ``T = 1``, ``T = 2`` and ``T = max_T`` drawn often."""
+    return st.one_of(st.sampled_from([1, 2, max_T]), st.integers(1, max_T))
+
+
+@st.composite
+def mixed_t_cases(draw, min_T: int = 2, max_T: int = 20, dtypes=(torch.float32, torch.float64)) -> Case:
+    """A case whose batch mixes ``t = 0`` with ``t > 0`` (at least one of each), for the t = 0 boundary."""
+    spec = draw(schedule_specs(max(min_T, 2), max_T))
+    batch = draw(st.integers(2, 4))
+    rest = draw(st.lists(st.integers(1, 3), max_size=2))
+    t = list(draw(timesteps_for(spec.T, batch)))
+    zero_at = draw(st.integers(0, batch - 1))
+    t[zero_at] = 0
+    t[(zero_at + 1) % batch] = draw(st.integers(1, spec.T - 1))
+    return Case(
+        spec=spec,
+        shape=(batch, *rest),
+        dtype=draw(st.sampled_from(dtypes)),
+        t=tuple(t),
+        seed=draw(st.integers(0, 2**16)),
+    )
+
+
+@dataclass(frozen=True)
+class StepCase:
+    """A jump from ``case.t`` to ``t_prev`` (``−1 ≤ t_prev < t``, −1 is the data) with noise scale ``eta``."""
+
+    case: Case
+    t_prev: tuple[int, ...]
+    eta: float
+
+    def __repr__(self) -> str:
+        return f"{self.case!r}, t_prev={list(self.t_prev)}, eta={self.eta}"
+
+    def prev_timesteps(self) -> torch.Tensor:
+        return torch.tensor(self.t_prev, dtype=torch.long)
+
+
+@st.composite
+def step_cases(
+    draw, max_T: int = 20, etas=(0.0, 0.3, 1.0), consecutive: bool = False, dtypes=(torch.float32, torch.float64)
+) -> StepCase:
+    """A :class:`StepCase`: ``t_prev = t − 1`` when ``consecutive``, else drawn in ``[−1, t − 1]`` (−1 often)."""
+    case = draw(cases(max_T=max_T, dtypes=dtypes))
+    if consecutive:
+        t_prev = tuple(t - 1 for t in case.t)
+    else:
+        t_prev = tuple(draw(st.one_of(st.just(-1), st.just(t - 1), st.integers(-1, t - 1))) for t in case.t)
+    return StepCase(case=case, t_prev=t_prev, eta=draw(st.sampled_from(etas)))
+
+
+@dataclass(frozen=True)
+class SubsequenceSpec:
+    """A DDIM run: ``num_steps`` timesteps of ``T`` with ``spacing``, noise scale ``eta`` and a seed."""
+
+    T: int
+    num_steps: int
+    spacing: str
+    eta: float = 0.0
+    seed: int = 0
+
+    def __repr__(self) -> str:
+        return f"T={self.T}, num_steps={self.num_steps}, spacing={self.spacing!r}, eta={self.eta}, seed={self.seed}"
+
+
+def subsequence_specs(
+    max_T: int = 1000, max_steps: int | None = None, etas=(0.0,), spacings=("uniform", "linspace", "trailing")
+) -> st.SearchStrategy[SubsequenceSpec]:
+    """Schedules lengths, step counts in ``1..T`` (``≤ max_steps``), spacings, noise scales and seeds."""
+    return st.integers(1, max_T).flatmap(
+        lambda T: st.builds(
+            SubsequenceSpec,
+            T=st.just(T),
+            num_steps=st.one_of(st.just(1), st.just(min(T, max_steps or T)), st.integers(1, min(T, max_steps or T))),
+            spacing=st.sampled_from(spacings),
+            eta=st.sampled_from(etas),
+            seed=st.integers(0, 2**16),
+        )
+    )

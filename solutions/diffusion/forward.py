@@ -31,9 +31,7 @@ def q_step(schedule: NoiseSchedule, x_prev: torch.Tensor, t: torch.Tensor, noise
     ### END SOLUTION
 
 
-def q_mean_variance(
-    schedule: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def q_mean_variance(schedule: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and variance of ``q(x_t | x_0) = N(√ᾱ_t · x0, (1 − ᾱ_t) I)`` (Ho et al. 2020, eq. 4).
 
     Returns:

@@ -11,9 +11,9 @@ import pytest
 
 from autograder.bugzoo import apply
 from autograder.grading import grade, results_json
-from autograder.mutants import MUTANTS
 from autograder.parts import PARTS
-from tests.conftest import ROOT
+from autograder.zoo import MUTANTS
+from tests.plugin import ROOT
 
 TEST_KEYS = {"name", "score", "max_score", "status", "output", "visibility", "tags"}
 

@@ -12,7 +12,7 @@ import pytest
 
 from autograder import release
 from autograder.__main__ import main
-from tests.conftest import ROOT
+from tests.plugin import ROOT
 
 SOLUTIONS = ROOT / "solutions"
 ASSIGNMENTS = ROOT / "assignments"

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from diffusion import PARTS
-from tests.conftest import NOT_IMPLEMENTED, ROOT
+from tests.plugin import NOT_IMPLEMENTED, ROOT
 
 
 def test_public_tests_meet_only_not_implemented_stubs_in_the_release(tmp_path: Path) -> None:

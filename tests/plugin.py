@@ -1,4 +1,4 @@
-"""Pytest setup shared by the public tests and the kit's own tests.
+"""Pytest plugin shared by the public tests and the kit's own tests (loaded by the root conftest).
 
 ``--impl DIR`` chooses which ``diffusion`` package the tests import: ``assignments`` (the default,
 what students edit), ``solutions`` (the reference) or any directory that holds ``diffusion/``.

@@ -1,0 +1,379 @@
+"""Hidden checks of part 6 (ddpm): the reverse step ``p_θ(x_{t−1} | x_t)``, one ancestral step, the
+sampling loop's bookkeeping, and sampling with the exact denoiser of a Gaussian mixture.
+
+Only the student's ``diffusion.ddpm`` is graded here; schedules, the posterior and every
+denoiser come from the reference (part isolation). Exact checks pass explicit noise; the loop is
+judged by what it calls and, with the oracle, by the distribution of its samples, never by the
+order in which it draws random numbers.
+"""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
+from autograder.checks.strategies import Case, ScheduleSpec, cases, mixed_t_cases, schedule_specs, shapes
+from autograder.oracle import MixtureOracle, SmoothDenoiser, data, energy_distance, single_threaded
+from autograder.reference import load_reference
+from autograder.submission import Submission
+
+REFERENCE = load_reference()
+ref = REFERENCE.ddpm
+extract = REFERENCE.schedules.extract
+
+VARIANCES = ("fixed_small", "fixed_large")
+KEYS = ("mean", "variance", "log_variance", "pred_x0", "eps")
+
+
+def _outputs(out: object, case: object) -> dict:
+    """The student's ``p_mean_variance`` result, if it is a dict with every key of the contract."""
+    if not isinstance(out, dict) or any(key not in out for key in KEYS):
+        got = sorted(out) if isinstance(out, dict) else type(out).__name__
+        raise CheckFailed(
+            f"p_mean_variance must return a dict with keys {', '.join(KEYS)}\n  example: {case!r}\n  got: {got}"
+        )
+    return out
+
+
+def _eq11(schedule, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 11 of Ho et al. in float64, and the size of the terms any arrangement of it adds up."""
+    x, e = x_t.double(), eps.double()
+    betas, alphas, alpha_bars = schedule.betas, schedule.alphas, schedule.alpha_bars
+    coef_eps = extract(betas / (1 - alpha_bars).sqrt(), t, x)
+    mean = (x - coef_eps * e) / extract(alphas.sqrt(), t, x)
+    # The posterior arrangement μ̃(x̂0, x_t) = c1·x̂0 + c2·x_t adds terms of this size.
+    pred_x0_size = (x.abs() + extract((1 - alpha_bars).sqrt(), t, x) * e.abs()) / extract(alpha_bars.sqrt(), t, x)
+    c1 = extract(betas * schedule.alpha_bars_prev.sqrt() / (1 - alpha_bars), t, x)
+    c2 = extract((1 - schedule.alpha_bars_prev) * alphas.sqrt() / (1 - alpha_bars), t, x)
+    size = torch.maximum(
+        (x.abs() + coef_eps * e.abs()) / extract(alphas.sqrt(), t, x), c1 * pred_x0_size + c2 * x.abs()
+    )
+    return mean.to(x_t.dtype), size.to(x_t.dtype)
+
+
+@check("ddpm", 3, "p_mean_variance without clipping: mean = (x_t − β_t/√(1 − ᾱ_t)·eps)/√α_t (Ho et al. eq. 11)")
+def p_mean_variance_mean(sub: Submission) -> None:
+    p_mean_variance = sub.function("ddpm", "p_mean_variance")
+
+    @GRADING
+    @given(cases(), st.sampled_from(VARIANCES))
+    def prop(case: Case, variance: str) -> None:
+        schedule, x_t, t = case.schedule, case.randn(), case.timesteps()
+        model = SmoothDenoiser(schedule.T)
+        out = _outputs(p_mean_variance(model, schedule, x_t, t, clip_denoised=False, variance=variance), case)
+        eps = model(x_t, t)
+        example = f"{case!r}, variance={variance!r}, clip_denoised=False"
+        expect_close(
+            out["eps"],
+            eps,
+            what="p_mean_variance: 'eps' must be the model's output model(x_t, t)",
+            hint="call the model once on (x_t, t, **model_kwargs) and return its answer unchanged",
+            example=example,
+        )
+        x0_size = (x_t.abs() + extract((1 - schedule.alpha_bars).sqrt(), t, x_t) * eps.abs()) / extract(
+            schedule.alpha_bars.sqrt(), t, x_t
+        )
+        expect_close(
+            out["pred_x0"],
+            REFERENCE.posterior.predict_x0_from_eps(schedule, x_t, t, eps),
+            what="p_mean_variance: 'pred_x0' must be (x_t − √(1 − ᾱ_t)·eps)/√ᾱ_t",
+            hint="use predict_x0_from_eps with the model's eps; do not clamp when clip_denoised=False",
+            example=example,
+            scale=x0_size,
+        )
+        mean, size = _eq11(schedule, x_t, t, eps)
+        expect_close(
+            out["mean"],
+            mean,
+            what="p_mean_variance: without clipping the mean must equal (x_t − β_t/√(1 − ᾱ_t)·eps)/√α_t",
+            hint="the mean is the posterior mean μ̃_t(pred_x0, x_t) of q(x_{t−1} | x_t, x0) with pred_x0 "
+            "from the model's eps (eq. 11 written out: divide by √α_t, not α_t or √ᾱ_t)",
+            example=example,
+            scale=size,
+        )
+
+    prop()
+
+
+@check("ddpm", 2, "p_mean_variance variance: 'fixed_small' = β̃_t, 'fixed_large' = β_t, and their logs")
+def p_mean_variance_variances(sub: Submission) -> None:
+    p_mean_variance = sub.function("ddpm", "p_mean_variance")
+
+    @GRADING
+    @given(cases(), st.sampled_from(VARIANCES))
+    def prop(case: Case, variance: str) -> None:
+        schedule, x_t, t = case.schedule, case.randn(), case.timesteps()
+        out = _outputs(p_mean_variance(SmoothDenoiser(schedule.T), schedule, x_t, t, variance=variance), case)
+        expected = ref.p_mean_variance(SmoothDenoiser(schedule.T), schedule, x_t, t, variance=variance)
+        example = f"{case!r}, variance={variance!r}"
+        name = "β̃_t = β_t·(1 − ᾱ_prev)/(1 − ᾱ_t)" if variance == "fixed_small" else "β_t"
+        for key, what, hint in (
+            (
+                "variance",
+                f"p_mean_variance: variance={variance!r} must be {name}",
+                "'fixed_small' is the posterior variance β̃_t (0 at t = 0), 'fixed_large' is β_t; "
+                "do not swap them, and use ᾱ_prev = alpha_bars_prev[t]",
+            ),
+            (
+                "log_variance",
+                f"p_mean_variance: log_variance for variance={variance!r} must be the log of {name}",
+                "for 'fixed_small' return the posterior's log_variance_clipped (β̃ at index 1 in place of "
+                "log 0 = −∞ at t = 0); for 'fixed_large' log β_t",
+            ),
+        ):
+            got = out[key]
+            if not isinstance(got, torch.Tensor):
+                raise CheckFailed(f"{what}\n  example: {example}\n  expected a tensor, got {type(got).__name__}")
+            try:
+                got = torch.broadcast_to(got, x_t.shape)
+            except RuntimeError:
+                raise CheckFailed(
+                    f"{what}\n  example: {example}\n  its shape {tuple(got.shape)} does not broadcast to x_t's "
+                    f"{tuple(x_t.shape)}; return per-sample values shaped (B, 1, ..., 1)"
+                ) from None
+            expect_close(got, expected[key].expand_as(x_t), what=what, hint=hint, example=example)
+
+    prop()
+
+
+@check("ddpm", 2, "p_mean_variance with clip_denoised clamps pred_x0 to [−1, 1] before the posterior mean")
+def p_mean_variance_clipping(sub: Submission) -> None:
+    p_mean_variance = sub.function("ddpm", "p_mean_variance")
+
+    @GRADING
+    @given(cases())
+    def prop(case: Case) -> None:
+        schedule, x_t, t = case.schedule, 2 * case.randn(), case.timesteps()
+        out = _outputs(p_mean_variance(SmoothDenoiser(schedule.T), schedule, x_t, t, clip_denoised=True), case)
+        expected = ref.p_mean_variance(SmoothDenoiser(schedule.T), schedule, x_t, t, clip_denoised=True)
+        example = f"{case!r} (x_t = 2·randn), clip_denoised=True"
+        expect_close(
+            out["pred_x0"],
+            expected["pred_x0"],
+            what="p_mean_variance: with clip_denoised=True, 'pred_x0' must be clamped to [−1, 1]",
+            hint="clamp pred_x0 = predict_x0_from_eps(...) with .clamp(-1, 1) and return the clamped value",
+            example=example,
+        )
+        expect_close(
+            out["mean"],
+            expected["mean"],
+            what="p_mean_variance: with clip_denoised=True the mean is μ̃_t(clamp(pred_x0, −1, 1), x_t)",
+            hint="clamp pred_x0 first, then compute the posterior mean from the clamped pred_x0 "
+            "(eq. 11 with the raw eps ignores the clipping)",
+            example=example,
+        )
+
+    prop()
+
+
+@check("ddpm", 1, "p_mean_variance passes **model_kwargs (e.g. y=) on to the model")
+def p_mean_variance_model_kwargs(sub: Submission) -> None:
+    p_mean_variance = sub.function("ddpm", "p_mean_variance")
+
+    @settings(parent=GRADING, max_examples=10)
+    @given(cases(max_T=10))
+    def prop(case: Case) -> None:
+        schedule, x_t, t = case.schedule, case.randn(), case.timesteps()
+        y = torch.arange(x_t.shape[0], dtype=torch.long) % 3
+        model = SmoothDenoiser(schedule.T)
+        out = _outputs(p_mean_variance(model, schedule, x_t, t, clip_denoised=False, y=y, scale=0.5), case)
+        expect(
+            model.num_calls >= 1
+            and all("y" in call.kwargs and "scale" in call.kwargs for call in model.calls)
+            and torch.equal(model.calls[-1].kwargs["y"], y)
+            and model.calls[-1].kwargs["scale"] == 0.5,
+            "p_mean_variance(model, schedule, x_t, t, y=y, scale=0.5) must call model(x_t, t, y=y, scale=0.5)\n"
+            f"  example: {case!r}\n  the model got keyword arguments "
+            f"{[sorted(call.kwargs) for call in model.calls]}\n"
+            "  hint: accept **model_kwargs and pass them to the model unchanged",
+        )
+        expected = ref.p_mean_variance(
+            SmoothDenoiser(schedule.T), schedule, x_t, t, clip_denoised=False, y=y, scale=0.5
+        )
+        expect_close(
+            out["mean"],
+            expected["mean"],
+            what="p_mean_variance with model keyword arguments: the mean must use the model's answer for them",
+            hint="pass **model_kwargs to the model unchanged",
+            example=f"{case!r}, y={y.tolist()}, scale=0.5",
+        )
+
+    prop()
+
+
+@check("ddpm", 3, "p_sample = mean + √variance·noise, and exactly the mean where t == 0")
+def p_sample_step(sub: Submission) -> None:
+    p_sample = sub.function("ddpm", "p_sample")
+
+    @GRADING
+    @given(mixed_t_cases())
+    def prop(case: Case) -> None:
+        schedule, x_t, t, noise = case.schedule, case.randn(), case.timesteps(), case.randn(stream=1)
+        for variance in VARIANCES:
+            got = p_sample(SmoothDenoiser(schedule.T), schedule, x_t, t, noise, clip_denoised=False, variance=variance)
+            expected = ref.p_sample(
+                SmoothDenoiser(schedule.T), schedule, x_t, t, noise, clip_denoised=False, variance=variance
+            )
+            example = f"{case!r}, variance={variance!r}, clip_denoised=False"
+            got = expect_tensor(
+                got, like=expected, what="p_sample must return x_{t−1} shaped like x_t", example=example
+            )
+            at_zero = t == 0
+            expect_close(
+                got[at_zero],
+                expected[at_zero],
+                what="p_sample: samples whose t == 0 must get no noise (x_{−1} is the mean)",
+                hint="multiply the noise by a mask (t != 0), per sample; with 'fixed_large' β_0 > 0 would add noise",
+                example=example,
+            )
+            expect_close(
+                got,
+                expected,
+                what="p_sample must return mean + √variance·noise (Ho et al. Algorithm 2, line 4)",
+                hint="the noise is scaled by the standard deviation √variance (or exp(½·log_variance)), "
+                "not by the variance",
+                example=example,
+            )
+
+    prop()
+
+
+@check("ddpm", 2, "p_sample_loop calls the model T times with t = T−1, ..., 0 and is reproducible from its generator")
+def p_sample_loop_bookkeeping(sub: Submission) -> None:
+    p_sample_loop = sub.function("ddpm", "p_sample_loop")
+
+    @settings(parent=GRADING, max_examples=15)
+    @given(schedule_specs(1, 12), shapes(), st.integers(0, 2**16))
+    def prop(spec: ScheduleSpec, shape: tuple[int, ...], seed: int) -> None:
+        schedule = spec.build()
+        T, batch = schedule.T, shape[0]
+        example = f"schedule={spec!r}, shape={shape}, generator seed {seed}"
+        model = SmoothDenoiser(T)
+        labels = torch.arange(batch, dtype=torch.long) % 3
+        first = p_sample_loop(model, schedule, shape, generator=torch.Generator().manual_seed(seed), y=labels)
+        expect_tensor(
+            first,
+            like=torch.empty(shape),
+            what="p_sample_loop(model, schedule, shape, generator=...) must return float32 samples of shape `shape`",
+            hint="draw the starting noise with torch.randn(shape, generator=generator) (float32, on the CPU)",
+            example=example,
+        )
+        steps = [call.t for call in model.calls]
+        problem = ""
+        if len(steps) != T:
+            problem = f"the model was called {len(steps)} times, expected T = {T} (once per step)"
+        elif any(s.dtype != torch.long or tuple(s.shape) != (batch,) for s in steps):
+            problem = "each call must pass t as a long tensor of shape (B,)"
+        elif [s.tolist() for s in steps] != [[step] * batch for step in range(T - 1, -1, -1)]:
+            problem = f"the model got t = {[s.unique().tolist() for s in steps]}, expected {list(range(T - 1, -1, -1))}"
+        elif not all(
+            isinstance(c.kwargs.get("y"), torch.Tensor) and torch.equal(c.kwargs["y"], labels) for c in model.calls
+        ):
+            problem = f"called with y={labels.tolist()}, the model got keyword arguments {model.calls[0].kwargs}"
+        if problem:
+            raise CheckFailed(
+                f"p_sample_loop must call the model once per step with t = T−1, ..., 0 (descending), passing "
+                "**model_kwargs on\n"
+                f"  example: {example}\n  {problem}\n"
+                "  hint: loop `for step in range(T - 1, -1, -1)` with t = torch.full((B,), step, dtype=torch.long) "
+                "and hand **model_kwargs to every p_sample call"
+            )
+        again = p_sample_loop(
+            SmoothDenoiser(T), schedule, shape, generator=torch.Generator().manual_seed(seed), y=labels
+        )
+        expect(
+            isinstance(again, torch.Tensor) and torch.equal(first, again),
+            "p_sample_loop with the same generator seed must return the same samples\n"
+            f"  example: {example}\n"
+            "  hint: draw every random number from `generator` (torch.randn(..., generator=generator)), "
+            "never from the global random state",
+        )
+        start = torch.randn(shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
+        result = p_sample_loop(
+            SmoothDenoiser(T), schedule, shape, generator=torch.Generator().manual_seed(seed), noise=start
+        )
+        expect_tensor(
+            result,
+            like=start,
+            what="p_sample_loop(..., noise=x_start) with float64 x_start must return float64 samples",
+            hint="start from the given noise= and keep its dtype (cast each step's drawn noise to x's dtype)",
+            example=example,
+        )
+        returned = p_sample_loop(
+            SmoothDenoiser(T), schedule, shape, generator=torch.Generator().manual_seed(seed), return_trajectory=True
+        )
+        ok = isinstance(returned, tuple | list) and len(returned) == 2
+        trajectory = returned[1] if ok else None
+        expect(
+            ok
+            and isinstance(trajectory, list | tuple)
+            and len(trajectory) == T + 1
+            and isinstance(trajectory[-1], torch.Tensor)
+            and torch.equal(trajectory[-1], returned[0]),
+            "p_sample_loop(..., return_trajectory=True) must return (samples, states) with the T + 1 states "
+            "from the starting noise to the samples\n"
+            f"  example: {example}\n"
+            f"  got {type(returned).__name__}"
+            + (f" with {len(trajectory)} states" if isinstance(trajectory, list | tuple) else ""),
+        )
+
+    prop()
+
+
+# Sampling the course's 2-D mixture (8 components of std 0.07 on a ring of radius 0.6) with the exact
+# denoiser, 1000 steps, n = 4000 samples from float64 noise against 4000 true samples with the classes
+# in exact proportion. Energy distance (calibrated with the reference, seeds other than the check's):
+#   data vs data (200 draws): mean 0.00022, max 0.00071
+#   reference, linear (60 seeds): mean 0.00026, max 0.00067; cosine (60 seeds): mean 0.00027, max 0.00085
+#   the samples' class proportions dominate the spread: that term's 1e−6 quantile is 0.0018 at n = 4000
+#   (2·10⁶ multinomial draws), so a correct sampler, whatever its random-number order, stays below 0.002
+#   bugs: noise scaled by the variance instead of √variance 0.0084–0.0095; mean with β_t/(1 − ᾱ_t) for
+#   β_t/√(1 − ᾱ_t) 0.0047–0.0070; ascending loop 0.17; β̃ without the division by (1 − ᾱ_t) 0.0032–0.0038
+#   (borderline here; p_mean_variance_variances catches it exactly); eq. 11 with α_t for √α_t 0.0001–0.0009
+#   (the exact denoiser corrects it; p_mean_variance_mean catches it)
+# Threshold 0.003 ≥ max(3 × data-vs-data mean, 2 × reference max, reference mean + the 1e−6 quantile).
+ORACLE_N = 4000
+ORACLE_THRESHOLD = 0.003
+ORACLE_RUNS = (("linear", 1000, 11), ("cosine", 1000, 12))
+
+
+def mixture_truth(n: int, seed: int) -> torch.Tensor:
+    """``n`` true samples of the default mixture, the classes in exact proportion (less noise than i.i.d.)."""
+    mixture = data.default_mixture()
+    labels = torch.arange(n, dtype=torch.long) % mixture.num_classes
+    return mixture.sample(n, generator=torch.Generator().manual_seed(seed), y=labels)[0]
+
+
+@check("ddpm", 5, "p_sample_loop with the exact denoiser of a 2-D Gaussian mixture samples that mixture")
+def p_sample_loop_oracle(sub: Submission) -> None:
+    p_sample_loop = sub.function("ddpm", "p_sample_loop")
+    for kind, T, seed in ORACLE_RUNS:
+        spec = ScheduleSpec(kind, T)
+        schedule = spec.build()
+        oracle = MixtureOracle(schedule)
+        start = torch.randn(ORACLE_N, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        with single_threaded():
+            samples = p_sample_loop(
+                oracle, schedule, (ORACLE_N, 2), generator=torch.Generator().manual_seed(seed + 100), noise=start
+            )
+        example = f"schedule={spec!r}, {ORACLE_N} samples from float64 noise, the exact denoiser E[eps | x_t]"
+        expect(
+            isinstance(samples, torch.Tensor) and samples.is_floating_point() and samples.shape == start.shape,
+            f"p_sample_loop must return floating samples of shape {tuple(start.shape)}\n  example: {example}",
+        )
+        expect(
+            bool(torch.isfinite(samples).all()),
+            f"p_sample_loop with the exact denoiser returned non-finite samples\n  example: {example}",
+        )
+        distance = energy_distance(samples, mixture_truth(ORACLE_N, seed + 200))
+        expect(
+            distance <= ORACLE_THRESHOLD,
+            "p_sample_loop with the exact denoiser E[eps | x_t] of a 2-D Gaussian mixture must sample that mixture\n"
+            f"  example: {example}\n"
+            f"  energy distance to true samples: {distance:.5f}; a correct sampler stays below {ORACLE_THRESHOLD} "
+            "(typically 0.0003)\n"
+            "  hint: check the mean (eq. 11), that the noise is scaled by √variance, that the loop walks "
+            "t = T−1, ..., 0 and that the last step adds no noise",
+        )

@@ -1,0 +1,588 @@
+"""Hidden checks of part 4 (losses): ``normal_kl``, the simple loss ``ddpm_loss`` and the bound's ``vlb_term``.
+
+The denoisers handed to the student's code are built here: deterministic functions of their inputs
+that record how they were called, so a check can read the ``t`` and keyword arguments the
+student's loss passed. Randomness is judged by its distribution (the range and coverage of the
+drawn ``t``, the second moment of the drawn noise) and by its plumbing (one generator seed, one
+loss; the global RNG untouched), never by the order of the draws.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
+from autograder.checks.posterior import FLOAT64_RTOL, float32_slack
+from autograder.checks.strategies import Case, ScheduleSpec, cases, shapes
+from autograder.reference import load_reference
+from autograder.submission import StudentError, Submission
+
+REFERENCE = load_reference()
+ref = REFERENCE.losses
+
+
+def column(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``values`` ``(B,)`` shaped ``(B, 1, ..., 1)`` in ``like``'s dtype."""
+    return values.to(like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
+
+
+class Denoiser:
+    """A recording denoiser ``model(x_t, t, **kwargs) -> eps_hat`` (subclasses define :meth:`eps`).
+
+    A call that breaks the denoiser contract raises ``TypeError`` with a message for the student (it
+    surfaces as an error of the student's function that made the call).
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def __call__(self, x_t, t, **kwargs):
+        if not (isinstance(x_t, torch.Tensor) and x_t.is_floating_point() and x_t.dim() >= 1):
+            raise TypeError(f"the model must be called as model(x_t, t) with x_t a float tensor, got {x_t!r:.60}")
+        if not (isinstance(t, torch.Tensor) and t.dtype == torch.long and tuple(t.shape) == (x_t.shape[0],)):
+            got = f"{t.dtype} of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
+            raise TypeError(
+                f"the model must be called as model(x_t, t) with t a long tensor of shape (B,) = ({x_t.shape[0]},), "
+                f"one 0-based timestep per sample; got {got}"
+            )
+        eps = self.eps(x_t, t, **kwargs)
+        self.calls.append(
+            {
+                "t": t.detach().clone(),
+                "kwargs": {k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()},
+                "eps": eps.detach().clone(),
+            }
+        )
+        return eps
+
+    def eps(self, x_t, t, **kwargs):
+        raise NotImplementedError
+
+
+class AffineDenoiser(Denoiser):
+    """``eps_hat = 0.5·x_t + 0.3·t/T + 0.2·y``: a fixed map that depends on every input it should get."""
+
+    def __init__(self, T: int) -> None:
+        super().__init__()
+        self.T = T
+
+    def eps(self, x_t, t, y=None, **kwargs):
+        out = 0.5 * x_t + 0.3 * column(t, x_t) / self.T
+        return out if y is None else out + 0.2 * column(y, x_t)
+
+
+class KnowsX0(Denoiser):
+    """The denoiser that knows the data: ``eps = (x_t − √ᾱ_t·x0)/√(1 − ᾱ_t)`` (plus ``bias(x_t)`` if given)."""
+
+    def __init__(self, schedule, x0: torch.Tensor, bias=None) -> None:
+        super().__init__()
+        self.schedule, self.x0, self.bias = schedule, x0, bias
+
+    def eps(self, x_t, t, **kwargs):
+        x0 = self.x0.to(torch.float64)
+        eps = REFERENCE.posterior.predict_eps_from_x0(self.schedule, x_t.to(torch.float64), t, x0).to(x_t.dtype)
+        return eps if self.bias is None else eps + self.bias(x_t)
+
+
+class Constant(Denoiser):
+    """Always the same prediction (e.g. the true noise, or zeros)."""
+
+    def __init__(self, value: torch.Tensor) -> None:
+        super().__init__()
+        self.value = value
+
+    def eps(self, x_t, t, **kwargs):
+        return self.value
+
+
+def bias(x_t: torch.Tensor) -> torch.Tensor:
+    """A fixed, input-dependent error added to a perfect denoiser."""
+    return 0.5 * torch.sin(3 * x_t)
+
+
+def float64_rtol(case: Case) -> float | None:
+    return FLOAT64_RTOL if case.dtype == torch.float64 else None
+
+
+# --- normal_kl ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GaussianPair:
+    """Two diagonal Gaussians: means of spread 2 and log-variances in [−4, 3], of ``shape`` and ``dtype``."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    seed: int
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        generator = torch.Generator().manual_seed(self.seed)
+        means = 2 * torch.randn((2, *self.shape), generator=generator, dtype=torch.float64)
+        logvars = torch.rand((2, *self.shape), generator=generator, dtype=torch.float64) * 7 - 4
+        return tuple(x.to(self.dtype) for x in (means[0], logvars[0], means[1], logvars[1]))
+
+    def __repr__(self) -> str:
+        return f"Gaussians of shape {self.shape}, {str(self.dtype).removeprefix('torch.')}, seed={self.seed}"
+
+
+GAUSSIAN_PAIRS = st.builds(
+    GaussianPair, shapes(), st.sampled_from([torch.float32, torch.float64]), st.integers(0, 2**16)
+)
+
+
+def kl_terms(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
+    """The size of the terms of the closed form, to scale the tolerance (they cancel when KL ≈ 0)."""
+    return 0.5 * (
+        logvar1.abs() + logvar2.abs() + torch.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * torch.exp(-logvar2) + 1
+    )
+
+
+KL_HINT = (
+    "KL = ½·(logvar2 − logvar1 + exp(logvar1 − logvar2) + (mean1 − mean2)²·exp(−logvar2) − 1): the ½ applies to "
+    "every term; logvar is a log-variance (not a variance or a standard deviation); KL(p1 ‖ p2) is not symmetric"
+)
+
+
+@check("losses", 1.5, "normal_kl is ½(logvar2 − logvar1 + e^(logvar1−logvar2) + (mean1 − mean2)²·e^(−logvar2) − 1)")
+def normal_kl_closed_form(sub: Submission) -> None:
+    normal_kl = sub.function("losses", "normal_kl")
+
+    @GRADING
+    @given(GAUSSIAN_PAIRS)
+    def prop(pair: GaussianPair) -> None:
+        args = pair.tensors()
+        expect_close(
+            normal_kl(*args),
+            ref.normal_kl(*args),
+            what="normal_kl(mean1, logvar1, mean2, logvar2) must be KL(N(mean1, e^logvar1) ‖ N(mean2, e^logvar2)), "
+            "elementwise, in nats",
+            hint=KL_HINT,
+            example=repr(pair),
+            scale=kl_terms(*args),
+        )
+
+    prop()
+
+
+@dataclass(frozen=True)
+class ScalarGaussians:
+    mean1: float
+    logvar1: float
+    mean2: float
+    logvar2: float
+
+    def __repr__(self) -> str:
+        return f"normal_kl({self.mean1:.3g}, {self.logvar1:.3g}, {self.mean2:.3g}, {self.logvar2:.3g}) (0-dim float64)"
+
+
+MC_SAMPLES = 1_000_000
+MC_STANDARD_ERRORS = 5.0
+"""The Monte Carlo estimate is within 5 standard errors of the truth (deterministically: one fixed draw)."""
+_z = torch.randn(MC_SAMPLES, generator=torch.Generator().manual_seed(2014), dtype=torch.float64)
+MC_MOMENTS = tuple(float((_z**k).mean()) for k in (1, 2, 3, 4))
+"""Sample moments E[z^k], k = 1..4, of one fixed draw of N standard normals."""
+del _z
+
+
+def monte_carlo_kl(g: ScalarGaussians) -> tuple[float, float]:
+    """The Monte Carlo estimate of ``KL(p1 ‖ p2) = E_{x~p1}[log p1(x) − log p2(x)]`` and its standard error.
+
+    With ``x = mean1 + σ1·z`` the log-ratio is the quadratic ``r(z) = a + b·z + c·z²`` (``a = ½(logvar2 −
+    logvar1 + d²/σ2²)``, ``b = d·σ1/σ2²``, ``c = ½(σ1²/σ2² − 1)``, ``d = mean1 − mean2``), so its average and
+    variance over the N draws follow exactly from the draws' first four sample moments.
+    """
+    var1, var2, d = math.exp(g.logvar1), math.exp(g.logvar2), g.mean1 - g.mean2
+    a, b, c = 0.5 * (g.logvar2 - g.logvar1 + d * d / var2), d * math.sqrt(var1) / var2, 0.5 * (var1 / var2 - 1)
+    m1, m2, m3, m4 = MC_MOMENTS
+    mean = a + b * m1 + c * m2
+    mean_square = a * a + b * b * m2 + c * c * m4 + 2 * a * b * m1 + 2 * a * c * m2 + 2 * b * c * m3
+    return mean, math.sqrt(max(mean_square - mean * mean, 0.0) / MC_SAMPLES)
+
+
+PARAMETER = st.floats(-2, 2, allow_nan=False)
+
+
+@check("losses", 1.5, "normal_kl agrees with the Monte Carlo estimate E_{x~p1}[log p1(x) − log p2(x)]")
+def normal_kl_monte_carlo(sub: Submission) -> None:
+    normal_kl = sub.function("losses", "normal_kl")
+
+    @GRADING
+    @given(st.builds(ScalarGaussians, PARAMETER, PARAMETER, PARAMETER, PARAMETER))
+    @example(ScalarGaussians(0.0, 0.0, 1.0, 0.0))
+    @example(ScalarGaussians(0.5, -1.0, -0.5, 1.0))
+    def prop(g: ScalarGaussians) -> None:
+        estimate, standard_error = monte_carlo_kl(g)
+        tolerance = MC_STANDARD_ERRORS * standard_error + 1e-9
+        args = [torch.tensor(v, dtype=torch.float64) for v in (g.mean1, g.logvar1, g.mean2, g.logvar2)]
+        expect_close(
+            normal_kl(*args),
+            torch.tensor(estimate, dtype=torch.float64),
+            what=f"normal_kl must match the Monte Carlo estimate of KL(p1 ‖ p2) = E_p1[log p1(x) − log p2(x)] from "
+            f"{MC_SAMPLES} samples of p1, within {MC_STANDARD_ERRORS:g} standard errors (± {tolerance:.2g})",
+            hint=KL_HINT,
+            example=repr(g),
+            rtol=0.0,
+            atol=tolerance,
+        )
+
+    prop()
+
+
+@dataclass(frozen=True)
+class BroadcastKL:
+    """``normal_kl`` arguments of mixed shapes: each 0-dim, a row ``(D,)``, a column ``(B, 1)`` or full ``(B, D)``."""
+
+    forms: tuple[str, str, str, str]
+    B: int
+    D: int
+    dtype: torch.dtype
+    seed: int
+
+    def tensors(self) -> list[torch.Tensor]:
+        full = GaussianPair((self.B, self.D), self.dtype, self.seed).tensors()
+        pick = {"scalar": lambda x: x[0, 0], "row": lambda x: x[0], "column": lambda x: x[:, :1], "full": lambda x: x}
+        return [pick[form](x).clone() for form, x in zip(self.forms, full, strict=True)]
+
+    def __repr__(self) -> str:
+        shapes_ = {"scalar": "()", "row": f"({self.D},)", "column": f"({self.B}, 1)", "full": f"({self.B}, {self.D})"}
+        names = ("mean1", "logvar1", "mean2", "logvar2")
+        args = ", ".join(f"{n} of shape {shapes_[f]}" for n, f in zip(names, self.forms, strict=True))
+        return f"normal_kl({args}), {str(self.dtype).removeprefix('torch.')}, seed={self.seed}"
+
+
+FORM = st.sampled_from(["scalar", "row", "column", "full"])
+
+
+@check("losses", 1, "normal_kl is 0 between equal Gaussians and broadcasts 0-dim, row, column and full arguments")
+def normal_kl_zero_and_broadcasting(sub: Submission) -> None:
+    normal_kl = sub.function("losses", "normal_kl")
+
+    @GRADING
+    @given(
+        st.builds(
+            BroadcastKL,
+            st.tuples(FORM, FORM, FORM, FORM),
+            st.integers(1, 4),
+            st.integers(2, 4),
+            st.sampled_from([torch.float32, torch.float64]),
+            st.integers(0, 2**16),
+        )
+    )
+    def prop(case: BroadcastKL) -> None:
+        mean1, logvar1, mean2, logvar2 = case.tensors()
+        expect_close(
+            normal_kl(mean1, logvar1, mean1.clone(), logvar1.clone()),
+            torch.zeros_like(torch.broadcast_tensors(mean1, logvar1)[0]),
+            what="normal_kl(mean, logvar, mean, logvar) must be 0: a distribution has no divergence from itself",
+            hint="the terms must cancel: logvar − logvar = 0, exp(0) = 1, (mean − mean)² = 0, and the − 1",
+            example=repr(case) + " (both Gaussians the first one)",
+        )
+        expected = ref.normal_kl(mean1, logvar1, mean2, logvar2)
+        expect_close(
+            normal_kl(mean1, logvar1, mean2, logvar2),
+            expected,
+            what="normal_kl must broadcast its arguments against each other, elementwise (no reduction)",
+            hint="use only elementwise tensor operations (torch.exp, not math.exp; no .sum() or .mean()); the "
+            "result has the broadcast shape of the four arguments",
+            example=repr(case),
+            scale=kl_terms(*torch.broadcast_tensors(mean1, logvar1, mean2, logvar2)),
+        )
+
+    prop()
+
+
+# --- ddpm_loss ---------------------------------------------------------------------------------------------------
+
+
+def labels_for(case: Case) -> torch.Tensor:
+    return torch.arange(case.shape[0], dtype=torch.long) % 3 + 1
+
+
+def loss_scale(noise: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+    """The size of the squared-error terms, to scale the tolerance of a mean of squares."""
+    return ((noise.abs() + prediction.abs()) ** 2).mean()
+
+
+@check("losses", 2, "ddpm_loss with given t and noise is mean ‖noise − model(q_sample(x0, t, noise), t, **kw)‖²")
+def ddpm_loss_given_t_and_noise(sub: Submission) -> None:
+    ddpm_loss = sub.function("losses", "ddpm_loss")
+
+    @GRADING
+    @given(cases())
+    def prop(case: Case) -> None:
+        schedule, x0, t, noise, y = case.schedule, case.data(), case.timesteps(), case.randn(), labels_for(case)
+        model = AffineDenoiser(schedule.T)
+        got = ddpm_loss(model, schedule, x0, t=t, noise=noise, y=y)
+        what = (
+            "ddpm_loss(model, schedule, x0, t=t, noise=noise, y=y) must be the mean over every element of "
+            "(noise − model(q_sample(schedule, x0, t, noise), t, y=y))²"
+        )
+        expect(
+            len(model.calls) > 0 and all("y" in c["kwargs"] and torch.equal(c["kwargs"]["y"], y) for c in model.calls),
+            f"{what}\n  example: {case!r}\n  the model was called {len(model.calls)} time(s), "
+            f"with keyword arguments {[sorted(c['kwargs']) for c in model.calls]}; expected y={y.tolist()}\n"
+            f"  hint: pass **model_kwargs on to the model: model(x_t, t, **model_kwargs)",
+        )
+        expect(
+            all(isinstance(c["t"], torch.Tensor) and torch.equal(c["t"], t) for c in model.calls),
+            f"{what}\n  example: {case!r}\n  the model got t = {[c['t'] for c in model.calls]}, expected {t.tolist()}\n"
+            f"  hint: give the model the same 0-based t that made x_t (a long tensor of shape (B,))",
+        )
+        x_t = REFERENCE.forward.q_sample(schedule, x0, t, noise)
+        prediction = AffineDenoiser(schedule.T)(x_t, t, y=y)
+        expect_close(
+            got,
+            ((noise - prediction) ** 2).mean(),
+            what=what,
+            hint="the target is the noise (not x0); x_t = √ᾱ_t·x0 + √(1 − ᾱ_t)·noise; average over every element "
+            "(.mean(), not a sum over pixels); the result is a 0-dim tensor in x0's dtype",
+            example=repr(case),
+            scale=loss_scale(noise, prediction),
+            rtol=float64_rtol(case),
+        )
+
+    prop()
+
+
+@check("losses", 1, "ddpm_loss is 0 for a model that recovers the true noise, and mean(δ²) when it is off by δ")
+def ddpm_loss_minimised_by_true_noise(sub: Submission) -> None:
+    ddpm_loss = sub.function("losses", "ddpm_loss")
+
+    @GRADING
+    @given(cases())
+    def prop(case: Case) -> None:
+        schedule, x0, t, noise = case.schedule, case.data(), case.timesteps(), case.randn()
+        # The perfect denoiser reads the noise off x_t with x0 known; an error δ(x_t) costs exactly mean(δ²).
+        x_t = REFERENCE.forward.q_sample(schedule, x0, t, noise)
+        expect_close(
+            ddpm_loss(KnowsX0(schedule, x0), schedule, x0, t=t, noise=noise),
+            torch.zeros((), dtype=case.dtype),
+            what="ddpm_loss must be 0 when the model predicts exactly the noise that made x_t",
+            hint="compare the model's output with the same noise used to make x_t = q_sample(x0, t, noise), "
+            "and give the model that x_t and t",
+            example=repr(case),
+        )
+        delta = bias(x_t)
+        expect_close(
+            ddpm_loss(KnowsX0(schedule, x0, bias), schedule, x0, t=t, noise=noise),
+            (delta**2).mean(),
+            what="ddpm_loss must be mean(δ²) when the model's prediction is the true noise + δ",
+            hint="the loss is the mean of the squared error over every element: (noise − prediction)².mean()",
+            example=repr(case),
+            rtol=float64_rtol(case),
+        )
+
+    prop()
+
+
+DRAW_SCHEDULES = (ScheduleSpec("linear", 1), ScheduleSpec("cosine", 2), ScheduleSpec("random", 3, (0.1, 0.3, 0.5)))
+DRAW_SEEDS = range(24)
+DRAW_SHAPE = (8, 4, 4)
+
+
+@check(
+    "losses",
+    1.5,
+    "without t and noise, ddpm_loss draws t ~ U{0..T−1} (long, (B,)) and noise ~ N(0, I) for x_t and target",
+)
+def ddpm_loss_draws_t_and_noise(sub: Submission) -> None:
+    """Distributions, not draw order. The model knows x0, so it reads the noise in x_t back exactly: its loss
+    must be 0 (one noise for x_t and the target, one t for x_t and the model), and the noise it reads, pooled
+    over the calls, must have mean 0 and second moment 1 within 5 standard errors. The t it receives must be
+    valid and cover 0 and T − 1."""
+    ddpm_loss = sub.function("losses", "ddpm_loss")
+    x0 = (torch.rand(DRAW_SHAPE, generator=torch.Generator().manual_seed(7), dtype=torch.float64) * 2 - 1).float()
+    for spec in DRAW_SCHEDULES:
+        schedule, example_ = spec.build(), f"schedule={spec!r}, x0 of shape {DRAW_SHAPE}, float32"
+        seen: set[int] = set()
+        noises = []
+        for seed in DRAW_SEEDS:
+            knows = KnowsX0(schedule, x0)
+            call = f"ddpm_loss(model, schedule, x0, generator=torch.Generator().manual_seed({seed}))"
+            loss = ddpm_loss(knows, schedule, x0, generator=torch.Generator().manual_seed(seed))
+            what = f"{call} must draw t ~ U{{0, ..., T−1}} and noise ~ N(0, I) itself\n  example: {example_}"
+            for c in knows.calls:
+                expect(
+                    bool(((c["t"] >= 0) & (c["t"] < schedule.T)).all()),
+                    f"{what}\n  the model got t = {c['t'].tolist()}, outside 0..{schedule.T - 1}\n"
+                    f"  hint: torch.randint(0, T, ...) excludes its upper bound: the 0-based timesteps are 0..T−1",
+                )
+                seen.update(c["t"].tolist())
+                noises.append(c["eps"])
+            got = expect_tensor(loss, like=torch.zeros(()), what=what, hint="the loss is a 0-dim tensor")
+            expect(bool(torch.isfinite(got)), f"{what}\n  the loss is not finite: {got.item()}")
+            expect_close(
+                got,
+                torch.zeros(()),
+                what=what + "\n  a model that knows x0 (so it recovers the noise in x_t exactly) must get loss 0",
+                hint="draw the noise once and use it both to make x_t and as the target; pass the model the same t "
+                "that made x_t",
+                atol=1e-6,
+            )
+        missing = {0, schedule.T - 1} - seen
+        expect(
+            not missing,
+            f"ddpm_loss must draw every t in 0..T−1\n  example: {example_}, {len(DRAW_SEEDS)} calls with batch "
+            f"{DRAW_SHAPE[0]}: never drew t = {sorted(missing)} (drew {sorted(seen)})\n  hint: "
+            f"torch.randint(0, T, (B,)) draws 0..T−1 (randint excludes its upper bound, so not randint(0, T − 1))",
+        )
+        pooled = torch.cat([n.flatten() for n in noises]).to(torch.float64)
+        mean, mean_square, n = float(pooled.mean()), float((pooled**2).mean()), pooled.numel()
+        expect(
+            abs(mean) <= 5 / math.sqrt(n) and abs(mean_square - 1) <= 5 * math.sqrt(2 / n),
+            f"ddpm_loss must draw noise ~ N(0, I)\n  example: {example_}: the noise in x_t over {len(DRAW_SEEDS)} "
+            f"calls ({n} values) has mean {mean:.4f} and mean square {mean_square:.4f}; expected 0 ± "
+            f"{5 / math.sqrt(n):.3f} and 1 ± {5 * math.sqrt(2 / n):.3f}\n  hint: noise = torch.randn(x0.shape, "
+            f"generator=generator): standard normal, not torch.rand, drawn anew for every call",
+        )
+
+
+@check("losses", 1, "ddpm_loss draws from its generator: same seed, same loss; the global RNG is never touched")
+def ddpm_loss_uses_generator(sub: Submission) -> None:
+    ddpm_loss = sub.function("losses", "ddpm_loss")
+    spec = ScheduleSpec("linear", 10)
+    schedule = spec.build()
+    x0 = (torch.rand(DRAW_SHAPE, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 2 - 1).float()
+    model = AffineDenoiser(schedule.T)
+    example_ = f"schedule={spec!r}, x0 of shape {DRAW_SHAPE}, float32"
+    # A global state no torch.manual_seed(...) can produce (a seeded state advanced by some draws), so that
+    # reseeding is caught even when an earlier call left the state at a seed's start.
+    advanced = torch.Generator().manual_seed(90_210)
+    torch.randn(17, generator=advanced)
+    state = advanced.get_state()
+    saved = torch.get_rng_state()
+    losses = []
+    try:
+        for seed in (0, 0, 1, 2):
+            torch.set_rng_state(state)
+            call = f"ddpm_loss(model, schedule, x0, generator=torch.Generator().manual_seed({seed}))"
+            losses.append(ddpm_loss(model, schedule, x0, generator=torch.Generator().manual_seed(seed)))
+            expect(
+                torch.equal(torch.get_rng_state(), state),
+                f"{call} changed torch's global random state\n  example: {example_}\n  hint: draw t and noise from "
+                f"the given generator (torch.randint(..., generator=generator), torch.randn(..., "
+                f"generator=generator)) and never call torch.manual_seed",
+            )
+    finally:
+        torch.set_rng_state(saved)
+    expect(
+        isinstance(losses[0], torch.Tensor) and torch.equal(losses[0], losses[1]),
+        f"ddpm_loss with two generators of the same seed must give the same loss\n  example: {example_}, seed 0 "
+        f"twice: got {losses[0]!r:.60} and {losses[1]!r:.60}\n  hint: draw t and noise only from the given generator",
+    )
+    expect(
+        len({float(x) for x in losses[1:]}) == 3,
+        f"ddpm_loss with generators of different seeds must draw different t and noise\n  example: {example_}, "
+        f"seeds 0, 1, 2: got losses {[float(x) for x in losses[1:]]}\n  hint: use the given generator; do not reseed",
+    )
+
+
+# --- vlb_term ----------------------------------------------------------------------------------------------------
+
+
+def vlb_cases() -> st.SearchStrategy[Case]:
+    """Cases with ``t ≥ 1`` and data of at least two dimensions ``(B, D, ...)`` (a ``(B,)`` batch gets ``D = 2``)."""
+    return cases(min_T=2, min_t=1).map(
+        lambda c: c if len(c.shape) > 1 else Case(c.spec, (*c.shape, 2), c.dtype, c.t, c.seed)
+    )
+
+
+def vlb_inputs(case: Case):
+    schedule, x0, t, noise = case.schedule, case.data(), case.timesteps(), case.randn()
+    return schedule, x0, REFERENCE.forward.q_sample(schedule, x0, t, noise), t, noise
+
+
+@check("losses", 1.5, "vlb_term is KL(q(x_{t−1}|x_t, x0) ‖ p_θ(x_{t−1}|x_t)) with β̃_t, averaged per sample, in nats")
+def vlb_term_formula(sub: Submission) -> None:
+    vlb_term = sub.function("losses", "vlb_term")
+
+    @GRADING
+    @given(vlb_cases())
+    def prop(case: Case) -> None:
+        schedule, x0, x_t, t, _ = vlb_inputs(case)
+        model = KnowsX0(schedule, x0, bias)
+        got = vlb_term(schedule, model, x0, x_t, t)
+        # Expected in float64 from the same inputs. KL = (μ̃ − μ_θ)²/(2β̃) once the log terms cancel, so a
+        # float32 answer is off by ~ |Δμ|·(|μ̃| + |μ_θ|)/β̃ times the rounding of the means.
+        x0_, x_t_ = x0.to(torch.float64), x_t.to(torch.float64)
+        expected = ref.vlb_term(schedule, KnowsX0(schedule, x0_, bias), x0_, x_t_, t).to(case.dtype)
+        true_mean, variance, _ = REFERENCE.posterior.q_posterior_mean_variance(schedule, x0_, x_t_, t)
+        model_mean = REFERENCE.ddpm.p_mean_variance(
+            KnowsX0(schedule, x0_, bias), schedule, x_t_, t, clip_denoised=False
+        )["mean"]
+        size = (true_mean - model_mean).abs() * (true_mean.abs() + model_mean.abs()) / variance
+        slack = float32_slack(case, schedule, t - 1, x0)
+        expect_close(
+            got,
+            expected,
+            what="vlb_term(schedule, model, x0, x_t, t) must be normal_kl(posterior mean, log β̃_t, model mean, "
+            "log β̃_t), averaged over the non-batch dimensions: shape (B,), in nats",
+            hint="the model's step uses the fixed-small variance β̃_t (not β_t) and no clipping of x̂0 "
+            "(clip_denoised=False); take the mean over non-batch dims (not the sum), and use natural logs (nats, "
+            "not bits: no division by log 2)",
+            example=repr(case),
+            scale=(size * slack).reshape(len(t), -1).mean(1),
+            rtol=float64_rtol(case),
+        )
+
+    prop()
+
+
+@st.composite
+def cases_with_t0(draw) -> Case:
+    """A case whose batch holds ``t = 0`` at a drawn position, the other samples at ``t ≥ 1``."""
+    case = draw(vlb_cases())
+    position = draw(st.integers(0, case.shape[0] - 1))
+    t = tuple(0 if i == position else s for i, s in enumerate(case.t))
+    return Case(case.spec, case.shape, case.dtype, t, case.seed)
+
+
+@check("losses", 0.5, "vlb_term raises ValueError when any t is 0 (L_0 is the decoder's term, not a KL)")
+def vlb_term_rejects_t0(sub: Submission) -> None:
+    vlb_term = sub.function("losses", "vlb_term")
+
+    @settings(parent=GRADING, max_examples=10)
+    @given(cases_with_t0())
+    @example(Case(ScheduleSpec("linear", 5), (3, 2), torch.float32, (4, 2, 0), 0))
+    def prop(case: Case) -> None:
+        schedule, x0, x_t, t, _ = vlb_inputs(case)
+        what = f"vlb_term must raise ValueError when any t == 0\n  example: {case!r}"
+        vlb_term(schedule, KnowsX0(schedule, x0), x0, x_t, t.clamp(min=1))  # t ≥ 1 must work (no credit for
+        # rejecting everything); a StudentError from this call fails the check with its own message
+        try:
+            vlb_term(schedule, KnowsX0(schedule, x0), x0, x_t, t)
+        except StudentError as error:
+            if error.error_type == "ValueError":
+                return
+            raise CheckFailed(
+                f"{what}\n  expected ValueError, got {error.error_type}: {error.message}\n"
+                f"  hint: if (t == 0).any(): raise ValueError(...)"
+            ) from None
+        raise CheckFailed(f"{what}\n  it returned a value\n  hint: check every sample: if (t == 0).any(): raise ...")
+
+    prop()
+
+
+@check("losses", 0.5, "vlb_term is 0 when the model predicts exactly the noise that made x_t")
+def vlb_term_zero_for_true_noise(sub: Submission) -> None:
+    vlb_term = sub.function("losses", "vlb_term")
+
+    @GRADING
+    @given(vlb_cases())
+    def prop(case: Case) -> None:
+        schedule, x0, x_t, t, noise = vlb_inputs(case)
+        expect_close(
+            vlb_term(schedule, Constant(noise), x0, x_t, t),
+            torch.zeros(len(t), dtype=case.dtype),
+            what="vlb_term must be 0 for a model whose eps is the true noise: then p_θ's step is exactly q's posterior",
+            hint="both sides use the same variance β̃_t (the model's is the fixed-small one, not β_t) and the model's "
+            "mean is the posterior mean at x̂0 = predict_x0_from_eps(x_t, t, eps), at the same t",
+            example=repr(case),
+        )
+
+    prop()
