@@ -1,6 +1,7 @@
-"""The bug zoo: realistic student mistakes (mutants, one module per part) and correct rewrites (alternatives).
+"""The bug zoo: realistic student mistakes (mutants) and correct rewrites (alternatives), one module per part.
 
-Every part that has a module here contributes its ``MUTANTS``; :mod:`autograder.bugzoo` grades them all.
+``autograder/zoo/<part>.py`` defines ``MUTANTS`` (each edits that part) and may define
+``ALTERNATIVES``; :mod:`autograder.bugzoo` grades them all.
 """
 
 from __future__ import annotations
@@ -8,12 +9,12 @@ from __future__ import annotations
 import importlib
 
 from autograder.parts import PARTS
-from autograder.zoo.alternatives import ALTERNATIVES
 from autograder.zoo.edits import Alternative, Edit, Mutant
 
 
-def _mutants() -> tuple[Mutant, ...]:
+def _catalogue() -> tuple[tuple[Mutant, ...], tuple[Alternative, ...]]:
     mutants: list[Mutant] = []
+    alternatives: list[Alternative] = []
     for part in PARTS:
         try:
             module = importlib.import_module(f"autograder.zoo.{part.name}")
@@ -25,13 +26,14 @@ def _mutants() -> tuple[Mutant, ...]:
         if wrong:
             raise ValueError(f"autograder/zoo/{part.name}.py holds mutants of other parts: {wrong}")
         mutants += module.MUTANTS
-    names = [m.name for m in mutants]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ValueError(f"bug-zoo mutant names must be unique; repeated: {duplicates}")
-    return tuple(mutants)
+        alternatives += getattr(module, "ALTERNATIVES", ())
+    names = [m.name for m in mutants] + [a.name for a in alternatives]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"bug-zoo names must be unique; repeated: {repeated}")
+    return tuple(mutants), tuple(alternatives)
 
 
-MUTANTS = _mutants()
+MUTANTS, ALTERNATIVES = _catalogue()
 
 __all__ = ["ALTERNATIVES", "MUTANTS", "Alternative", "Edit", "Mutant"]

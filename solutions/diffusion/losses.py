@@ -76,5 +76,5 @@ def vlb_term(
     true_mean, _, true_log_variance = q_posterior_mean_variance(schedule, x0, x_t, t)
     out = p_mean_variance(model, schedule, x_t, t, clip_denoised=False, variance="fixed_small")
     kl = normal_kl(true_mean, true_log_variance, out["mean"], out["log_variance"])
-    return kl.flatten(1).mean(dim=1)
+    return kl.reshape(len(kl), -1).mean(dim=1)  # (B,) data too: one value per sample
     ### END SOLUTION

@@ -88,7 +88,8 @@ def test_grading_twice_gives_identical_scores_and_feedback(tmp_path, mutant):
     """Same submission, same verdict: Hypothesis is derandomized and no state is kept between runs."""
     root = apply((mutant.edit,), tmp_path)
     first, second = (results_json(grade(root, parts={mutant.edit.part})) for _ in range(2))
-    for results in (first, second):
+    for results in (first, second):  # wall-clock figures differ between runs; the verdicts must not
         results.pop("execution_time")
+        results["extra_data"].pop("part_seconds")
     assert first == second
     assert first["score"] < sum(p.points for p in PARTS if p.name == mutant.edit.part)
