@@ -73,7 +73,7 @@ def expect_tensor(got: object, *, like: torch.Tensor, what: str, hint: str = "",
     if tuple(got.shape) != tuple(like.shape):
         problems.append(f"shape: expected {tuple(like.shape)}, got {tuple(got.shape)}")
     if got.dtype != like.dtype:
-        problems.append(f"dtype: expected {like.dtype}, got {got.dtype} (results keep the data's dtype)")
+        problems.append(f"dtype: expected {like.dtype}, got {got.dtype}")
     if got.device != like.device:
         problems.append(f"device: expected {like.device}, got {got.device}")
     if problems:
@@ -107,11 +107,13 @@ def expect_close(
         return
     index = tuple(int(i) for i in torch.nonzero(bad)[0])
     got_value, expected_value = got[index].item(), expected[index].item()
+    allowed = atol + rtol * size[index].item()
     raise CheckFailed(
         f"{what}\n"
         + (f"  example: {example}\n" if example else "")
         + f"  at index {index}: expected {expected_value:.6g}, got {got_value:.6g}"
-        + f" ({int(bad.sum())} of {bad.numel()} values differ)\n"
+        + f" (difference {abs(got_value - expected_value):.3g}, tolerance {allowed:.3g};"
+        + f" {int(bad.sum())} of {bad.numel()} values differ)\n"
         + f"  hint: {hint}"
     )
 

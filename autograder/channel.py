@@ -1,0 +1,184 @@
+"""The data-only channel between the trusted grader and the sandboxed worker.
+
+A message is a JSON header plus a safetensors blob, framed by two lengths; nothing is ever
+unpickled. Values cross as a JSON tree in which tensors, dtypes, devices, generators,
+``NoiseSchedule`` objects and callables are tagged:
+
+    {"$tensor": "k0", "device": "cpu"}    the blob's tensor ``k0`` (moved back to its device)
+    {"$dtype": "float32"}, {"$device": "cpu"}
+    {"$generator": "k1", "device": "cpu"}  a torch.Generator with the blob's state ``k1``
+    {"$schedule": {...fields...}}            a NoiseSchedule rebuilt from its tensors
+    {"$callable": 3}                         a callable kept on the sending side: a proxy here
+    {"$tuple": [...]}, {"$list": [...]}, {"$dict": {...}}
+
+The two ends share this module, and the worker's copy of it is the only grader code it sees.
+Each side decides which classes it trusts: :class:`Codec` takes the ``NoiseSchedule`` class to
+rebuild and a factory for callable proxies.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable
+from dataclasses import fields, is_dataclass
+from typing import Any, BinaryIO
+
+import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+HEADER = struct.Struct("<IQ")
+MAX_MESSAGE_BYTES = 2 << 30
+"""A larger frame is a garbage answer, refused before it is read."""
+
+
+class ChannelError(Exception):
+    """The other side sent something that is not a valid message (or closed the channel)."""
+
+
+class Codec:
+    """Turns values into ``(tree, tensors)`` and back.
+
+    Args:
+        schedule_class: the ``NoiseSchedule`` class to rebuild schedules with on this side.
+        make_proxy: builds a local stand-in for the other side's callable number ``n``.
+    """
+
+    def __init__(self, schedule_class: type, make_proxy: Callable[[int], Callable[..., Any]]) -> None:
+        self.schedule_class = schedule_class
+        self.make_proxy = make_proxy
+        self.callables: dict[int, Callable[..., Any]] = {}
+
+    def encode(self, value: Any, sources: dict[str, Any] | None = None) -> tuple[Any, dict[str, torch.Tensor]]:
+        """``(tree, tensors)`` for ``value``; ``sources`` (if given) maps each key to its tensor or generator."""
+        tensors: dict[str, torch.Tensor] = {}
+        self._sources = {} if sources is None else sources
+        return self._encode(value, tensors), tensors
+
+    def _tensor_ref(self, tensor: torch.Tensor, tensors: dict[str, torch.Tensor], source: Any) -> str:
+        key = f"k{len(tensors)}"
+        tensors[key] = tensor.detach().to("cpu", copy=True).contiguous()
+        self._sources[key] = source
+        return key
+
+    def _encode(self, value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+        if value is None or isinstance(value, bool | int | float | str):
+            return value
+        if isinstance(value, torch.Tensor):
+            return {"$tensor": self._tensor_ref(value, tensors, value), "device": str(value.device)}
+        if isinstance(value, torch.dtype):
+            return {"$dtype": str(value).removeprefix("torch.")}
+        if isinstance(value, torch.device):
+            return {"$device": str(value)}
+        if isinstance(value, torch.Generator):
+            return {"$generator": self._tensor_ref(value.get_state(), tensors, value), "device": str(value.device)}
+        if is_dataclass(value) and type(value).__name__ == "NoiseSchedule":
+            return {"$schedule": {f.name: self._encode(getattr(value, f.name), tensors) for f in fields(value)}}
+        if isinstance(value, tuple | list):
+            return {"$tuple" if isinstance(value, tuple) else "$list": [self._encode(v, tensors) for v in value]}
+        if isinstance(value, dict):
+            if not all(isinstance(k, str) for k in value):
+                raise TypeError("only dicts with str keys cross the channel")
+            return {"$dict": {k: self._encode(v, tensors) for k, v in value.items()}}
+        if callable(value):
+            number = len(self.callables)
+            self.callables[number] = value
+            return {"$callable": number}
+        raise TypeError(f"a {type(value).__name__} cannot cross the channel (tensors and plain values only)")
+
+    def decode(self, tree: Any, tensors: dict[str, torch.Tensor], received: dict[str, Any] | None = None) -> Any:
+        """The value of ``tree``; ``received`` (if given) collects each key's decoded tensor or generator."""
+        received = {} if received is None else received
+        try:
+            return self._decode(tree, tensors, received)
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as error:
+            raise ChannelError(f"not a value of the channel ({type(error).__name__}: {error})") from None
+
+    def _decode(self, tree: Any, tensors: dict[str, torch.Tensor], received: dict[str, Any]) -> Any:
+        if tree is None or isinstance(tree, bool | int | float | str):
+            return tree
+        if isinstance(tree, dict) and len(tree) in (1, 2):
+            tag = next(iter(tree))
+            body = tree[tag]
+            if tag == "$tensor":
+                received[body] = _device_or_cpu(_blob(tensors, body), tree.get("device", "cpu"))
+                return received[body]
+            if tag == "$dtype":
+                dtype = getattr(torch, str(body), None)
+                if not isinstance(dtype, torch.dtype):
+                    raise ChannelError(f"unknown dtype {body!r}")
+                return dtype
+            if tag == "$device":
+                return torch.device(str(body))
+            if tag == "$generator":
+                generator = torch.Generator(device=_available(tree.get("device", "cpu")))
+                generator.set_state(_blob(tensors, body))
+                received[body] = generator
+                return generator
+            if tag == "$schedule":
+                return self.schedule_class(**{k: self._decode(v, tensors, received) for k, v in body.items()})
+            if tag in ("$tuple", "$list"):
+                items = [self._decode(v, tensors, received) for v in body]
+                return tuple(items) if tag == "$tuple" else items
+            if tag == "$dict":
+                return {str(k): self._decode(v, tensors, received) for k, v in body.items()}
+            if tag == "$callable":
+                return self.make_proxy(int(body))
+        raise ChannelError(f"not a value of the channel: {str(tree)[:200]}")
+
+
+def _blob(tensors: dict[str, torch.Tensor], key: Any) -> torch.Tensor:
+    if key not in tensors:
+        raise ChannelError(f"the message refers to a tensor {str(key)[:40]!r} it does not carry")
+    return tensors[key]
+
+
+def _available(device: str) -> str:
+    """``device`` if this process has it, else the CPU (a worker without CUDA still answers)."""
+    return device if device == "cpu" or (device.startswith("cuda") and torch.cuda.is_available()) else "cpu"
+
+
+def _device_or_cpu(tensor: torch.Tensor, device: str) -> torch.Tensor:
+    return tensor.to(_available(device))
+
+
+def write_message(stream: BinaryIO, header: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> None:
+    """Frame and send one message."""
+    head = json.dumps(header).encode("utf-8")
+    blob = save_tensors(tensors or {})
+    stream.write(HEADER.pack(len(head), len(blob)) + head + blob)
+    stream.flush()
+
+
+def read_message(stream: BinaryIO) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Receive one message.
+
+    Raises:
+        ChannelError: on a closed stream, an oversized frame or a malformed header or blob.
+    """
+    prefix = _read_exactly(stream, HEADER.size)
+    head_size, blob_size = HEADER.unpack(prefix)
+    if head_size + blob_size > MAX_MESSAGE_BYTES:
+        raise ChannelError(f"message of {head_size + blob_size} bytes refused (limit {MAX_MESSAGE_BYTES})")
+    try:
+        header = json.loads(_read_exactly(stream, head_size).decode("utf-8"))
+        tensors = load_tensors(_read_exactly(stream, blob_size))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ChannelError(f"malformed message: {error}") from None
+    except Exception as error:  # noqa: BLE001 - safetensors raises its own error types on a corrupt blob
+        raise ChannelError(f"malformed tensors: {error}") from None
+    if not isinstance(header, dict):
+        raise ChannelError("malformed message: the header is not an object")
+    return header, tensors
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes:
+    chunks, remaining = [], size
+    while remaining:
+        chunk = stream.read(remaining)
+        if not chunk:
+            raise ChannelError("the channel closed")
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)

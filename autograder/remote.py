@@ -1,0 +1,359 @@
+"""The grader's side of the sandboxed worker: a :class:`~autograder.submission.Submission` whose calls
+run in another process.
+
+The parent draws every input and does every comparison; the worker only runs the student's
+function. For each call the parent sends the arguments (and its global RNG state, so a function
+that draws from ``torch``'s global generator behaves as it would in-process), serves the worker's
+requests to run a denoiser the check passed (counted here, never sent) or the reference's version
+of another part, and takes back the answer, the arguments the call changed in place and the
+generators' new states. A worker that crashes, hangs past its wall-time limit or answers garbage
+fails the call in flight with a :class:`StudentError`, and the next call starts a fresh worker.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib
+import os
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autograder import sandbox
+from autograder.channel import ChannelError, Codec, read_message, write_message
+from autograder.reference import SOLUTIONS, load_reference
+from autograder.submission import StudentError, find_package
+
+REFERENCE = load_reference()
+PUBLIC = SOLUTIONS.parent / "assignments" / "diffusion"
+WORKER_CODE = ("channel.py", "worker.py")
+STDERR_TAIL = 2000
+
+
+def student_functions(public: Path = PUBLIC) -> dict[str, list[str]]:
+    """Per part, the functions the public modules leave as stubs (they raise ``NotImplementedError``)."""
+    functions = {}
+    for part in REFERENCE.PARTS:
+        tree = ast.parse((public / f"{part}.py").read_text(encoding="utf-8"))
+        functions[part] = [
+            node.name
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef)
+            and any(
+                isinstance(inner, ast.Raise)
+                and isinstance(inner.exc, ast.Call)
+                and getattr(inner.exc.func, "id", "") == "NotImplementedError"
+                for inner in ast.walk(node)
+            )
+        ]
+    return functions
+
+
+class _Timeout(Exception):
+    pass
+
+
+class _Deadline:
+    """A binary reader over a pipe that gives up at a deadline (the worker may hang or never answer)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.deadline = float("inf")
+
+    def read(self, size: int) -> bytes:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise _Timeout
+        ready, _, _ = select.select([self.fd], [], [], remaining)
+        if not ready:
+            raise _Timeout
+        return os.read(self.fd, min(size, 1 << 20))
+
+
+class WorkerProcess:
+    """One worker serving one part of one submission."""
+
+    def __init__(self, package: Path, part: str, limits: sandbox.Limits, threads: int = 1) -> None:
+        self.part, self.limits = part, limits
+        self.tmp = Path(tempfile.mkdtemp(prefix="autograder-worker-"))
+        stage, scratch = self.tmp / "stage", self.tmp / "scratch"
+        (stage / "autograder").mkdir(parents=True)
+        (stage / "autograder" / "__init__.py").write_text("")
+        for name in WORKER_CODE:
+            shutil.copy(Path(__file__).with_name(name), stage / "autograder" / name)
+        shutil.copytree(PUBLIC, stage / "public", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(package, scratch / "submission", ignore=shutil.ignore_patterns("__pycache__"), symlinks=True)
+        sandbox.prepare_scratch(scratch)
+        inside = Path("/sandbox") if sandbox.isolation().sandboxed else stage
+        self.package_inside = (Path("/scratch") if sandbox.isolation().sandboxed else scratch) / "submission"
+        requests_r, requests_w = os.pipe()
+        answers_r, answers_w = os.pipe()
+        self.stderr = open(self.tmp / "stderr.txt", "wb")  # noqa: SIM115 - lives as long as the worker
+        self.process = subprocess.Popen(
+            sandbox.command(stage, scratch),
+            stdin=subprocess.DEVNULL,
+            stdout=self.stderr,
+            stderr=self.stderr,
+            pass_fds=(requests_r, answers_w),
+            env={**sandbox.environment(scratch, threads), "AUTOGRADER_CHANNEL": f"{requests_r},{answers_w}"},
+            cwd=scratch,
+            start_new_session=True,
+            preexec_fn=sandbox.limiter(limits),
+        )
+        os.close(requests_r)
+        os.close(answers_w)
+        self.writer = os.fdopen(requests_w, "wb", buffering=0)
+        self.reader = _Deadline(answers_r)
+        self.public_inside = inside / "public"
+        self.killed = False
+
+    # -- protocol ------------------------------------------------------------------------------
+    def _send(self, header: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> None:
+        try:
+            write_message(self.writer, header, tensors)
+        except OSError as error:  # the worker is gone
+            raise ChannelError(f"the worker closed its channel ({error})") from None
+
+    def _receive(self, seconds: float) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        self.reader.deadline = time.monotonic() + seconds
+        return read_message(self.reader)
+
+    def load(self, proxied: dict[str, list[str]]) -> None:
+        """Import the student's module of this part in the worker.
+
+        Raises:
+            StudentError: the import failed (syntax error, missing module, error at import time...).
+        """
+        self._send(
+            {
+                "op": "load",
+                "part": self.part,
+                "package": str(self.package_inside),
+                "public": str(self.public_inside),
+                "proxied": proxied,
+            }
+        )
+        reply, _ = self._answer("(import)", self.limits.wall_seconds)
+        if reply.get("op") != "loaded":
+            raise self._failure("(import)", f"the worker answered {reply.get('op')!r} to the import")
+
+    def call(
+        self,
+        name: str,
+        args: tuple,
+        kwargs: dict,
+        callback: Callable[[int, tuple, dict], Any],
+        reference: Callable[[str, str, tuple, dict], Any],
+    ) -> Any:
+        """Run ``name(*args, **kwargs)`` in the worker; serve its callbacks and reference calls meanwhile."""
+        codec = Codec(REFERENCE.schedules.NoiseSchedule, lambda n: None)
+        sources: dict[str, Any] = {}
+        tree, tensors = codec.encode({"args": list(args), "kwargs": kwargs}, sources)
+        rng = f"k{len(tensors)}"
+        tensors[rng] = torch.get_rng_state()
+        body = tree["$dict"]
+        self._send({"op": "call", "name": name, "args": body["args"], "kwargs": body["kwargs"], "rng": rng}, tensors)
+        deadline = time.monotonic() + self.limits.wall_seconds
+        pending_error: list[BaseException] = []
+        try:
+            return self._serve(name, codec, sources, deadline, callback, reference, pending_error)
+        except StudentError:
+            if pending_error:  # the check's denoiser refused what the student passed: its message is clearer
+                raise pending_error[0] from None
+            raise
+
+    def _serve(self, name, codec, sources, deadline, callback, reference, pending_error) -> Any:
+        while True:
+            reply, blob = self._answer(name, deadline - time.monotonic())
+            op = reply.get("op")
+            if op in ("callback", "reference"):
+                request = codec.decode(reply.get("value"), blob)
+                try:
+                    if op == "callback":
+                        if int(reply.get("id", -1)) not in codec.callables:
+                            raise ChannelError(f"no callable {reply.get('id')!r} was passed")
+                        result = callback(codec.callables[int(reply["id"])], *_call_arguments(request))
+                    else:
+                        result = reference(str(reply.get("part")), str(reply.get("name")), *_call_arguments(request))
+                except ChannelError:
+                    raise
+                except Exception as error:  # noqa: BLE001 - the check's denoiser refused: tell the worker
+                    pending_error.append(error)
+                    self._send({"op": "error", "message": f"{type(error).__name__}: {error}"})
+                    continue
+                back, back_tensors = Codec(REFERENCE.schedules.NoiseSchedule, lambda n: None).encode(result)
+                self._send({"op": "result", "value": back}, back_tensors)
+            elif op == "return":
+                answer = codec.decode(reply.get("value"), blob)
+                if not isinstance(answer, dict) or {"value", "after", "rng"} - answer.keys():
+                    raise self._failure(name, "the worker's answer is malformed")
+                _write_back(answer["after"], sources, name, self.part)
+                torch.set_rng_state(answer["rng"])
+                return answer["value"]
+            else:
+                raise self._failure(name, f"unexpected message {op!r} from the worker")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _answer(self, function: str, seconds: float) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """The worker's next message; a ``raise`` becomes a :class:`StudentError`; death, hang, garbage too."""
+        try:
+            reply, blob = self._receive(max(seconds, 0.0))
+        except _Timeout:
+            self.kill()
+            raise StudentError(
+                self.part, function, "TimeoutError",
+                f"no answer within the wall-time limit of {self.limits.wall_seconds:g} s (an infinite loop? "
+                "far too many steps?); the worker was stopped",
+            ) from None  # fmt: skip
+        except ChannelError as error:
+            raise self._failure(function, str(error)) from None
+        if reply.get("op") == "raise":
+            raise StudentError(
+                self.part, function, str(reply.get("type", "Exception"))[:80],
+                str(reply.get("message", ""))[:2000], str(reply.get("where", ""))[:200],
+            )  # fmt: skip
+        return reply, blob
+
+    def _failure(self, function: str, what: str) -> StudentError:
+        """The worker died or broke the protocol: stop it and describe what happened."""
+        self.kill()
+        code = self.process.returncode
+        status = f"exit code {code}" if code is not None and code >= 0 else f"killed by signal {-(code or 0)}"
+        tail = self.output_tail()
+        if code == -signal.SIGXCPU or code == -signal.SIGKILL and "cpu" in tail.lower():
+            status += f" (the CPU-time limit of {self.limits.cpu_seconds} s)"
+        output = f"; its last output:\n{tail}" if tail else ""
+        return StudentError(self.part, function, "WorkerDied", f"{what} ({status}){output}")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """Kill the worker's whole process group and remove its files (once)."""
+        if self.killed:
+            return
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.last_output = self.output_tail()
+        self.killed = True
+        for stream in (self.writer, self.stderr):
+            stream.close()
+        os.close(self.reader.fd)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def output_tail(self) -> str:
+        """The end of what the worker printed (read when it is stopped)."""
+        if self.killed:
+            return self.last_output
+        self.stderr.flush()
+        try:
+            text = (self.tmp / "stderr.txt").read_bytes()[-STDERR_TAIL:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return text.strip()
+
+
+def _call_arguments(request: Any) -> tuple[tuple, dict]:
+    if not isinstance(request, dict) or not isinstance(request.get("args"), list | tuple):
+        raise ChannelError("a malformed request from the worker")
+    kwargs = request.get("kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise ChannelError("a malformed request from the worker")
+    return tuple(request["args"]), kwargs
+
+
+def _write_back(after: Any, sources: dict[str, Any], function: str, part: str) -> None:
+    """Apply what the call did to its arguments: in-place changes of tensors, generators' new states."""
+    if not isinstance(after, dict):
+        raise ChannelError("malformed argument changes")
+    for key, value in after.items():
+        source = sources.get(key)
+        if not isinstance(value, torch.Tensor) or source is None:
+            raise ChannelError(f"an argument change for {key!r} that was not sent")
+        if isinstance(source, torch.Generator):
+            source.set_state(value)
+        elif value.shape == source.shape and value.dtype == source.dtype:
+            with torch.no_grad():
+                source.copy_(value)
+        else:
+            raise StudentError(part, function, "ValueError", "changed the shape or dtype of an argument in place")
+
+
+class RemoteSubmission:
+    """A submission whose functions run in sandboxed workers, one per part (see the module docstring).
+
+    Args:
+        root: the submission (a ``diffusion/`` package or its ``.py`` files laid flat).
+        limits: the workers' limits, per part name, with ``"default"`` for the others.
+    """
+
+    def __init__(self, root: Path, limits: dict[str, sandbox.Limits] | None = None, threads: int = 1) -> None:
+        self.package = find_package(Path(root), REFERENCE.PARTS).resolve()
+        self.limits = limits or {}
+        self.threads = threads
+        self.proxied = student_functions()
+        self.workers: dict[str, WorkerProcess] = {}
+        self.import_errors: dict[str, StudentError] = {}
+
+    def _limits(self, part: str) -> sandbox.Limits:
+        return self.limits.get(part, self.limits.get("default", sandbox.Limits()))
+
+    def _worker(self, part: str) -> WorkerProcess:
+        if part in self.import_errors:
+            raise self.import_errors[part]
+        if not (self.package / f"{part}.py").is_file():
+            raise StudentError(part, "(module)", "FileNotFoundError", f"the submission has no {part}.py")
+        worker = self.workers.get(part)
+        if worker is None or not worker.alive():
+            worker = WorkerProcess(self.package, part, self._limits(part), self.threads)
+            try:
+                worker.load(self.proxied)
+            except StudentError as error:
+                worker.kill()
+                self.import_errors[part] = error
+                raise
+            self.workers[part] = worker
+        return worker
+
+    def function(self, part: str, name: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._worker(part).call(name, args, kwargs, _run, self._reference_for(part))
+
+        return call
+
+    def _reference_for(self, graded: str) -> Callable[[str, str, tuple, dict], Any]:
+        """The reference's other parts, on request of the worker grading ``graded`` (never ``graded`` itself)."""
+
+        def reference(part: str, name: str, args: tuple, kwargs: dict) -> Any:
+            if part == graded or name not in self.proxied.get(part, ()):
+                raise ChannelError(f"the worker asked for the reference's {part}.{name}, which it may not use")
+            return getattr(importlib.import_module(f"diffusion.{part}"), name)(*args, **kwargs)
+
+        return reference
+
+    def close(self) -> None:
+        """Stop every worker."""
+        for worker in self.workers.values():
+            worker.kill()
+        self.workers.clear()
+
+    def __enter__(self) -> RemoteSubmission:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _run(function: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    return function(*args, **kwargs)

@@ -1,0 +1,190 @@
+"""How a worker process is started: inside bubblewrap where it runs, else a limited subprocess.
+
+The bubblewrap sandbox (Debian's ``bubblewrap``) gives the worker a new PID, network, IPC and UTS
+namespace (no network at all), a read-only view of the system and of the Python installation, the
+staged worker code and public modules at ``/sandbox`` (read-only) and one writable scratch
+directory at ``/scratch`` holding a copy of the submission. The kit's repository (solutions,
+hidden checks), the output directory, home directories and the environment are not visible.
+When the grader runs as root, the worker drops to the unprivileged user ``nobody`` inside the
+sandbox, so that the process limit applies to it.
+
+Everywhere: resource limits (CPU seconds, address space, processes, file size), a session of its
+own so the whole process group is killed at the wall-time limit. Where bubblewrap cannot run
+(macOS, a container without user namespaces) the worker is a plain subprocess with those limits
+only, and :func:`isolation` says so, for the report.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+NOBODY = 65534
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+BOOT = "import sys; sys.path.insert(0, {stage!r}); from autograder.worker import main; main()"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one worker (configurable per part)."""
+
+    wall_seconds: float = 120.0
+    """Per call: a call that takes longer is killed with its whole process group."""
+    cpu_seconds: int = 600
+    """CPU time of the worker process over its life."""
+    memory_bytes: int = 8 << 30
+    """Address space (RLIMIT_AS); torch alone reserves about 3 GiB of it."""
+    processes: int = 64
+    """Processes and threads the worker may add (RLIMIT_NPROC, above what its user already runs)."""
+    file_bytes: int = 256 << 20
+    """Largest file the worker may write."""
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """How workers are isolated on this machine, for the report."""
+
+    sandboxed: bool
+    description: str
+
+
+@functools.cache
+def isolation() -> Isolation:
+    """Probe once whether bubblewrap runs here (``AUTOGRADER_SANDBOX=none`` turns it off)."""
+    if os.environ.get("AUTOGRADER_SANDBOX", "").lower() == "none":
+        return Isolation(False, "NOT SANDBOXED: AUTOGRADER_SANDBOX=none; student code ran in a limited subprocess")
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return Isolation(
+            False,
+            "NOT SANDBOXED: bubblewrap is not installed (Debian: apt-get install bubblewrap); "
+            "student code ran in a subprocess with resource limits only",
+        )
+    probe = subprocess.run(
+        [bwrap, *_namespaces(), "--ro-bind", "/", "/", "--die-with-parent", "true"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if probe.returncode != 0:
+        reason = probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else f"exit {probe.returncode}"
+        return Isolation(
+            False,
+            f"NOT SANDBOXED: bubblewrap cannot run here ({reason}); student code ran in a subprocess "
+            "with resource limits only",
+        )
+    return Isolation(True, "sandboxed with bubblewrap: no network, read-only system, scratch directory only")
+
+
+def _namespaces() -> list[str]:
+    """As root, no user namespace (so the worker can drop to ``nobody``); else bubblewrap needs one."""
+    shared = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+    return shared if os.geteuid() == 0 else ["--unshare-user", *shared]
+
+
+def _system_binds() -> list[str]:
+    args: list[str] = []
+    for top in SYSTEM_DIRS:
+        path = Path(top)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), top]
+        elif path.is_dir():
+            args += ["--ro-bind", top, top]
+    for name in ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "passwd", "group"):
+        if Path("/etc", name).exists():
+            args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    # The Python installation and its site-packages, wherever they live (a venv, pyenv under /root, ...).
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sysconfig.get_paths()["purelib"]}
+    roots |= {sysconfig.get_paths()["platlib"], str(Path(sys.executable).resolve().parent)}
+    made: set[Path] = set()
+    for root in sorted(roots):
+        if Path(root).is_dir() and not any(Path(root).is_relative_to(other) for other in roots - {root}):
+            # Its parents are created traversable (a pyenv under /root would otherwise inherit /root's 0700).
+            for parent in reversed(Path(root).parents[:-1]):
+                if parent not in made and not any(parent.is_relative_to(top) for top in SYSTEM_DIRS):
+                    args += ["--perms", "0755", "--dir", str(parent)]
+                    made.add(parent)
+            args += ["--ro-bind", root, root]
+    for device in sorted(Path("/dev").glob("nvidia*")):
+        args += ["--dev-bind", str(device), str(device)]
+    return args
+
+
+def command(stage: Path, scratch: Path) -> list[str]:
+    """The command line that starts a worker reading the staged code, in ``scratch``."""
+    python = [sys.executable, "-I", "-c", BOOT.format(stage="/sandbox" if isolation().sandboxed else str(stage))]
+    if not isolation().sandboxed:
+        return python
+    drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"] if os.geteuid() == 0 else []
+    return [
+        shutil.which("bwrap"),
+        *_namespaces(),
+        "--die-with-parent",
+        "--new-session",
+        *_system_binds(),
+        "--proc", "/proc",
+        "--dev", "/dev",
+        "--tmpfs", "/tmp",
+        "--ro-bind", str(stage), "/sandbox",
+        "--bind", str(scratch), "/scratch",
+        "--chdir", "/scratch",
+        *drop,
+        *python,
+    ]  # fmt: skip
+
+
+def prepare_scratch(scratch: Path) -> None:
+    """Make ``scratch`` writable by the worker's user."""
+    if isolation().sandboxed and os.geteuid() == 0:
+        for path in (scratch, *scratch.rglob("*")):
+            os.chown(path, NOBODY, NOBODY, follow_symlinks=False)
+
+
+def environment(scratch: Path, threads: int) -> dict[str, str]:
+    """The worker's whole environment: nothing of the grader's (no tokens, no secrets)."""
+    home = "/scratch" if isolation().sandboxed else str(scratch)
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": home,
+        "TMPDIR": "/tmp" if isolation().sandboxed else str(scratch),
+        "LANG": "C.UTF-8",
+        "AUTOGRADER_THREADS": str(threads),
+        "OMP_NUM_THREADS": str(threads),
+        "MPLBACKEND": "Agg",
+    }
+
+
+def limiter(limits: Limits):
+    """A ``preexec_fn`` applying ``limits`` in the child before it runs anything."""
+    user_processes = _processes_of_this_user()
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        nproc = limits.processes if os.geteuid() == 0 else user_processes + limits.processes
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+    return apply
+
+
+def _processes_of_this_user() -> int:
+    """Tasks (processes and threads) this user runs now: RLIMIT_NPROC counts them all."""
+    uid, count = os.getuid(), 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        if fields.get("Uid", "").split()[:1] == [str(uid)]:
+            count += int(fields.get("Threads", "1").strip() or 1)
+    return count

@@ -1,0 +1,168 @@
+"""The sandboxed worker: imports one part of a student's submission and answers calls to it.
+
+It runs in its own process (inside bubblewrap where available) and sees only the submission, the
+kit's public modules (``assignments/diffusion``, with no solution in them) and this file with
+:mod:`autograder.channel`. It never sees the hidden checks, the reference or the results.
+
+Part isolation without the reference: the student's module ``diffusion.<P>`` imports the other
+parts from the public modules, in which every student function is replaced by a proxy that asks
+the grader to run the reference (``{"op": "reference"}``). A callable the grader passes (a
+denoiser) is a proxy too (``{"op": "callback"}``), so the grader counts the calls.
+
+Protocol, one request at a time (grader → worker, then worker → grader until the answer):
+    load {part, package, public, proxied}   → loaded | raise
+    call {name, args, kwargs, rng}          → (callback | reference)* → return | raise
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from autograder.channel import ChannelError, Codec, read_message, write_message
+
+
+class RemoteError(Exception):
+    """The grader's side of a callback or reference call failed; the student's code sees this."""
+
+
+class Worker:
+    """The worker's end of the channel, serving one part of one submission."""
+
+    def __init__(self, reader, writer) -> None:
+        self.reader, self.writer = reader, writer
+        self.module: ModuleType | None = None
+        self.package: Path | None = None
+        self.codec = Codec(object, self._callback_proxy)
+
+    # -- requests to the grader while a call runs -------------------------------------------
+    def _ask(self, header: dict[str, Any], value: Any) -> Any:
+        tree, tensors = self.codec.encode(value)
+        write_message(self.writer, {**header, "value": tree}, tensors)
+        reply, blob = read_message(self.reader)
+        if reply.get("op") == "error":
+            raise RemoteError(str(reply.get("message", "the grader refused the call")))
+        if reply.get("op") != "result":
+            raise ChannelError(f"expected a result from the grader, got {reply.get('op')!r}")
+        return self.codec.decode(reply["value"], blob)
+
+    def _callback_proxy(self, number: int):
+        def callback(*args: Any, **kwargs: Any) -> Any:
+            return self._ask({"op": "callback", "id": number}, {"args": args, "kwargs": kwargs})
+
+        return callback
+
+    def _reference_proxy(self, part: str, name: str):
+        def reference(*args: Any, **kwargs: Any) -> Any:
+            return self._ask({"op": "reference", "part": part, "name": name}, {"args": args, "kwargs": kwargs})
+
+        reference.__name__ = reference.__qualname__ = name
+        return reference
+
+    # -- loading -----------------------------------------------------------------------------
+    def load(self, part: str, package: Path, public: Path, proxied: dict[str, list[str]]) -> None:
+        """Build ``diffusion``: the public modules with proxies for other parts, the student's ``part``."""
+        root = ModuleType("diffusion")
+        root.__path__ = [str(public)]
+        sys.modules["diffusion"] = root
+        for other, names in proxied.items():
+            if other == part:
+                continue
+            module = _load_file(f"diffusion.{other}", public / f"{other}.py")
+            for name in names:
+                setattr(module, name, self._reference_proxy(other, name))
+        self.package = package
+        self.module = _load_file(f"diffusion.{part}", package / f"{part}.py")
+        self.codec.schedule_class = sys.modules["diffusion.schedules"].NoiseSchedule
+
+    # -- serving -----------------------------------------------------------------------------
+    def call(self, name: str, args: list, kwargs: dict, blob: dict[str, torch.Tensor], rng: str | None) -> None:
+        function = getattr(self.module, name, None)
+        if not callable(function):
+            raise AttributeError(f"{self.module.__name__.removeprefix('diffusion.')}.py defines no function {name}")
+        received: dict[str, Any] = {}
+        args = self.codec.decode(args, blob, received)
+        kwargs = self.codec.decode(kwargs, blob, received)
+        before = {key: obj.clone() for key, obj in received.items() if isinstance(obj, torch.Tensor)}
+        if rng is not None:
+            torch.set_rng_state(blob[rng])
+        value = function(*args, **kwargs)
+        # What the call did to its arguments travels back: tensors changed in place, generator states.
+        after = {
+            key: obj.get_state() if isinstance(obj, torch.Generator) else obj
+            for key, obj in received.items()
+            if isinstance(obj, torch.Generator) or not torch.equal(obj, before[key])
+        }
+        tree, tensors = self.codec.encode({"value": value, "after": after, "rng": torch.get_rng_state()})
+        write_message(self.writer, {"op": "return", "value": tree}, tensors)
+
+    def serve(self) -> None:
+        while True:
+            try:
+                request, blob = read_message(self.reader)
+            except ChannelError:
+                return  # the grader closed the channel: done
+            try:
+                if request["op"] == "load":
+                    self.load(
+                        request["part"], Path(request["package"]), Path(request["public"]), request["proxied"]
+                    )
+                    write_message(self.writer, {"op": "loaded"})
+                elif request["op"] == "call":
+                    self.call(request["name"], request["args"], request["kwargs"], blob, request.get("rng"))
+                else:
+                    raise ChannelError(f"unknown request {request['op']!r}")
+            except ChannelError:
+                raise
+            except BaseException as error:  # noqa: BLE001 - the student's code may raise anything
+                if isinstance(error, KeyboardInterrupt):
+                    raise
+                write_message(self.writer, self._error_report(error))
+
+    def _error_report(self, error: BaseException) -> dict[str, Any]:
+        where = ""
+        if self.package is not None:
+            frames = [f for f in traceback.extract_tb(error.__traceback__) if _inside(f.filename, self.package)]
+            if frames:
+                where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name}"
+        if isinstance(error, SyntaxError) and error.filename and self.package and _inside(error.filename, self.package):
+            where = f"{Path(error.filename).name}:{error.lineno}"
+        return {"op": "raise", "type": type(error).__name__, "message": str(error)[:2000], "where": where}
+
+
+def _inside(filename: str, directory: Path) -> bool:
+    try:
+        return Path(filename).resolve().is_relative_to(directory)
+    except (OSError, ValueError):
+        return False
+
+
+def _load_file(name: str, path: Path) -> ModuleType:
+    if not path.is_file():
+        raise FileNotFoundError(f"the submission has no {path.name}")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def main() -> None:
+    """Serve on the pipes named by ``AUTOGRADER_CHANNEL`` (``read_fd,write_fd``); prints go to stderr."""
+    read_fd, write_fd = (int(fd) for fd in os.environ.pop("AUTOGRADER_CHANNEL").split(","))
+    reader = os.fdopen(read_fd, "rb", buffering=0)
+    writer = os.fdopen(write_fd, "wb", buffering=0)
+    sys.stdout = sys.stderr
+    torch.set_num_threads(int(os.environ.get("AUTOGRADER_THREADS", "1")))
+    Worker(reader, writer).serve()
+
+
+if __name__ == "__main__":
+    main()
