@@ -63,7 +63,7 @@ def judge_mutant(mutant: Mutant) -> Verdict:
     """Grade a mutant on its own part, stopping at the first failed check: it must lose points there."""
     part = mutant.edit.part
     with tempfile.TemporaryDirectory(prefix="bugzoo-") as tmp:
-        report = grade(apply((mutant.edit,), Path(tmp)), parts={part}, fail_fast=True)
+        report = grade(apply((mutant.edit,), Path(tmp)), parts={part}, fail_fast=True, sandboxed=False)
     earned, available = report.part_scores()[part]
     failed = [r for r in report.results if not r.passed]
     detail = f"caught by {failed[0].check.name}" if failed else "MISSED: no check failed"
@@ -74,7 +74,7 @@ def judge_alternative(alternative: Alternative) -> list[Verdict]:
     """Grade an alternative on every part it edits: it must keep full marks in each."""
     parts = {edit.part for edit in alternative.edits}
     with tempfile.TemporaryDirectory(prefix="bugzoo-") as tmp:
-        report = grade(apply(alternative.edits, Path(tmp)), parts=parts)
+        report = grade(apply(alternative.edits, Path(tmp)), parts=parts, sandboxed=False)
     verdicts = []
     for part in sorted(parts):
         earned, available = report.part_scores()[part]

@@ -9,6 +9,7 @@ unpickled. Values cross as a JSON tree in which tensors, dtypes, devices, genera
     {"$generator": "k1", "device": "cpu"}  a torch.Generator with the blob's state ``k1``
     {"$schedule": {...fields...}}            a NoiseSchedule rebuilt from its tensors
     {"$callable": 3}                         a callable kept on the sending side: a proxy here
+    {"$remote": 3}                           a proxy going back: the receiver's own callable 3
     {"$tuple": [...]}, {"$list": [...]}, {"$dict": {...}}
 
 The two ends share this module, and the worker's copy of it is the only grader code it sees.
@@ -29,6 +30,8 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 HEADER = struct.Struct("<IQ")
+REMOTE = "_channel_remote"
+"""Attribute marking a proxy with the number of the callable it stands for on the other side."""
 MAX_MESSAGE_BYTES = 2 << 30
 """A larger frame is a garbage answer, refused before it is read."""
 
@@ -53,35 +56,41 @@ class Codec:
     def encode(self, value: Any, sources: dict[str, Any] | None = None) -> tuple[Any, dict[str, torch.Tensor]]:
         """``(tree, tensors)`` for ``value``; ``sources`` (if given) maps each key to its tensor or generator."""
         tensors: dict[str, torch.Tensor] = {}
-        self._sources = {} if sources is None else sources
-        return self._encode(value, tensors), tensors
+        return self._encode(value, tensors, {} if sources is None else sources), tensors
 
-    def _tensor_ref(self, tensor: torch.Tensor, tensors: dict[str, torch.Tensor], source: Any) -> str:
+    @staticmethod
+    def _tensor_ref(tensor: torch.Tensor, tensors: dict[str, torch.Tensor], sources: dict, source: Any) -> str:
         key = f"k{len(tensors)}"
         tensors[key] = tensor.detach().to("cpu", copy=True).contiguous()
-        self._sources[key] = source
+        sources[key] = source
         return key
 
-    def _encode(self, value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    def _encode(self, value: Any, tensors: dict[str, torch.Tensor], sources: dict[str, Any]) -> Any:
+        def inner(item: Any) -> Any:
+            return self._encode(item, tensors, sources)
+
         if value is None or isinstance(value, bool | int | float | str):
             return value
         if isinstance(value, torch.Tensor):
-            return {"$tensor": self._tensor_ref(value, tensors, value), "device": str(value.device)}
+            return {"$tensor": self._tensor_ref(value, tensors, sources, value), "device": str(value.device)}
         if isinstance(value, torch.dtype):
             return {"$dtype": str(value).removeprefix("torch.")}
         if isinstance(value, torch.device):
             return {"$device": str(value)}
         if isinstance(value, torch.Generator):
-            return {"$generator": self._tensor_ref(value.get_state(), tensors, value), "device": str(value.device)}
+            key = self._tensor_ref(value.get_state(), tensors, sources, value)
+            return {"$generator": key, "device": str(value.device)}
         if is_dataclass(value) and type(value).__name__ == "NoiseSchedule":
-            return {"$schedule": {f.name: self._encode(getattr(value, f.name), tensors) for f in fields(value)}}
+            return {"$schedule": {f.name: inner(getattr(value, f.name)) for f in fields(value)}}
         if isinstance(value, tuple | list):
-            return {"$tuple" if isinstance(value, tuple) else "$list": [self._encode(v, tensors) for v in value]}
+            return {"$tuple" if isinstance(value, tuple) else "$list": [inner(v) for v in value]}
         if isinstance(value, dict):
             if not all(isinstance(k, str) for k in value):
                 raise TypeError("only dicts with str keys cross the channel")
-            return {"$dict": {k: self._encode(v, tensors) for k, v in value.items()}}
+            return {"$dict": {k: inner(v) for k, v in value.items()}}
         if callable(value):
+            if isinstance(getattr(value, REMOTE, None), int):  # the other side's own callable goes home
+                return {"$remote": getattr(value, REMOTE)}
             number = len(self.callables)
             self.callables[number] = value
             return {"$callable": number}
@@ -124,7 +133,11 @@ class Codec:
             if tag == "$dict":
                 return {str(k): self._decode(v, tensors, received) for k, v in body.items()}
             if tag == "$callable":
-                return self.make_proxy(int(body))
+                proxy = self.make_proxy(int(body))
+                setattr(proxy, REMOTE, int(body))
+                return proxy
+            if tag == "$remote":
+                return self.callables[int(body)]
         raise ChannelError(f"not a value of the channel: {str(tree)[:200]}")
 
 

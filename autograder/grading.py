@@ -1,9 +1,11 @@
 """Grade one submission with the hidden checks and report in Gradescope's ``results.json`` schema.
 
-Stages: locate the submission, run each registered check (a failure of the student's code or
-of one check never stops the others), total the points per part, write ``results.json``
-atomically and print the per-part table. A submission that cannot be graded at all still gets
-a valid score-0 ``results.json`` that says why.
+Stages: locate the submission, run each registered check with the student's code in a sandboxed
+worker (:mod:`autograder.remote`; in this process only for trusted code such as the bug zoo's
+edits of the reference), never letting a failure of the student's code or of one check stop the
+others; total the points per part, write ``results.json`` atomically and print the per-part
+table. A submission that cannot be graded at all still gets a valid score-0 ``results.json``
+that says why.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from hypothesis.errors import Flaky
 from autograder import checks
 from autograder.checks.framework import Check, CheckFailed
 from autograder.parts import PARTS
+from autograder.remote import RemoteSubmission
+from autograder.sandbox import Limits, isolation
 from autograder.submission import LocalSubmission, StudentError, Submission
 
 
@@ -110,26 +114,41 @@ class GradeReport:
         return {name: (earned, available) for name, (earned, available) in totals.items()}
 
 
-def grade(root: Path, parts: Collection[str] | None = None, fail_fast: bool = False) -> GradeReport:
+def grade(
+    root: Path,
+    parts: Collection[str] | None = None,
+    fail_fast: bool = False,
+    sandboxed: bool = True,
+    limits: dict[str, Limits] | None = None,
+) -> GradeReport:
     """Grade the submission in ``root`` (a ``diffusion/`` package or its ``.py`` files laid flat).
 
     Args:
         parts: grade only these parts (default: all).
         fail_fast: stop at the first failed check (the bug zoo asks only *whether* a mutant is caught).
+        sandboxed: run the student's code in sandboxed workers; ``False`` imports it into this
+            process, for trusted code only (the reference and its bug-zoo edits).
+        limits: the workers' limits per part name (``"default"`` for the rest).
     """
     start = time.perf_counter()
     selected = [c for c in checks.all_checks() if parts is None or c.part in parts]
     try:
-        submission = LocalSubmission(root)
+        submission = RemoteSubmission(root, limits) if sandboxed else LocalSubmission(root)
     except FileNotFoundError as error:
         results = tuple(CheckResult(c, 0.0, f"{c.title}\nnot graded: {error}") for c in selected)
         return GradeReport(results, f"Not graded: {error}", time.perf_counter() - start)
     results = []
-    for check in selected:
-        results.append(run_check(check, submission))
-        if fail_fast and not results[-1].passed:
-            break
-    return GradeReport(tuple(results), f"Graded {submission.package}", time.perf_counter() - start)
+    try:
+        for check in selected:
+            results.append(run_check(check, submission))
+            if fail_fast and not results[-1].passed:
+                break
+    finally:
+        if sandboxed:
+            submission.close()
+    how = isolation().description if sandboxed else "in the grader's process (trusted code only)"
+    output = f"Graded {submission.package}\nStudent code ran {how}."
+    return GradeReport(tuple(results), output, time.perf_counter() - start)
 
 
 def results_json(report: GradeReport) -> dict:

@@ -117,7 +117,7 @@ class WorkerProcess:
         self.killed = False
 
     # -- protocol ------------------------------------------------------------------------------
-    def _send(self, header: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> None:
+    def send(self, header: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> None:
         try:
             write_message(self.writer, header, tensors)
         except OSError as error:  # the worker is gone
@@ -133,7 +133,7 @@ class WorkerProcess:
         Raises:
             StudentError: the import failed (syntax error, missing module, error at import time...).
         """
-        self._send(
+        self.send(
             {
                 "op": "load",
                 "part": self.part,
@@ -142,68 +142,15 @@ class WorkerProcess:
                 "proxied": proxied,
             }
         )
-        reply, _ = self._answer("(import)", self.limits.wall_seconds)
+        reply, _ = self.answer("(import)", self.limits.wall_seconds)
         if reply.get("op") != "loaded":
-            raise self._failure("(import)", f"the worker answered {reply.get('op')!r} to the import")
+            raise self.failure("(import)", f"the worker answered {reply.get('op')!r} to the import")
 
-    def call(
-        self,
-        name: str,
-        args: tuple,
-        kwargs: dict,
-        callback: Callable[[int, tuple, dict], Any],
-        reference: Callable[[str, str, tuple, dict], Any],
-    ) -> Any:
+    def call(self, name: str, args: tuple, kwargs: dict, reference: Callable[..., Any]) -> Any:
         """Run ``name(*args, **kwargs)`` in the worker; serve its callbacks and reference calls meanwhile."""
-        codec = Codec(REFERENCE.schedules.NoiseSchedule, lambda n: None)
-        sources: dict[str, Any] = {}
-        tree, tensors = codec.encode({"args": list(args), "kwargs": kwargs}, sources)
-        rng = f"k{len(tensors)}"
-        tensors[rng] = torch.get_rng_state()
-        body = tree["$dict"]
-        self._send({"op": "call", "name": name, "args": body["args"], "kwargs": body["kwargs"], "rng": rng}, tensors)
-        deadline = time.monotonic() + self.limits.wall_seconds
-        pending_error: list[BaseException] = []
-        try:
-            return self._serve(name, codec, sources, deadline, callback, reference, pending_error)
-        except StudentError:
-            if pending_error:  # the check's denoiser refused what the student passed: its message is clearer
-                raise pending_error[0] from None
-            raise
+        return _Call(self, name, reference).run(args, kwargs)
 
-    def _serve(self, name, codec, sources, deadline, callback, reference, pending_error) -> Any:
-        while True:
-            reply, blob = self._answer(name, deadline - time.monotonic())
-            op = reply.get("op")
-            if op in ("callback", "reference"):
-                request = codec.decode(reply.get("value"), blob)
-                try:
-                    if op == "callback":
-                        if int(reply.get("id", -1)) not in codec.callables:
-                            raise ChannelError(f"no callable {reply.get('id')!r} was passed")
-                        result = callback(codec.callables[int(reply["id"])], *_call_arguments(request))
-                    else:
-                        result = reference(str(reply.get("part")), str(reply.get("name")), *_call_arguments(request))
-                except ChannelError:
-                    raise
-                except Exception as error:  # noqa: BLE001 - the check's denoiser refused: tell the worker
-                    pending_error.append(error)
-                    self._send({"op": "error", "message": f"{type(error).__name__}: {error}"})
-                    continue
-                back, back_tensors = Codec(REFERENCE.schedules.NoiseSchedule, lambda n: None).encode(result)
-                self._send({"op": "result", "value": back}, back_tensors)
-            elif op == "return":
-                answer = codec.decode(reply.get("value"), blob)
-                if not isinstance(answer, dict) or {"value", "after", "rng"} - answer.keys():
-                    raise self._failure(name, "the worker's answer is malformed")
-                _write_back(answer["after"], sources, name, self.part)
-                torch.set_rng_state(answer["rng"])
-                return answer["value"]
-            else:
-                raise self._failure(name, f"unexpected message {op!r} from the worker")
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _answer(self, function: str, seconds: float) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    def answer(self, function: str, seconds: float) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """The worker's next message; a ``raise`` becomes a :class:`StudentError`; death, hang, garbage too."""
         try:
             reply, blob = self._receive(max(seconds, 0.0))
@@ -215,7 +162,7 @@ class WorkerProcess:
                 "far too many steps?); the worker was stopped",
             ) from None  # fmt: skip
         except ChannelError as error:
-            raise self._failure(function, str(error)) from None
+            raise self.failure(function, str(error)) from None
         if reply.get("op") == "raise":
             raise StudentError(
                 self.part, function, str(reply.get("type", "Exception"))[:80],
@@ -223,7 +170,7 @@ class WorkerProcess:
             )  # fmt: skip
         return reply, blob
 
-    def _failure(self, function: str, what: str) -> StudentError:
+    def failure(self, function: str, what: str) -> StudentError:
         """The worker died or broke the protocol: stop it and describe what happened."""
         self.kill()
         code = self.process.returncode
@@ -290,6 +237,89 @@ def _write_back(after: Any, sources: dict[str, Any], function: str, part: str) -
             raise StudentError(part, function, "ValueError", "changed the shape or dtype of an argument in place")
 
 
+class _Call:
+    """One call of a student function: the conversation with the worker until it answers.
+
+    While the call runs, the worker may ask the grader to run a callable the check passed
+    (``callback``: the check's denoiser, counted by the check) or the reference's version of
+    another part (``reference``); a reference function may in turn call a callable of the
+    worker's (a lambda the student wrapped around the model), which asks the worker back.
+    """
+
+    def __init__(self, worker: WorkerProcess, name: str, reference: Callable[..., Any]) -> None:
+        self.worker, self.name, self.reference = worker, name, reference
+        self.codec = Codec(REFERENCE.schedules.NoiseSchedule, self._worker_callable)
+        self.deadline = time.monotonic() + worker.limits.wall_seconds
+        self.refusals: list[BaseException] = []
+
+    def run(self, args: tuple, kwargs: dict) -> Any:
+        sources: dict[str, Any] = {}
+        tree, tensors = self.codec.encode({"args": list(args), "kwargs": kwargs}, sources)
+        rng = f"k{len(tensors)}"
+        tensors[rng] = torch.get_rng_state()
+        body = tree["$dict"]
+        self.worker.send(
+            {"op": "call", "name": self.name, "args": body["args"], "kwargs": body["kwargs"], "rng": rng}, tensors
+        )
+        try:
+            answer = self._converse("return")
+        except StudentError:
+            if self.refusals:  # the check's denoiser refused what the student passed: its message is clearer
+                raise self.refusals[0] from None
+            raise
+        if not isinstance(answer, dict) or {"value", "after", "rng"} - answer.keys():
+            raise self.worker.failure(self.name, "the worker's answer is malformed")
+        _write_back(answer["after"], sources, self.name, self.worker.part)
+        torch.set_rng_state(answer["rng"])
+        return answer["value"]
+
+    def _worker_callable(self, number: int) -> Callable[..., Any]:
+        def proxy(*args: Any, **kwargs: Any) -> Any:
+            tree, tensors = self.codec.encode({"args": list(args), "kwargs": kwargs})
+            self.worker.send({"op": "callback", "id": number, "value": tree}, tensors)
+            return self._converse("result")
+
+        return proxy
+
+    def _converse(self, final: str) -> Any:
+        """Serve the worker's requests until it sends ``final``; return that message's value."""
+        while True:
+            message, blob = self.worker.answer(self.name, self.deadline - time.monotonic())
+            op = message.get("op")
+            try:
+                if op == final:
+                    return self.codec.decode(message.get("value"), blob)
+                if op == "error" and final == "result":
+                    raise RemoteCallError(str(message.get("message", ""))[:2000])
+                if op not in ("callback", "reference"):
+                    raise ChannelError(f"unexpected message {op!r}")
+                request = self.codec.decode(message.get("value"), blob)
+                args, kwargs = _call_arguments(request)
+                if op == "callback":
+                    function = self.codec.callables.get(message.get("id"))
+                    if function is None:
+                        raise ChannelError(f"no callable {message.get('id')!r} was passed")
+                else:
+                    function = self.reference(str(message.get("part")), str(message.get("name")))
+            except ChannelError as error:
+                raise self.worker.failure(self.name, str(error)) from None
+            try:
+                result = function(*args, **kwargs)
+            except StudentError:
+                raise
+            except Exception as error:  # noqa: BLE001 - the grader's side refused: the worker's code sees it
+                if op == "callback":
+                    self.refusals.append(error)
+                self.worker.send({"op": "error", "message": f"{type(error).__name__}: {error}"[:2000]})
+                continue
+            tree, tensors = self.codec.encode(result)
+            self.worker.send({"op": "result", "value": tree}, tensors)
+
+
+class RemoteCallError(Exception):
+    """A callable of the worker's, called by the reference on the worker's behalf, failed there."""
+
+
 class RemoteSubmission:
     """A submission whose functions run in sandboxed workers, one per part (see the module docstring).
 
@@ -328,17 +358,17 @@ class RemoteSubmission:
 
     def function(self, part: str, name: str) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
-            return self._worker(part).call(name, args, kwargs, _run, self._reference_for(part))
+            return self._worker(part).call(name, args, kwargs, self._reference_for(part))
 
         return call
 
-    def _reference_for(self, graded: str) -> Callable[[str, str, tuple, dict], Any]:
+    def _reference_for(self, graded: str) -> Callable[[str, str], Callable[..., Any]]:
         """The reference's other parts, on request of the worker grading ``graded`` (never ``graded`` itself)."""
 
-        def reference(part: str, name: str, args: tuple, kwargs: dict) -> Any:
+        def reference(part: str, name: str) -> Callable[..., Any]:
             if part == graded or name not in self.proxied.get(part, ()):
                 raise ChannelError(f"the worker asked for the reference's {part}.{name}, which it may not use")
-            return getattr(importlib.import_module(f"diffusion.{part}"), name)(*args, **kwargs)
+            return getattr(importlib.import_module(f"diffusion.{part}"), name)
 
         return reference
 
@@ -353,7 +383,3 @@ class RemoteSubmission:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _run(function: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-    return function(*args, **kwargs)

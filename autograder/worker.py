@@ -46,22 +46,41 @@ class Worker:
     def _ask(self, header: dict[str, Any], value: Any) -> Any:
         tree, tensors = self.codec.encode(value)
         write_message(self.writer, {**header, "value": tree}, tensors)
-        reply, blob = read_message(self.reader)
-        if reply.get("op") == "error":
-            raise RemoteError(str(reply.get("message", "the grader refused the call")))
-        if reply.get("op") != "result":
-            raise ChannelError(f"expected a result from the grader, got {reply.get('op')!r}")
-        return self.codec.decode(reply["value"], blob)
+        while True:  # the grader may call back one of our callables (a lambda passed on) before it answers
+            reply, blob = read_message(self.reader)
+            op = reply.get("op")
+            if op == "result":
+                return self.codec.decode(reply["value"], blob)
+            if op == "error":
+                raise RemoteError(str(reply.get("message", "the grader refused the call")))
+            if op != "callback":
+                raise ChannelError(f"expected a result from the grader, got {op!r}")
+            self._run_callback(reply, blob)
+
+    def _run_callback(self, request: dict[str, Any], blob: dict[str, torch.Tensor]) -> None:
+        function = self.codec.callables.get(request.get("id"))
+        if function is None:
+            raise ChannelError(f"no callable {request.get('id')!r} was passed")
+        call = self.codec.decode(request.get("value"), blob)
+        try:
+            result = function(*call["args"], **call["kwargs"])
+        except ChannelError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the student's callable failed: the grader reports it
+            write_message(self.writer, {"op": "error", "message": f"{type(error).__name__}: {error}"[:2000]})
+            return
+        tree, tensors = self.codec.encode(result)
+        write_message(self.writer, {"op": "result", "value": tree}, tensors)
 
     def _callback_proxy(self, number: int):
         def callback(*args: Any, **kwargs: Any) -> Any:
-            return self._ask({"op": "callback", "id": number}, {"args": args, "kwargs": kwargs})
+            return self._ask({"op": "callback", "id": number}, {"args": list(args), "kwargs": kwargs})
 
         return callback
 
     def _reference_proxy(self, part: str, name: str):
         def reference(*args: Any, **kwargs: Any) -> Any:
-            return self._ask({"op": "reference", "part": part, "name": name}, {"args": args, "kwargs": kwargs})
+            return self._ask({"op": "reference", "part": part, "name": name}, {"args": list(args), "kwargs": kwargs})
 
         reference.__name__ = reference.__qualname__ = name
         return reference
@@ -111,9 +130,7 @@ class Worker:
                 return  # the grader closed the channel: done
             try:
                 if request["op"] == "load":
-                    self.load(
-                        request["part"], Path(request["package"]), Path(request["public"]), request["proxied"]
-                    )
+                    self.load(request["part"], Path(request["package"]), Path(request["public"]), request["proxied"])
                     write_message(self.writer, {"op": "loaded"})
                 elif request["op"] == "call":
                     self.call(request["name"], request["args"], request["kwargs"], blob, request.get("rng"))

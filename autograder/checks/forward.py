@@ -1,4 +1,9 @@
-"""Hidden checks of part 2 (forward): ``q(x_t | x_0)`` in closed form and as composed Markov steps."""
+"""Hidden checks of part 2 (forward): ``q(x_t | x_0)`` in closed form and as composed Markov steps.
+
+Tolerances: float32 cases use the framework's defaults; float64 cases must get float64 precision
+(:data:`FLOAT64_RTOL` of the size of the terms the answer is built from), which coefficients taken
+from a schedule cast to float32 (~1e-7 relative) do not.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,21 @@ from autograder.submission import Submission
 
 REFERENCE = load_reference()
 ref = REFERENCE.forward
+extract = REFERENCE.schedules.extract
+
+FLOAT64_RTOL = 1e-10
+"""Any float64 arrangement is within ~1e-15 of the terms' size; float32 coefficients are ~1e-7 off."""
+
+
+def rtol_for(case: Case) -> float | None:
+    """The relative tolerance of ``case``'s comparisons (``None``: the framework's float32 default)."""
+    return FLOAT64_RTOL if case.dtype == torch.float64 else None
+
+
+def terms(table_a: torch.Tensor, a: torch.Tensor, table_b: torch.Tensor, b: torch.Tensor, t: torch.Tensor):
+    """``|table_a[t]·a| + |table_b[t]·b|`` in float64: the size of a two-term answer, for its tolerance."""
+    a64, b64 = a.to(torch.float64), b.to(torch.float64)
+    return (extract(table_a, t, a64) * a64).abs() + (extract(table_b, t, b64) * b64).abs()
 
 
 @check("forward", 2, "q_sample equals √ᾱ_t·x0 + √(1 − ᾱ_t)·noise (Ho et al. eq. 4)")
@@ -26,8 +46,11 @@ def q_sample_closed_form(sub: Submission) -> None:
             q_sample(schedule, x0, t, noise),
             ref.q_sample(schedule, x0, t, noise),
             what="q_sample(schedule, x0, t, noise) must be √ᾱ_t·x0 + √(1 − ᾱ_t)·noise",
-            hint="use ᾱ_t = alpha_bars[t] (not alphas[t] or alpha_bars_prev[t]) and take both square roots",
+            hint="use ᾱ_t = alpha_bars[t] (not alphas[t] or alpha_bars_prev[t]) and take both square roots; "
+            "take the coefficients from the float64 schedule (extract casts them to the data's dtype)",
             example=repr(case),
+            rtol=rtol_for(case),
+            scale=terms(schedule.alpha_bars.sqrt(), x0, (1 - schedule.alpha_bars).sqrt(), noise, t),
         )
 
     prop()
@@ -45,8 +68,11 @@ def q_step_formula(sub: Submission) -> None:
             q_step(schedule, x_prev, t, noise),
             ref.q_step(schedule, x_prev, t, noise),
             what="q_step(schedule, x_prev, t, noise) must be √α_t·x_prev + √β_t·noise",
-            hint="one step uses α_t and β_t, not the cumulative ᾱ_t; take the square roots",
+            hint="one step uses α_t and β_t, not the cumulative ᾱ_t; take the square roots; take the "
+            "coefficients from the float64 schedule (extract casts them to the data's dtype)",
             example=repr(case),
+            rtol=rtol_for(case),
+            scale=terms(schedule.alphas.sqrt(), x_prev, schedule.betas.sqrt(), noise, t),
         )
 
     prop()
@@ -104,8 +130,9 @@ def q_mean_variance_moments(sub: Submission) -> None:
             mean,
             expected_mean,
             what="q_mean_variance mean must be √ᾱ_t·x0",
-            hint="the mean scales x0 by √ᾱ_t",
+            hint="the mean scales x0 by √ᾱ_t, taken from the float64 schedule",
             example=repr(case),
+            rtol=rtol_for(case),
         )
         try:
             variance = torch.broadcast_to(variance, x0.shape)
@@ -117,8 +144,9 @@ def q_mean_variance_moments(sub: Submission) -> None:
             variance,
             expected_variance.expand_as(x0),
             what="q_mean_variance variance must be 1 − ᾱ_t",
-            hint="the variance is 1 − ᾱ_t, not its square root, and not β_t",
+            hint="the variance is 1 − ᾱ_t, not its square root, and not β_t; in the data's dtype",
             example=repr(case),
+            rtol=rtol_for(case),
         )
 
     prop()
