@@ -140,6 +140,7 @@ def grade(
     results = []
     try:
         for check in selected:
+            submission.next_check()
             results.append(run_check(check, submission))
             if fail_fast and not results[-1].passed:
                 break

@@ -335,6 +335,12 @@ class RemoteSubmission:
         self.proxied = student_functions()
         self.workers: dict[str, WorkerProcess] = {}
         self.import_errors: dict[str, StudentError] = {}
+        self.stopped: dict[str, StudentError] = {}
+        """Parts whose worker died or was stopped during the current check: it fails at once from then on."""
+
+    def next_check(self) -> None:
+        """A new check starts: a worker stopped in the previous one may be started afresh."""
+        self.stopped.clear()
 
     def _limits(self, part: str) -> sandbox.Limits:
         return self.limits.get(part, self.limits.get("default", sandbox.Limits()))
@@ -358,7 +364,15 @@ class RemoteSubmission:
 
     def function(self, part: str, name: str) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
-            return self._worker(part).call(name, args, kwargs, self._reference_for(part))
+            if part in self.stopped:  # no fresh worker (and its start-up) per Hypothesis example after a crash
+                raise self.stopped[part]
+            worker = self._worker(part)
+            try:
+                return worker.call(name, args, kwargs, self._reference_for(part))
+            except StudentError as error:
+                if worker.killed:
+                    self.stopped[part] = error
+                raise
 
         return call
 

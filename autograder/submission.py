@@ -48,6 +48,10 @@ class Submission(Protocol):
         """A callable for the student's ``diffusion.<part>.<name>``; it raises :class:`StudentError`."""
         ...
 
+    def next_check(self) -> None:
+        """Called before each check (a sandboxed submission may restart a worker stopped in the last one)."""
+        ...
+
 
 def find_package(root: Path, part_names: tuple[str, ...]) -> Path:
     """The directory holding the student's part modules: ``root/diffusion/``, or ``root`` itself when
@@ -116,6 +120,9 @@ class LocalSubmission:
                 where = f"{part}.py:{error.lineno}"
             return StudentError(part, "(import)", type(error).__name__, str(error), where)
         return module
+
+    def next_check(self) -> None:
+        """Nothing to reset in-process."""
 
     def function(self, part: str, name: str) -> Callable[..., Any]:
         module = self.module(part)

@@ -249,16 +249,21 @@ def ddim_eta_one_is_ddpm(sub: Submission) -> None:
     prop()
 
 
-@check("ddim", 2, "ddim_sample_loop with a denoiser that knows x0 returns x0 for any subsequence, spacing and η")
+@check("ddim", 2, "ddim_sample_loop with a denoiser that knows x0 returns x0 (clamped if clip_denoised), any τ and η")
 def ddim_loop_recovers_known_x0(sub: Submission) -> None:
     ddim_sample_loop = sub.function("ddim", "ddim_sample_loop")
 
     @settings(parent=GRADING, max_examples=20)
-    @given(subsequence_specs(max_T=200, etas=(0.0, 0.5, 1.0)), st.sampled_from(["linear", "cosine"]), shapes())
-    def prop(spec: SubsequenceSpec, kind: str, shape: tuple[int, ...]) -> None:
+    @given(
+        subsequence_specs(max_T=200, etas=(0.0, 0.5, 1.0)),
+        st.sampled_from(["linear", "cosine"]),
+        shapes(),
+        st.booleans(),
+    )
+    def prop(spec: SubsequenceSpec, kind: str, shape: tuple[int, ...], clip: bool) -> None:
         schedule = ScheduleSpec(kind, spec.T).build()
         generator = torch.Generator().manual_seed(spec.seed)
-        x0 = torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1
+        x0 = (torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1) * 1.5
         start = torch.randn(shape, generator=generator, dtype=torch.float64)
         got = ddim_sample_loop(
             KnowsX0(schedule, x0),
@@ -269,15 +274,78 @@ def ddim_loop_recovers_known_x0(sub: Submission) -> None:
             spacing=spec.spacing,
             generator=torch.Generator().manual_seed(spec.seed + 1),
             noise=start,
+            clip_denoised=clip,
         )
+        expected = x0.clamp(-1, 1) if clip else x0
         expect_close(
             got,
-            x0,
-            what="ddim_sample_loop with the denoiser eps = (x_t − √ᾱ_t·x0)/√(1 − ᾱ_t) must return x0",
-            hint="every step predicts x̂0 = x0 exactly; the last step goes to t_prev = −1 where ᾱ = 1, so it "
-            "returns x̂0. Use ᾱ at the next timestep of the subsequence (not alpha_bars_prev[t])",
-            example=f"{kind} schedule, {spec!r}, shape={shape}, float64",
+            expected,
+            what="ddim_sample_loop with the denoiser eps = (x_t − √ᾱ_t·x0)/√(1 − ᾱ_t) must return x0"
+            + (", clamped to [−1, 1] with clip_denoised=True" if clip else " (clip_denoised=False)"),
+            hint="every step predicts x̂0 = x0 exactly (clamped when clip_denoised, which the loop must pass on "
+            "to every ddim_step); the last step goes to t_prev = −1 where ᾱ = 1, so it returns x̂0. Use ᾱ at "
+            "the next timestep of the subsequence (not alpha_bars_prev[t])",
+            example=f"{kind} schedule, {spec!r}, shape={shape}, float64 x0 in [−1.5, 1.5], clip_denoised={clip}",
             atol=1e-6,
+        )
+
+    # One thread: hundreds of tiny tensor operations, which a shared thread pool slows down many times over.
+    with single_threaded():
+        prop()
+
+
+@check(
+    "ddim",
+    1,
+    "ddim_invert climbs τ from t = −1: x ← √ᾱ_t·x̂0 + √(1 − ᾱ_t)·eps, eps = model(x, t), x̂0 at the level below",
+)
+def ddim_invert_recurrence(sub: Submission) -> None:
+    ddim_invert = sub.function("ddim", "ddim_invert")
+
+    @settings(parent=GRADING, max_examples=20)
+    @given(subsequence_specs(max_T=20), st.sampled_from(["linear", "cosine"]), shapes())
+    def prop(spec: SubsequenceSpec, kind: str, shape: tuple[int, ...]) -> None:
+        schedule = ScheduleSpec(kind, spec.T).build()
+        x0 = torch.randn(shape, generator=torch.Generator().manual_seed(spec.seed), dtype=torch.float64)
+        example = f"{kind} schedule, {spec!r}, shape={shape}, float64 x0 = randn"
+        model = SmoothDenoiser(spec.T)
+        got = ddim_invert(model, schedule, x0, num_steps=spec.num_steps, spacing=spec.spacing)
+        allowed = allowed_timesteps(spec.T, spec.num_steps, spec.spacing)
+        steps = [call.t for call in model.calls]
+        if (
+            len(steps) != spec.num_steps
+            or any(tuple(s.shape) != (shape[0],) or len(set(s.tolist())) != 1 for s in steps)
+            or any(
+                s[0].item() not in ok or (i and s[0].item() <= steps[i - 1][0].item())
+                for i, (s, ok) in enumerate(zip(steps, allowed, strict=True))
+            )
+        ):
+            wanted = [ok[0] if len(ok) == 1 else "|".join(map(str, ok)) for ok in allowed]
+            raise CheckFailed(
+                "ddim_invert must call the model once per timestep of ddim_timesteps(T, num_steps, spacing), from "
+                f"the first (smallest) up to the last\n  example: {example}\n"
+                f"  the model got t = {[s.unique().tolist() for s in steps]}, expected {wanted}\n"
+                "  hint: walk the ascending subsequence forwards, starting at level −1 (the data, ᾱ = 1); each "
+                "step evaluates the model at the timestep it moves to"
+            )
+        # The recurrence of the contract, along the timesteps the submission used.
+        x, level = x0, -1
+        for s in steps:
+            step = int(s[0])
+            eps = SmoothDenoiser(spec.T)(x, s)
+            alpha_bar = 1.0 if level < 0 else float(schedule.alpha_bars[level])
+            alpha_bar_next = float(schedule.alpha_bars[step])
+            pred_x0 = (x - math.sqrt(1 - alpha_bar) * eps) / math.sqrt(alpha_bar)
+            x, level = math.sqrt(alpha_bar_next) * pred_x0 + math.sqrt(1 - alpha_bar_next) * eps, step
+        expect_close(
+            got,
+            x,
+            what="ddim_invert must step from level s to the next timestep t by eps = model(x, t), "
+            "x̂0 = (x − √(1 − ᾱ_s)·eps)/√ᾱ_s, x ← √ᾱ_t·x̂0 + √(1 − ᾱ_t)·eps, starting at s = −1 (ᾱ = 1) with x = x0",
+            hint="the first step goes from the data (t = −1) to τ_0, so x0 is not already at τ_0; keep the level "
+            "of x up to date and form x̂0 with ᾱ of that level, not of the timestep you move to",
+            example=example,
+            scale=x0.abs() + 1,
         )
 
     prop()
@@ -298,66 +366,83 @@ INVERSION_GRID = (
 INVERSION_TOLERANCE = 0.08
 
 
-@check("ddim", 2, "ddim_invert then ddim_sample_loop(noise=latent) reconstructs x0; the latent follows the ODE flow")
+@check(
+    "ddim",
+    1,
+    "ddim_invert (with **model_kwargs) follows the ODE flow; ddim_sample_loop from its latent reconstructs x0",
+)
 def ddim_invert_reconstructs(sub: Submission) -> None:
     ddim_invert = sub.function("ddim", "ddim_invert")
     ddim_sample_loop = sub.function("ddim", "ddim_sample_loop")
 
     # A fixed grid rather than Hypothesis: each example is 800 sampler steps, too costly to shrink.
-    for seed, (kind, spacing) in enumerate(INVERSION_GRID):
-        schedule = ScheduleSpec(kind, 1000).build()
-        example = f"{kind}(T=1000), num_steps={INVERSION_STEPS}, spacing={spacing!r}, seed={seed}"
-        # 1. The denoiser that knows x0: the round trip is exact.
-        x0 = torch.rand(8, 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2 - 1
-        knows = KnowsX0(schedule, x0)
-        latent = ddim_invert(knows, schedule, x0, num_steps=INVERSION_STEPS, spacing=spacing)
-        expect_tensor(latent, like=x0, what="ddim_invert must return a latent shaped like x0", example=example)
-        expect(bool(torch.isfinite(latent).all()), f"ddim_invert returned NaN or inf\n  example: {example}")
-        back = ddim_sample_loop(
-            knows, schedule, x0.shape, num_steps=INVERSION_STEPS, spacing=spacing, noise=latent, eta=0.0
-        )
-        expect_close(
-            back,
-            x0,
-            what="ddim_sample_loop(noise=ddim_invert(x0)) must return x0 for a denoiser that knows x0",
-            hint="invert along the same subsequence as the sampler, from t = −1 (the data) up to its last timestep",
-            example=example,
-            atol=1e-6,
-        )
-        # 2. The exact denoiser of a single Gaussian: invertible up to the discretisation.
-        mean, std = torch.tensor([[0.3, -0.2]], dtype=torch.float64), 0.5
-        mixture = data.GaussianMixture.isotropic(mean, std)
-        oracle = MixtureOracle(schedule, mixture)
-        x0 = mixture.sample(256, generator=torch.Generator().manual_seed(seed))[0]
-        with single_threaded():
+    # One thread: thousands of tiny tensor operations, which a shared thread pool slows down many times over.
+    with single_threaded():
+        for seed, (kind, spacing) in enumerate(INVERSION_GRID):
+            schedule = ScheduleSpec(kind, 1000).build()
+            example = f"{kind}(T=1000), num_steps={INVERSION_STEPS}, spacing={spacing!r}, seed={seed}"
+            # 1. The denoiser that knows x0: the round trip is exact.
+            x0 = torch.rand(8, 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2 - 1
+            knows = KnowsX0(schedule, x0)
+            labels = torch.arange(x0.shape[0], dtype=torch.long) % 3
+            latent = ddim_invert(knows, schedule, x0, num_steps=INVERSION_STEPS, spacing=spacing, y=labels)
+            expect(
+                knows.num_calls >= 1
+                and all(
+                    isinstance(c.kwargs.get("y"), torch.Tensor) and torch.equal(c.kwargs["y"], labels)
+                    for c in knows.calls
+                ),
+                f"ddim_invert(..., y=y) must call the model as model(x, t, y=y) at every step\n  example: {example}, "
+                f"y={labels.tolist()}\n  the model got keyword arguments "
+                f"{sorted({k for c in knows.calls for k in c.kwargs})}\n"
+                "  hint: accept **model_kwargs and pass them to every model call unchanged",
+            )
+            expect_tensor(latent, like=x0, what="ddim_invert must return a latent shaped like x0", example=example)
+            expect(bool(torch.isfinite(latent).all()), f"ddim_invert returned NaN or inf\n  example: {example}")
+            back = ddim_sample_loop(
+                knows, schedule, x0.shape, num_steps=INVERSION_STEPS, spacing=spacing, noise=latent, eta=0.0
+            )
+            expect_close(
+                back,
+                x0,
+                what="ddim_sample_loop(noise=ddim_invert(x0)) must return x0 for a denoiser that knows x0",
+                hint="invert along the same subsequence as the sampler, from t = −1 (the data) up to its last timestep",
+                example=example,
+                atol=1e-6,
+            )
+            # 2. The exact denoiser of a single Gaussian: invertible up to the discretisation.
+            mean, std = torch.tensor([[0.3, -0.2]], dtype=torch.float64), 0.5
+            mixture = data.GaussianMixture.isotropic(mean, std)
+            oracle = MixtureOracle(schedule, mixture)
+            x0 = mixture.sample(256, generator=torch.Generator().manual_seed(seed))[0]
             latent = ddim_invert(oracle, schedule, x0, num_steps=INVERSION_STEPS, spacing=spacing)
             expect_tensor(latent, like=x0, what="ddim_invert must return a latent shaped like x0", example=example)
             back = ddim_sample_loop(
                 oracle, schedule, x0.shape, num_steps=INVERSION_STEPS, spacing=spacing, noise=latent, eta=0.0
             )
-        alpha_bar = schedule.alpha_bars[ref.ddim_timesteps(1000, INVERSION_STEPS, spacing)[-1]]
-        flow = alpha_bar.sqrt() * mean + (alpha_bar * std**2 + 1 - alpha_bar).sqrt() * (x0 - mean) / std
-        gaussian = f"{example}, data N((0.3, −0.2), 0.5²I) with its exact denoiser, 256 points"
-        expect_close(
-            latent,
-            flow,
-            what="ddim_invert must follow the deterministic DDIM flow: for Gaussian data x0 ~ N(m, s²I) the "
-            "latent at level ᾱ is √ᾱ·m + √(ᾱs² + 1 − ᾱ)·(x0 − m)/s, up to the discretisation",
-            hint="each step from level s to the next timestep t evaluates eps = model(x, t), forms "
-            "x̂0 = (x − √(1 − ᾱ_s)·eps)/√ᾱ_s (ᾱ = 1 at s = −1) and moves to √ᾱ_t·x̂0 + √(1 − ᾱ_t)·eps",
-            example=gaussian,
-            rtol=0.0,
-            atol=INVERSION_TOLERANCE,
-        )
-        expect_close(
-            back,
-            x0,
-            what="ddim_sample_loop(noise=ddim_invert(x0)) must reconstruct x0 up to the discretisation",
-            hint="the sampler and the inversion must walk the same subsequence with η = 0",
-            example=gaussian,
-            rtol=0.0,
-            atol=INVERSION_TOLERANCE,
-        )
+            alpha_bar = schedule.alpha_bars[ref.ddim_timesteps(1000, INVERSION_STEPS, spacing)[-1]]
+            flow = alpha_bar.sqrt() * mean + (alpha_bar * std**2 + 1 - alpha_bar).sqrt() * (x0 - mean) / std
+            gaussian = f"{example}, data N((0.3, −0.2), 0.5²I) with its exact denoiser, 256 points"
+            expect_close(
+                latent,
+                flow,
+                what="ddim_invert must follow the deterministic DDIM flow: for Gaussian data x0 ~ N(m, s²I) the "
+                "latent at level ᾱ is √ᾱ·m + √(ᾱs² + 1 − ᾱ)·(x0 − m)/s, up to the discretisation",
+                hint="each step from level s to the next timestep t evaluates eps = model(x, t), forms "
+                "x̂0 = (x − √(1 − ᾱ_s)·eps)/√ᾱ_s (ᾱ = 1 at s = −1) and moves to √ᾱ_t·x̂0 + √(1 − ᾱ_t)·eps",
+                example=gaussian,
+                rtol=0.0,
+                atol=INVERSION_TOLERANCE,
+            )
+            expect_close(
+                back,
+                x0,
+                what="ddim_sample_loop(noise=ddim_invert(x0)) must reconstruct x0 up to the discretisation",
+                hint="the sampler and the inversion must walk the same subsequence with η = 0",
+                example=gaussian,
+                rtol=0.0,
+                atol=INVERSION_TOLERANCE,
+            )
 
 
 @check("ddim", 2, "ddim_sample_loop calls the model num_steps times down the subsequence; seeded and dtype-stable")

@@ -322,6 +322,81 @@ def p_sample_loop_bookkeeping(sub: Submission) -> None:
     prop()
 
 
+# Each transition of a trajectory, x_{t−1} = mean + √variance·z, is recovered from the states: the last
+# (t = 0) exactly, the others by the spread of z = (x_{t−1} − mean)/√variance over 2000 values (standard
+# error of its RMS 0.016, so the bounds below are about 9 standard errors; swapping β_t and β̃_t changes
+# the RMS by a factor 1.5–4 on these short schedules). The order of the random numbers does not matter.
+TRANSITION_RUNS = (
+    ("linear", 4, "fixed_large", False),
+    ("cosine", 5, "fixed_small", True),
+    ("linear", 3, "fixed_small", False),
+    ("cosine", 4, "fixed_large", True),
+)
+TRANSITION_SHAPE = (500, 4)
+TRANSITION_RMS = (0.85, 1.15)
+
+
+@check("ddpm", 1, "p_sample_loop's trajectory follows p_θ(x_{t−1} | x_t) with the clip_denoised and variance given")
+def p_sample_loop_transitions(sub: Submission) -> None:
+    p_sample_loop = sub.function("ddpm", "p_sample_loop")
+    for index, (kind, T, variance, clip) in enumerate(TRANSITION_RUNS):
+        spec = ScheduleSpec(kind, T)
+        schedule = spec.build()
+        example = (
+            f"schedule={spec!r}, shape={TRANSITION_SHAPE}, float64 noise= (2·randn), variance={variance!r}, "
+            f"clip_denoised={clip}, return_trajectory=True"
+        )
+        start = 2 * torch.randn(TRANSITION_SHAPE, generator=torch.Generator().manual_seed(index), dtype=torch.float64)
+        returned = p_sample_loop(
+            SmoothDenoiser(T),
+            schedule,
+            TRANSITION_SHAPE,
+            generator=torch.Generator().manual_seed(index + 50),
+            noise=start,
+            clip_denoised=clip,
+            variance=variance,
+            return_trajectory=True,
+        )
+        states = returned[1] if isinstance(returned, tuple | list) and len(returned) == 2 else None
+        expect(
+            isinstance(states, list | tuple)
+            and len(states) == T + 1
+            and all(isinstance(s, torch.Tensor) and s.shape == start.shape for s in states)
+            and torch.equal(states[0], start),
+            "p_sample_loop(..., noise=x_start, return_trajectory=True) must return (samples, states) with the "
+            f"T + 1 states from x_start to the samples\n  example: {example}",
+        )
+        for i, step in enumerate(range(T - 1, -1, -1)):
+            x_t, x_prev = states[i].double(), states[i + 1].double()
+            t = torch.full((TRANSITION_SHAPE[0],), step, dtype=torch.long)
+            model = SmoothDenoiser(T)
+            out = ref.p_mean_variance(model, schedule, x_t, t, clip_denoised=clip, variance=variance)
+            if step == 0:
+                _, size = _eq11(schedule, x_t, t, out["eps"])
+                expect_close(
+                    x_prev,
+                    out["mean"],
+                    what="p_sample_loop: the last step (t = 0) must return the mean of p_θ(x_{−1} | x_0) computed "
+                    f"with clip_denoised={clip}",
+                    hint="pass clip_denoised= and variance= on to every p_sample call",
+                    example=example,
+                    scale=size,
+                )
+                continue
+            z = (x_prev - out["mean"]) / out["variance"].sqrt()
+            rms, centre = float(z.pow(2).mean().sqrt()), float(z.mean())
+            low, high = TRANSITION_RMS
+            expect(
+                low <= rms <= high and abs(centre) <= 0.15,
+                f"p_sample_loop: the step from t = {step} must be x_{{t−1}} = mean + √variance·z with z ~ N(0, I), "
+                f"for variance={variance!r} and clip_denoised={clip}\n  example: {example}\n"
+                f"  (x_{{t−1}} − mean)/√variance over {z.numel()} values has RMS {rms:.3f} and mean {centre:.3f}; "
+                f"expected RMS in [{low}, {high}] and |mean| ≤ 0.15\n"
+                "  hint: pass clip_denoised= and variance= on to every p_sample call; draw each step's noise "
+                "from a standard normal",
+            )
+
+
 # Sampling the course's 2-D mixture (8 components of std 0.07 on a ring of radius 0.6) with the exact
 # denoiser, 1000 steps, n = 4000 samples from float64 noise against 4000 true samples with the classes
 # in exact proportion. Energy distance (calibrated with the reference, seeds other than the check's):
@@ -346,7 +421,7 @@ def mixture_truth(n: int, seed: int) -> torch.Tensor:
     return mixture.sample(n, generator=torch.Generator().manual_seed(seed), y=labels)[0]
 
 
-@check("ddpm", 5, "p_sample_loop with the exact denoiser of a 2-D Gaussian mixture samples that mixture")
+@check("ddpm", 4, "p_sample_loop with the exact denoiser of a 2-D Gaussian mixture samples that mixture")
 def p_sample_loop_oracle(sub: Submission) -> None:
     p_sample_loop = sub.function("ddpm", "p_sample_loop")
     for kind, T, seed in ORACLE_RUNS:

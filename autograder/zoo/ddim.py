@@ -1,0 +1,303 @@
+"""Bug zoo of part 7 (ddim): mistakes that must lose points, rewrites that must not."""
+
+from __future__ import annotations
+
+from autograder.zoo.edits import Alternative, Edit, Mutant
+
+_PADDED = "    return padded.to(t.device)[t + 1]\n"
+_UNIFORM = "        steps = np.arange(num_steps) * (T // num_steps)\n"
+_LINSPACE = "        steps = np.linspace(0, T - 1, num_steps).round()\n"
+_TRAILING = "        steps = np.round(np.arange(T, 0, -T / num_steps))[:num_steps] - 1\n"
+_SIGMA_ALPHAS = "    alpha_bar, alpha_bar_prev = alpha_bar_at(schedule, t), alpha_bar_at(schedule, t_prev)\n"
+_SIGMA = "    return eta * ((1 - alpha_bar_prev) / (1 - alpha_bar)).sqrt() * (1 - alpha_bar / alpha_bar_prev).sqrt()\n"
+_RAISE = (
+    "    if eta != 0 and noise is None:\n"
+    '        raise ValueError("ddim_step with eta != 0 needs noise=; pass a standard normal tensor shaped like x_t")\n'
+)
+_STEP_MODEL = "    eps = model(x_t, t, **model_kwargs)\n"
+_RECOMPUTE = "        eps = predict_eps_from_x0(schedule, x_t, t, pred_x0)\n"
+_STEP_PREV = "    alpha_bar_prev = alpha_bar_at(schedule, t_prev)\n"
+_DIRECTION = "    direction = (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt()\n"
+_STEP_BODY = (
+    _STEP_PREV
+    + "    sigma = ddim_sigma(schedule, t, t_prev, eta)\n"
+    + _DIRECTION
+    + "    x_prev = expand_like(alpha_bar_prev.sqrt(), x_t) * pred_x0 + expand_like(direction, x_t) * eps\n"
+)
+_LOOP_TIMESTEPS = "    timesteps = ddim_timesteps(schedule.T, num_steps, spacing).tolist()\n    if noise"
+_LOOP_START = "    x = torch.randn(tuple(shape), generator=generator) if noise is None else noise\n"
+_LOOP = '    for k in tqdm(range(num_steps - 1, -1, -1), disable=not progress, desc="DDIM sampling"):\n'
+_LOOP_PREV = (
+    "        t_prev = torch.full((batch,), timesteps[k - 1] if k > 0 else -1, dtype=torch.long, device=device)\n"
+)
+_LOOP_NOISE = (
+    "        z = torch.randn(x.shape, generator=generator).to(device=device, dtype=x.dtype) if eta > 0 else None\n"
+)
+_LOOP_STEP = "        x = ddim_step(model, schedule, x, t, t_prev, eta=eta, noise=z, clip_denoised=clip_denoised, **model_kwargs)\n"
+_LOOP_BODY = (
+    _LOOP
+    + "        t = torch.full((batch,), timesteps[k], dtype=torch.long, device=device)\n"
+    + _LOOP_PREV
+    + _LOOP_NOISE
+    + _LOOP_STEP
+)
+_INV_MODEL = "        eps = model(x, t, **model_kwargs)\n"
+_INV_ALPHAS = "        alpha_bar, alpha_bar_next = alpha_bar_at(schedule, level), alpha_bar_at(schedule, t)\n"
+_INV_BODY = (
+    "        pred_x0 = (x - expand_like((1 - alpha_bar).sqrt(), x) * eps) / expand_like(alpha_bar.sqrt(), x)\n"
+    "        x = expand_like(alpha_bar_next.sqrt(), x) * pred_x0 + expand_like((1 - alpha_bar_next).sqrt(), x) * eps\n"
+)
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant(
+        "alpha_bar_at_minus_one_is_alpha_bar_0",
+        "alpha_bar_at(−1) returns ᾱ_0 (clamped index) instead of 1",
+        Edit("ddim", _PADDED, "    return schedule.alpha_bars.to(t.device)[t.clamp(min=0)]\n"),
+    ),
+    Mutant(
+        "alpha_bar_at_negative_index_wraps",
+        "alpha_bar_at indexes alpha_bars[t] directly, so t = −1 wraps round to ᾱ_{T−1}",
+        Edit("ddim", _PADDED, "    return schedule.alpha_bars.to(t.device)[t]\n"),
+    ),
+    Mutant(
+        "uniform_arange_stride",
+        "'uniform' as arange(0, T, T // num_steps): more than num_steps timesteps when num_steps does not divide T",
+        Edit("ddim", _UNIFORM, "        steps = np.arange(0, T, T // num_steps)\n"),
+    ),
+    Mutant(
+        "uniform_float_stride",
+        "'uniform' with the float stride T / num_steps truncated instead of the integer stride T // num_steps",
+        Edit("ddim", _UNIFORM, "        steps = np.arange(num_steps) * (T / num_steps)\n"),
+    ),
+    Mutant(
+        "linspace_includes_T",
+        "'linspace' as linspace(0, T, num_steps): the last timestep is T, one past the end",
+        Edit("ddim", _LINSPACE, "        steps = np.linspace(0, T, num_steps).round()\n"),
+    ),
+    Mutant(
+        "linspace_truncates",
+        "'linspace' truncated to integers instead of rounded",
+        Edit("ddim", _LINSPACE, "        steps = np.linspace(0, T - 1, num_steps)\n"),
+    ),
+    Mutant(
+        "trailing_truncates",
+        "'trailing' truncated to integers instead of rounded",
+        Edit("ddim", _TRAILING, "        steps = np.arange(T, 0, -T / num_steps)[:num_steps] - 1\n"),
+    ),
+    Mutant(
+        "sigma_alpha_bars_swapped",
+        "σ with ᾱ_t and ᾱ_prev swapped (the pair of timesteps reversed)",
+        Edit(
+            "ddim",
+            _SIGMA_ALPHAS,
+            "    alpha_bar_prev, alpha_bar = alpha_bar_at(schedule, t), alpha_bar_at(schedule, t_prev)\n",
+        ),
+    ),
+    Mutant(
+        "sigma_consecutive_prev",
+        "σ from ᾱ at t − 1 (DDPM's consecutive step) instead of ᾱ at t_prev",
+        Edit(
+            "ddim",
+            _SIGMA_ALPHAS,
+            "    alpha_bar, alpha_bar_prev = alpha_bar_at(schedule, t), alpha_bar_at(schedule, t - 1)\n",
+        ),
+    ),
+    Mutant(
+        "sigma_missing_eta",
+        "σ without the factor η (never deterministic)",
+        Edit("ddim", _SIGMA, _SIGMA.replace("return eta * ", "return ")),
+    ),
+    Mutant(
+        "sigma_missing_first_sqrt",
+        "σ with (1 − ᾱ_prev)/(1 − ᾱ_t) instead of its square root",
+        Edit(
+            "ddim",
+            _SIGMA,
+            _SIGMA.replace(
+                "((1 - alpha_bar_prev) / (1 - alpha_bar)).sqrt()", "((1 - alpha_bar_prev) / (1 - alpha_bar))"
+            ),
+        ),
+    ),
+    Mutant(
+        "step_no_value_error",
+        "ddim_step with η ≠ 0 and noise=None silently takes a deterministic step instead of raising ValueError",
+        Edit("ddim", _RAISE, ""),
+    ),
+    Mutant(
+        "step_drops_model_kwargs",
+        "ddim_step calls model(x_t, t) without **model_kwargs (labels lost)",
+        Edit("ddim", _STEP_MODEL, "    eps = model(x_t, t)\n"),
+    ),
+    Mutant(
+        "step_clip_keeps_raw_eps",
+        "clip_denoised clamps x̂0 but keeps the model's eps instead of recomputing it from the clamped x̂0",
+        Edit("ddim", _RECOMPUTE, ""),
+    ),
+    Mutant(
+        "step_alpha_bar_prev_from_t_minus_1",
+        "ddim_step uses ᾱ at t − 1 (alpha_bars_prev[t]) where ᾱ at t_prev belongs",
+        Edit("ddim", _STEP_PREV, "    alpha_bar_prev = alpha_bar_at(schedule, t - 1)\n"),
+    ),
+    Mutant(
+        "step_alpha_bar_t_for_prev",
+        "ddim_step uses ᾱ_t where ᾱ_prev belongs (the step goes nowhere)",
+        Edit("ddim", _STEP_PREV, "    alpha_bar_prev = alpha_bar_at(schedule, t)\n"),
+    ),
+    Mutant(
+        "step_direction_without_sigma",
+        "direction term √(1 − ᾱ_prev) without −σ² (too much variance for η > 0)",
+        Edit("ddim", _DIRECTION, "    direction = (1 - alpha_bar_prev).sqrt()\n"),
+    ),
+    Mutant(
+        "step_direction_sigma_not_squared",
+        "direction term √(1 − ᾱ_prev − σ) with σ where σ² belongs",
+        Edit("ddim", _DIRECTION, "    direction = (1 - alpha_bar_prev - sigma).clamp(min=0).sqrt()\n"),
+    ),
+    Mutant(
+        "ddim_loop_ignores_spacing",
+        "ddim_sample_loop calls ddim_timesteps without spacing= (always 'uniform')",
+        Edit("ddim", _LOOP_TIMESTEPS, _LOOP_TIMESTEPS.replace("num_steps, spacing)", "num_steps)")),
+    ),
+    Mutant(
+        "ddim_loop_ignores_noise_start",
+        "ddim_sample_loop ignores noise= and always draws its own start",
+        Edit("ddim", _LOOP_START, "    x = torch.randn(tuple(shape), generator=generator)\n"),
+    ),
+    Mutant(
+        "ddim_loop_stops_at_first_timestep",
+        "ddim_sample_loop stops at τ_0 and never takes the last step to t_prev = −1",
+        Edit("ddim", _LOOP, _LOOP.replace("range(num_steps - 1, -1, -1)", "range(num_steps - 1, 0, -1)")),
+    ),
+    Mutant(
+        "ddim_loop_last_step_wraps",
+        "ddim_sample_loop's last step goes to timesteps[−1] (Python wraps k − 1 = −1) instead of t_prev = −1",
+        Edit("ddim", _LOOP_PREV, _LOOP_PREV.replace("timesteps[k - 1] if k > 0 else -1", "timesteps[k - 1]")),
+    ),
+    Mutant(
+        "ddim_loop_last_step_to_zero",
+        "ddim_sample_loop's last step goes to t_prev = 0 instead of −1 (never reaches ᾱ = 1)",
+        Edit("ddim", _LOOP_PREV, _LOOP_PREV.replace("else -1", "else 0")),
+    ),
+    Mutant(
+        "ddim_loop_global_rng",
+        "ddim_sample_loop draws the per-step noise (η > 0) from the global RNG instead of the generator",
+        Edit("ddim", _LOOP_NOISE, _LOOP_NOISE.replace(", generator=generator", "")),
+    ),
+    Mutant(
+        "ddim_loop_drops_model_kwargs",
+        "ddim_sample_loop does not pass **model_kwargs on to ddim_step",
+        Edit("ddim", _LOOP_STEP, _LOOP_STEP.replace(", **model_kwargs)", ")")),
+    ),
+    Mutant(
+        "ddim_loop_ignores_clip_denoised",
+        "ddim_sample_loop does not pass clip_denoised on to ddim_step",
+        Edit("ddim", _LOOP_STEP, _LOOP_STEP.replace(", clip_denoised=clip_denoised", "")),
+    ),
+    Mutant(
+        "invert_alphas_swapped",
+        "ddim_invert runs the sampler's step: x̂0 formed with ᾱ at the next timestep and moved to the current level",
+        Edit(
+            "ddim",
+            _INV_ALPHAS,
+            "        alpha_bar_next, alpha_bar = alpha_bar_at(schedule, level), alpha_bar_at(schedule, t)\n",
+        ),
+    ),
+    Mutant(
+        "invert_descending",
+        "ddim_invert walks the subsequence downwards (largest timestep first)",
+        Edit("ddim", "    for step in timesteps:\n", "    for step in reversed(timesteps):\n"),
+    ),
+    Mutant(
+        "invert_level_not_updated",
+        "ddim_invert never moves its current level: every step starts from ᾱ = 1",
+        Edit("ddim", "        level = t\n", ""),
+    ),
+    Mutant(
+        "invert_skips_first_step",
+        "ddim_invert treats x0 as already at τ_0 and skips the step from t = −1",
+        Edit(
+            "ddim",
+            "    level = torch.full((batch,), -1, dtype=torch.long, device=x0.device)\n    for step in timesteps:\n",
+            "    level = torch.full((batch,), timesteps[0], dtype=torch.long, device=x0.device)\n"
+            "    for step in timesteps[1:]:\n",
+        ),
+    ),
+    Mutant(
+        "invert_drops_model_kwargs",
+        "ddim_invert calls model(x, t) without **model_kwargs (labels lost)",
+        Edit("ddim", _INV_MODEL, "        eps = model(x, t)\n"),
+    ),
+)
+
+ALTERNATIVES: tuple[Alternative, ...] = (
+    Alternative(
+        "ddim_step_xt_form",
+        "eq. 12 rearranged in x_t and eps: √(ᾱ_prev/ᾱ_t)·x_t + (√(1 − ᾱ_prev − σ²) − √(ᾱ_prev(1 − ᾱ_t)/ᾱ_t))·eps",
+        (
+            Edit(
+                "ddim",
+                _STEP_BODY,
+                _STEP_PREV
+                + "    alpha_bar = alpha_bar_at(schedule, t)\n"
+                + "    sigma = ddim_sigma(schedule, t, t_prev, eta)\n"
+                + _DIRECTION
+                + "    coef_x = (alpha_bar_prev / alpha_bar).sqrt()\n"
+                + "    coef_eps = direction - (alpha_bar_prev * (1 - alpha_bar) / alpha_bar).sqrt()\n"
+                + "    x_prev = expand_like(coef_x, x_t) * x_t + expand_like(coef_eps, x_t) * eps\n",
+            ),
+        ),
+    ),
+    Alternative(
+        "ddim_helpers_by_where_and_integers",
+        "alpha_bar_at with torch.where, σ² as one product under a square root, ddim_timesteps in exact integers",
+        (
+            Edit(
+                "ddim",
+                "    padded = torch.cat([torch.ones(1, dtype=torch.float64), schedule.alpha_bars])\n" + _PADDED,
+                "    alpha_bars = schedule.alpha_bars.to(t.device)\n"
+                "    return torch.where(t >= 0, alpha_bars[t.clamp(min=0)], torch.ones((), dtype=torch.float64, device=t.device))\n",
+            ),
+            Edit(
+                "ddim",
+                _SIGMA,
+                "    return eta * ((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)).sqrt()\n",
+            ),
+            Edit("ddim", _UNIFORM, "        steps = [k * (T // num_steps) for k in range(num_steps)]\n"),
+            Edit(
+                "ddim",
+                _LINSPACE,
+                "        d = max(num_steps - 1, 1)\n"
+                "        steps = [(2 * k * (T - 1) + d) // (2 * d) for k in range(num_steps)]\n",
+            ),
+            Edit(
+                "ddim",
+                _TRAILING,
+                "        steps = [T - (2 * k * T + num_steps) // (2 * num_steps) - 1 for k in range(num_steps)]\n",
+            ),
+        ),
+    ),
+    Alternative(
+        "ddim_loop_zip_pairs",
+        "ddim_sample_loop over zip(reversed(τ), reversed([−1] + τ[:−1])); inversion in the scaled variable x/√ᾱ",
+        (
+            Edit(
+                "ddim",
+                _LOOP_BODY,
+                "    pairs = zip(reversed(timesteps), reversed([-1, *timesteps[:-1]]), strict=True)\n"
+                '    for current, previous in tqdm(pairs, total=num_steps, disable=not progress, desc="DDIM sampling"):\n'
+                "        t = torch.full((batch,), current, dtype=torch.long, device=device)\n"
+                "        t_prev = torch.full((batch,), previous, dtype=torch.long, device=device)\n"
+                + _LOOP_NOISE
+                + _LOOP_STEP,
+            ),
+            Edit(
+                "ddim",
+                _INV_BODY,
+                "        ratio, ratio_next = ((1 - alpha_bar) / alpha_bar).sqrt(), ((1 - alpha_bar_next) / alpha_bar_next).sqrt()\n"
+                "        scaled = x / expand_like(alpha_bar.sqrt(), x) + expand_like(ratio_next - ratio, x) * eps\n"
+                "        x = expand_like(alpha_bar_next.sqrt(), x) * scaled\n",
+            ),
+        ),
+    ),
+)

@@ -1,0 +1,42 @@
+"""The bug zoo's validation in CI: the hidden checks catch every mutant and pass every alternative.
+
+The reference's full marks and the stubs' zero are checked in ``test_grading.py``; here each
+mutant is graded on its own part and each alternative on the parts it edits, one test each, so
+a regression names the mistake the checks stopped catching.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from autograder.bugzoo import judge_alternative, judge_mutant, judge_whole
+from autograder.parts import PARTS
+from autograder.reference import SOLUTIONS
+from autograder.zoo import ALTERNATIVES, MUTANTS
+
+MIN_MUTANTS, MIN_ALTERNATIVES = 40, 5
+
+
+def test_the_zoo_is_large_and_covers_every_part():
+    assert len(MUTANTS) >= MIN_MUTANTS, f"{len(MUTANTS)} mutants; the zoo promises at least {MIN_MUTANTS}"
+    assert len(ALTERNATIVES) >= MIN_ALTERNATIVES, f"{len(ALTERNATIVES)} alternatives; at least {MIN_ALTERNATIVES}"
+    uncovered = {p.name for p in PARTS} - {m.edit.part for m in MUTANTS}
+    assert not uncovered, f"parts without a mutant: {sorted(uncovered)}"
+
+
+def test_reference_scores_full_marks_in_every_part():
+    verdicts = judge_whole("reference", SOLUTIONS, full=True)
+    assert all(v.ok for v in verdicts), [v for v in verdicts if not v.ok]
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)
+def test_mutant_loses_points_in_its_part(mutant):
+    verdict = judge_mutant(mutant)
+    assert verdict.ok, f"{mutant.name} ({mutant.description}) is not caught by the {mutant.edit.part} checks"
+    assert verdict.earned < verdict.available
+
+
+@pytest.mark.parametrize("alternative", ALTERNATIVES, ids=lambda a: a.name)
+def test_alternative_keeps_full_marks(alternative):
+    verdicts = judge_alternative(alternative)
+    assert all(v.ok for v in verdicts), "\n".join(v.detail for v in verdicts if not v.ok)
