@@ -16,8 +16,9 @@ import os
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from hypothesis.errors import Flaky
@@ -208,7 +209,37 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("submission", type=Path, help="the submission directory")
     parser.add_argument("--out", type=Path, required=True, help="directory for results.json")
+    parser.add_argument(
+        "--limits",
+        type=Path,
+        help="TOML file of worker limits: a [default] table and one per part, with keys "
+        + ", ".join(f.name for f in fields(Limits)),
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="import the submission into the grader's process, without a sandbox: for trusted code only",
+    )
     parser.set_defaults(run=run)
+
+
+def read_limits(path: Path) -> dict[str, Limits]:
+    """Per-part limits from a TOML file (``[default]`` and ``[<part>]`` tables).
+
+    Raises:
+        ValueError: naming the table or key that is not a part or not a limit.
+    """
+    tables = tomllib.loads(path.read_text(encoding="utf-8"))
+    known = {f.name for f in fields(Limits)}
+    limits = {}
+    for table, values in tables.items():
+        if table != "default" and table not in {part.name for part in PARTS}:
+            raise ValueError(f"{path}: [{table}] is neither [default] nor a part ({', '.join(p.name for p in PARTS)})")
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"{path}: [{table}] has unknown limits {sorted(unknown)}; known: {sorted(known)}")
+        limits[table] = replace(Limits(), **values)
+    return limits
 
 
 def run(args: argparse.Namespace) -> int:
@@ -216,7 +247,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.submission.exists():
         print(f"error: {args.submission} does not exist; pass the directory of one submission", file=sys.stderr)
         return 2
-    report = grade(args.submission)
+    try:
+        limits = read_limits(args.limits) if args.limits else None
+    except (OSError, ValueError, tomllib.TOMLDecodeError) as error:
+        print(f"error: cannot read the limits: {error}", file=sys.stderr)
+        return 2
+    report = grade(args.submission, sandboxed=not args.in_process, limits=limits)
     path = args.out / "results.json"
     write_json_atomically(path, results_json(report))
     print(report.output)
