@@ -93,3 +93,20 @@ def test_grading_twice_gives_identical_scores_and_feedback(tmp_path, mutant):
         results["extra_data"].pop("part_seconds")
     assert first == second
     assert first["score"] < sum(p.points for p in PARTS if p.name == mutant.edit.part)
+
+
+def test_limits_file_sets_limits_per_part_and_rejects_unknown_names(tmp_path):
+    from autograder.grading import read_limits
+
+    path = tmp_path / "limits.toml"
+    path.write_text("[default]\nwall_seconds = 30\n[ddpm]\nwall_seconds = 300\ncpu_seconds = 900\n")
+    limits = read_limits(path)
+    assert limits["default"].wall_seconds == 30 and limits["ddpm"].cpu_seconds == 900
+    path.write_text("[dpm]\nwall_seconds = 3\n")
+    with pytest.raises(ValueError, match=r"\[dpm\] is neither"):
+        read_limits(path)
+    path.write_text("[ddpm]\nwall = 3\n")
+    with pytest.raises(ValueError, match="unknown limits"):
+        read_limits(path)
+    done = run_grade(str(ROOT / "solutions"), "--out", str(tmp_path / "out"), "--limits", str(path))
+    assert done.returncode == 2 and "unknown limits" in done.stderr
