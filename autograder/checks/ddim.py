@@ -14,7 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
+from autograder.checks.framework import GRADING, CheckFailed, calls_problem, check, expect, expect_close, expect_tensor
 from autograder.checks.strategies import (
     ScheduleSpec,
     StepCase,
@@ -478,22 +478,19 @@ def ddim_loop_bookkeeping(sub: Submission) -> None:
             example=example,
         )
         allowed = allowed_timesteps(spec.T, spec.num_steps, spec.spacing)[::-1]  # descending, as sampled
-        steps = [call.t for call in model.calls]
-        problem = ""
-        if len(steps) != spec.num_steps:
-            problem = f"the model was called {len(steps)} times, expected num_steps = {spec.num_steps}"
-        elif any(s.dtype != torch.long or tuple(s.shape) != (batch,) for s in steps):
-            problem = "each call must pass t as a long tensor of shape (B,)"
-        elif any(
-            len(set(s.tolist())) != 1 or s[0].item() not in ok or (i and s[0].item() >= steps[i - 1][0].item())
-            for i, (s, ok) in enumerate(zip(steps, allowed, strict=True))
-        ):
-            expected = [ok[0] if len(ok) == 1 else "|".join(map(str, ok)) for ok in allowed]
-            problem = f"the model got t = {[s.unique().tolist() for s in steps]}, expected {expected}"
-        elif not all(
-            isinstance(c.kwargs.get("y"), torch.Tensor) and torch.equal(c.kwargs["y"], labels) for c in model.calls
-        ):
-            problem = f"called with y={labels.tolist()}, the model got keyword arguments {model.calls[0].kwargs}"
+        problem = calls_problem(
+            model.calls,
+            labels,
+            count=spec.num_steps,
+            expected_count=f"num_steps = {spec.num_steps}",
+            timesteps_ok=lambda steps: (
+                not any(
+                    len(set(s.tolist())) != 1 or s[0].item() not in ok or (i and s[0].item() >= steps[i - 1][0].item())
+                    for i, (s, ok) in enumerate(zip(steps, allowed, strict=True))
+                )
+            ),
+            expected_timesteps=[ok[0] if len(ok) == 1 else "|".join(map(str, ok)) for ok in allowed],
+        )
         if problem:
             raise CheckFailed(
                 "ddim_sample_loop must call the model once per timestep of ddim_timesteps(T, num_steps, spacing), "

@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
+from autograder.checks.framework import GRADING, CheckFailed, calls_problem, check, expect, expect_close, expect_tensor
 from autograder.checks.strategies import Case, ScheduleSpec, cases, mixed_t_cases, schedule_specs, shapes
 from autograder.oracle import MixtureOracle, SmoothDenoiser, data, energy_distance, single_threaded
 from autograder.reference import load_reference
@@ -260,18 +260,14 @@ def p_sample_loop_bookkeeping(sub: Submission) -> None:
             hint="draw the starting noise with torch.randn(shape, generator=generator) (float32, on the CPU)",
             example=example,
         )
-        steps = [call.t for call in model.calls]
-        problem = ""
-        if len(steps) != T:
-            problem = f"the model was called {len(steps)} times, expected T = {T} (once per step)"
-        elif any(s.dtype != torch.long or tuple(s.shape) != (batch,) for s in steps):
-            problem = "each call must pass t as a long tensor of shape (B,)"
-        elif [s.tolist() for s in steps] != [[step] * batch for step in range(T - 1, -1, -1)]:
-            problem = f"the model got t = {[s.unique().tolist() for s in steps]}, expected {list(range(T - 1, -1, -1))}"
-        elif not all(
-            isinstance(c.kwargs.get("y"), torch.Tensor) and torch.equal(c.kwargs["y"], labels) for c in model.calls
-        ):
-            problem = f"called with y={labels.tolist()}, the model got keyword arguments {model.calls[0].kwargs}"
+        problem = calls_problem(
+            model.calls,
+            labels,
+            count=T,
+            expected_count=f"T = {T} (once per step)",
+            timesteps_ok=lambda steps: [s.tolist() for s in steps] == [[step] * batch for step in range(T - 1, -1, -1)],
+            expected_timesteps=list(range(T - 1, -1, -1)),
+        )
         if problem:
             raise CheckFailed(
                 f"p_sample_loop must call the model once per step with t = T−1, ..., 0 (descending), passing "

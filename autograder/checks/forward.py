@@ -1,8 +1,8 @@
 """Hidden checks of part 2 (forward): ``q(x_t | x_0)`` in closed form and as composed Markov steps.
 
 Tolerances: float32 cases use the framework's defaults; float64 cases must get float64 precision
-(:data:`FLOAT64_RTOL` of the size of the terms the answer is built from), which coefficients taken
-from a schedule cast to float32 (~1e-7 relative) do not.
+(the framework's :data:`~autograder.checks.framework.FLOAT64_RTOL` of the size of the terms the answer
+is built from), which coefficients taken from a schedule cast to float32 (~1e-7 relative) do not.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from hypothesis import given
 
-from autograder.checks.framework import GRADING, CheckFailed, check, expect_close
+from autograder.checks.framework import GRADING, CheckFailed, check, expect_close, expect_reference_on_cases, rtol_for
 from autograder.checks.strategies import Case, cases
 from autograder.reference import load_reference
 from autograder.submission import Submission
@@ -19,63 +19,50 @@ REFERENCE = load_reference()
 ref = REFERENCE.forward
 extract = REFERENCE.schedules.extract
 
-FLOAT64_RTOL = 1e-10
-"""Any float64 arrangement is within ~1e-15 of the terms' size; float32 coefficients are ~1e-7 off."""
 
+def expect_two_term_formula(sub: Submission, name: str, tables, *, what: str, hint: str) -> None:
+    """Check ``name(schedule, x, t, noise) = table_a[t]·x + table_b[t]·noise`` (``tables(schedule)`` gives the two
+    tables) against the reference, on data ``x`` in [−1, 1] and standard normal noise."""
 
-def rtol_for(case: Case) -> float | None:
-    """The relative tolerance of ``case``'s comparisons (``None``: the framework's float32 default)."""
-    return FLOAT64_RTOL if case.dtype == torch.float64 else None
+    def scale(case: Case, schedule, t: torch.Tensor, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """``|table_a[t]·x| + |table_b[t]·noise|`` in float64: the size of the answer's terms, for its tolerance."""
+        table_a, table_b = tables(schedule)
+        x64, noise64 = x.to(torch.float64), noise.to(torch.float64)
+        return (extract(table_a, t, x64) * x64).abs() + (extract(table_b, t, noise64) * noise64).abs()
 
-
-def terms(table_a: torch.Tensor, a: torch.Tensor, table_b: torch.Tensor, b: torch.Tensor, t: torch.Tensor):
-    """``|table_a[t]·a| + |table_b[t]·b|`` in float64: the size of a two-term answer, for its tolerance."""
-    a64, b64 = a.to(torch.float64), b.to(torch.float64)
-    return (extract(table_a, t, a64) * a64).abs() + (extract(table_b, t, b64) * b64).abs()
+    expect_reference_on_cases(
+        sub.function("forward", name),
+        getattr(ref, name),
+        cases(),
+        inputs=lambda case, schedule, t: (case.data(), case.randn()),
+        scale=scale,
+        what=what,
+        hint=hint,
+    )
 
 
 @check("forward", 2, "q_sample equals √ᾱ_t·x0 + √(1 − ᾱ_t)·noise (Ho et al. eq. 4)")
 def q_sample_closed_form(sub: Submission) -> None:
-    q_sample = sub.function("forward", "q_sample")
-
-    @GRADING
-    @given(cases())
-    def prop(case: Case) -> None:
-        schedule, x0, t, noise = case.schedule, case.data(), case.timesteps(), case.randn()
-        expect_close(
-            q_sample(schedule, x0, t, noise),
-            ref.q_sample(schedule, x0, t, noise),
-            what="q_sample(schedule, x0, t, noise) must be √ᾱ_t·x0 + √(1 − ᾱ_t)·noise",
-            hint="use ᾱ_t = alpha_bars[t] (not alphas[t] or alpha_bars_prev[t]) and take both square roots; "
-            "take the coefficients from the float64 schedule (extract casts them to the data's dtype)",
-            example=repr(case),
-            rtol=rtol_for(case),
-            scale=terms(schedule.alpha_bars.sqrt(), x0, (1 - schedule.alpha_bars).sqrt(), noise, t),
-        )
-
-    prop()
+    expect_two_term_formula(
+        sub,
+        "q_sample",
+        lambda schedule: (schedule.alpha_bars.sqrt(), (1 - schedule.alpha_bars).sqrt()),
+        what="q_sample(schedule, x0, t, noise) must be √ᾱ_t·x0 + √(1 − ᾱ_t)·noise",
+        hint="use ᾱ_t = alpha_bars[t] (not alphas[t] or alpha_bars_prev[t]) and take both square roots; "
+        "take the coefficients from the float64 schedule (extract casts them to the data's dtype)",
+    )
 
 
 @check("forward", 1, "q_step equals √α_t·x_prev + √β_t·noise (Ho et al. eq. 2)")
 def q_step_formula(sub: Submission) -> None:
-    q_step = sub.function("forward", "q_step")
-
-    @GRADING
-    @given(cases())
-    def prop(case: Case) -> None:
-        schedule, x_prev, t, noise = case.schedule, case.data(), case.timesteps(), case.randn()
-        expect_close(
-            q_step(schedule, x_prev, t, noise),
-            ref.q_step(schedule, x_prev, t, noise),
-            what="q_step(schedule, x_prev, t, noise) must be √α_t·x_prev + √β_t·noise",
-            hint="one step uses α_t and β_t, not the cumulative ᾱ_t; take the square roots; take the "
-            "coefficients from the float64 schedule (extract casts them to the data's dtype)",
-            example=repr(case),
-            rtol=rtol_for(case),
-            scale=terms(schedule.alphas.sqrt(), x_prev, schedule.betas.sqrt(), noise, t),
-        )
-
-    prop()
+    expect_two_term_formula(
+        sub,
+        "q_step",
+        lambda schedule: (schedule.alphas.sqrt(), schedule.betas.sqrt()),
+        what="q_step(schedule, x_prev, t, noise) must be √α_t·x_prev + √β_t·noise",
+        hint="one step uses α_t and β_t, not the cumulative ᾱ_t; take the square roots; take the "
+        "coefficients from the float64 schedule (extract casts them to the data's dtype)",
+    )
 
 
 @check("forward", 3, "composing q_step from x0 to t has exactly the moments of q(x_t | x0)")

@@ -8,11 +8,12 @@ A :class:`~autograder.submission.StudentError` from the student's code fails it 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import strategies as st
 
 from autograder.parts import PART_BY_NAME
 from autograder.submission import Submission
@@ -122,3 +123,80 @@ def expect(condition: bool, message: str) -> None:
     """Fail with ``message`` unless ``condition``."""
     if not condition:
         raise CheckFailed(message)
+
+
+FLOAT64_RTOL = 1e-10
+"""Relative tolerance of float64 answers, of the size of the terms they are built from: any float64 arrangement
+of a formula is within ~1e-12 of it, while coefficients taken from a schedule cast to float32 are ~1e-7 off."""
+
+
+def rtol_for(case) -> float | None:
+    """The relative tolerance of the comparisons of ``case`` (anything with a ``dtype``): :data:`FLOAT64_RTOL`
+    for float64 data, ``None`` (the float32 default of :func:`tolerances`) otherwise."""
+    return FLOAT64_RTOL if case.dtype == torch.float64 else None
+
+
+def expect_reference_on_cases(
+    student: Callable,
+    reference: Callable,
+    strategy: st.SearchStrategy,
+    *,
+    inputs: Callable,
+    scale: Callable,
+    what: str,
+    hint: str,
+    examples: Sequence = (),
+) -> None:
+    """Run the property of a check of a formula ``f(schedule, a, t, b)``: for every drawn case, the student's
+    ``f`` must give the reference's answer, within :func:`rtol_for` of the size of its terms.
+
+    Args:
+        strategy: draws cases (:class:`~autograder.checks.strategies.Case`).
+        inputs: ``inputs(case, schedule, t) -> (a, b)``, the arguments of the case.
+        scale: ``scale(case, schedule, t, a, b)``, the size of the terms of the answer (see :func:`expect_close`).
+        examples: cases tried first, in this order.
+    """
+
+    def prop(case) -> None:
+        schedule, t = case.schedule, case.timesteps()
+        a, b = inputs(case, schedule, t)
+        expect_close(
+            student(schedule, a, t, b),
+            reference(schedule, a, t, b),
+            what=what,
+            hint=hint,
+            example=repr(case),
+            rtol=rtol_for(case),
+            scale=scale(case, schedule, t, a, b),
+        )
+
+    for case in reversed(examples):  # as decorators: the first example is tried first
+        prop = example(case)(prop)
+    GRADING(given(strategy)(prop))()
+
+
+def calls_problem(
+    calls: Sequence,
+    labels: torch.Tensor,
+    *,
+    count: int,
+    expected_count: str,
+    timesteps_ok: Callable[[list[torch.Tensor]], bool],
+    expected_timesteps: object,
+) -> str:
+    """What is wrong with the model calls a sampling loop made, ``""`` if nothing: their number (``count``,
+    described by ``expected_count``), each ``t`` a long tensor of shape ``(B,)``, the timesteps
+    (``timesteps_ok(steps)``, else shown against ``expected_timesteps``), and the labels ``y`` passed on.
+
+    ``calls`` are a recording denoiser's (each with ``.t`` and ``.kwargs``); ``labels`` has shape ``(B,)``.
+    """
+    steps = [call.t for call in calls]
+    if len(steps) != count:
+        return f"the model was called {len(steps)} times, expected {expected_count}"
+    if any(s.dtype != torch.long or tuple(s.shape) != (len(labels),) for s in steps):
+        return "each call must pass t as a long tensor of shape (B,)"
+    if not timesteps_ok(steps):
+        return f"the model got t = {[s.unique().tolist() for s in steps]}, expected {expected_timesteps}"
+    if not all(isinstance(c.kwargs.get("y"), torch.Tensor) and torch.equal(c.kwargs["y"], labels) for c in calls):
+        return f"called with y={labels.tolist()}, the model got keyword arguments {calls[0].kwargs}"
+    return ""

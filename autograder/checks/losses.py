@@ -16,8 +16,8 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
-from autograder.checks.posterior import FLOAT64_RTOL, float32_slack
+from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor, rtol_for
+from autograder.checks.posterior import float32_slack
 from autograder.checks.strategies import Case, ScheduleSpec, cases, shapes
 from autograder.reference import load_reference
 from autograder.submission import StudentError, Submission
@@ -114,10 +114,6 @@ class Constant(Denoiser):
 def bias(x_t: torch.Tensor) -> torch.Tensor:
     """A fixed, input-dependent error added to a perfect denoiser."""
     return 0.5 * torch.sin(3 * x_t)
-
-
-def float64_rtol(case: Case) -> float | None:
-    return FLOAT64_RTOL if case.dtype == torch.float64 else None
 
 
 # --- normal_kl ---------------------------------------------------------------------------------------------------
@@ -354,7 +350,7 @@ def ddpm_loss_given_t_and_noise(sub: Submission) -> None:
             "(.mean(), not a sum over pixels); the result is a 0-dim tensor in x0's dtype",
             example=repr(case),
             scale=loss_scale(noise, prediction),
-            rtol=float64_rtol(case),
+            rtol=rtol_for(case),
         )
 
     prop()
@@ -389,7 +385,7 @@ def ddpm_loss_minimised_by_true_noise(sub: Submission) -> None:
             hint="the loss is the mean of the squared error over every element: (noise − prediction)².mean()",
             example=repr(case),
             scale=(2 * delta.abs() * (noise.abs() + x0.abs()) * slack).mean(),
-            rtol=float64_rtol(case),
+            rtol=rtol_for(case),
         )
 
     prop()
@@ -541,7 +537,7 @@ def vlb_term_formula(sub: Submission) -> None:
             "not bits: no division by log 2)",
             example=repr(case),
             scale=(size * slack).reshape(len(t), -1).mean(1),
-            rtol=float64_rtol(case),
+            rtol=rtol_for(case),
         )
 
     prop()

@@ -6,8 +6,8 @@ which loses ``2⁻²⁴ / (1 − ᾱ_t)`` of relative precision near ``t = 0`` w
 improved-diffusion's ``√(1/ᾱ_t)·x_t − √(1/ᾱ_t − 1)·eps``, whose two terms are ~1/√ᾱ_t times larger
 than their difference at the last step of a cosine schedule. So every comparison passes as
 ``scale`` the size of the terms the answer is built from, times :func:`float32_slack` for the
-``1 − ᾱ`` it divides by. Float64 cases are tighter than the framework's default (:data:`FLOAT64_RTOL`):
-float64 data must get float64 precision, which a schedule cast to float32 (~1e-7 relative) breaks.
+``1 − ᾱ`` it divides by. Float64 cases are tighter than the framework's default (its ``FLOAT64_RTOL``, through
+:func:`rtol_for`): float64 data must get float64 precision, which a schedule cast to float32 (~1e-7 relative) breaks.
 They are the cases that tell the usual mistakes apart.
 """
 
@@ -16,7 +16,16 @@ from __future__ import annotations
 import torch
 from hypothesis import example, given
 
-from autograder.checks.framework import GRADING, CheckFailed, check, expect_close, expect_tensor, tolerances
+from autograder.checks.framework import (
+    GRADING,
+    CheckFailed,
+    check,
+    expect_close,
+    expect_reference_on_cases,
+    expect_tensor,
+    rtol_for,
+    tolerances,
+)
 from autograder.checks.strategies import Case, ScheduleSpec, cases
 from autograder.reference import load_reference
 from autograder.submission import Submission
@@ -27,15 +36,6 @@ extract = REFERENCE.schedules.extract
 
 LAST_COSINE_STEP = Case(ScheduleSpec("cosine", 1000), (2, 3), torch.float32, (999, 0), 1)
 """√ᾱ_t ≈ 5e-5 at t = 999: the x0 predictions divide by it."""
-
-
-FLOAT64_RTOL = 1e-10
-"""Any float64 arrangement is within ~1e-12 of the terms' size; float32 coefficients are ~1e-7 off."""
-
-
-def rtol_for(case: Case) -> float | None:
-    """The relative tolerance of ``case``'s comparisons (``None``: the framework's float32 default)."""
-    return FLOAT64_RTOL if case.dtype == torch.float64 else None
 
 
 def coefficient(table: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -244,100 +244,82 @@ def posterior_bayes_consistency(sub: Submission) -> None:
     prop()
 
 
+def expect_conversion(sub: Submission, name: str, inputs, size, *, what: str, hint: str) -> None:
+    """Check the conversion ``name(schedule, a, t, b)`` against the reference, on drawn cases and the last step
+    of a long cosine schedule. ``inputs(case, schedule, t)`` gives ``(a, b)``; ``size(a, b, √ᾱ_t, √(1 − ᾱ_t))``
+    the size of the answer's terms, which the tolerance scales with (times :func:`float32_slack`)."""
+
+    def scale(case: Case, schedule, t: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        sqrt_ab, sqrt_one_minus_ab = sqrt_alpha_bars(schedule, t, a)
+        return size(a, b, sqrt_ab, sqrt_one_minus_ab) * float32_slack(case, schedule, t, a)
+
+    expect_reference_on_cases(
+        sub.function("posterior", name),
+        getattr(ref, name),
+        cases(),
+        inputs=inputs,
+        scale=scale,
+        what=what,
+        hint=hint,
+        examples=(LAST_COSINE_STEP,),
+    )
+
+
+def noisy_data_and_noise(case: Case, schedule, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x_t, eps)`` with ``x_t = q_sample(x0, t, eps)``: the answer ≈ x0 is small where its terms are ~1/√ᾱ_t
+    (cancellation)."""
+    eps = case.randn()
+    return REFERENCE.forward.q_sample(schedule, case.data(), t, eps), eps
+
+
 @check("posterior", 1.5, "predict_x0_from_eps inverts q_sample: x0 = (x_t − √(1 − ᾱ_t)·eps)/√ᾱ_t")
 def predict_x0_from_eps_formula(sub: Submission) -> None:
-    predict_x0_from_eps = sub.function("posterior", "predict_x0_from_eps")
-
-    @GRADING
-    @given(cases())
-    @example(LAST_COSINE_STEP)
-    def prop(case: Case) -> None:
-        schedule, x0, eps, t = case.schedule, case.data(), case.randn(), case.timesteps()
-        # x_t made from (x0, eps): the answer ≈ x0 is small where its terms are ~1/√ᾱ_t (cancellation).
-        x_t = REFERENCE.forward.q_sample(schedule, x0, t, eps)
-        sqrt_ab, sqrt_one_minus_ab = sqrt_alpha_bars(schedule, t, x_t)
-        expect_close(
-            predict_x0_from_eps(schedule, x_t, t, eps),
-            ref.predict_x0_from_eps(schedule, x_t, t, eps),
-            what="predict_x0_from_eps(schedule, x_t, t, eps) must be (x_t − √(1 − ᾱ_t)·eps)/√ᾱ_t",
-            hint="ᾱ_t = alpha_bars[t] (not alphas[t] or alpha_bars_prev[t]); both square roots; divide by √ᾱ_t; "
-            "take the coefficients from the float64 schedule (extract casts them to x_t's dtype)",
-            example=repr(case),
-            rtol=rtol_for(case),
-            scale=(x_t.abs() + sqrt_one_minus_ab * eps.abs()) / sqrt_ab * float32_slack(case, schedule, t, x0),
-        )
-
-    prop()
+    expect_conversion(
+        sub,
+        "predict_x0_from_eps",
+        noisy_data_and_noise,
+        lambda x_t, eps, sqrt_ab, sqrt_one_minus_ab: (x_t.abs() + sqrt_one_minus_ab * eps.abs()) / sqrt_ab,
+        what="predict_x0_from_eps(schedule, x_t, t, eps) must be (x_t − √(1 − ᾱ_t)·eps)/√ᾱ_t",
+        hint="ᾱ_t = alpha_bars[t] (not alphas[t] or alpha_bars_prev[t]); both square roots; divide by √ᾱ_t; "
+        "take the coefficients from the float64 schedule (extract casts them to x_t's dtype)",
+    )
 
 
 @check("posterior", 1, "predict_eps_from_x0 inverts q_sample: eps = (x_t − √ᾱ_t·x0)/√(1 − ᾱ_t)")
 def predict_eps_from_x0_formula(sub: Submission) -> None:
-    predict_eps_from_x0 = sub.function("posterior", "predict_eps_from_x0")
-
-    @GRADING
-    @given(cases())
-    @example(LAST_COSINE_STEP)
-    def prop(case: Case) -> None:
-        schedule, x_t, x0, t = case.schedule, case.randn(), case.data(), case.timesteps()
-        sqrt_ab, sqrt_one_minus_ab = sqrt_alpha_bars(schedule, t, x_t)
-        expect_close(
-            predict_eps_from_x0(schedule, x_t, t, x0),
-            ref.predict_eps_from_x0(schedule, x_t, t, x0),
-            what="predict_eps_from_x0(schedule, x_t, t, x0) must be (x_t − √ᾱ_t·x0)/√(1 − ᾱ_t)",
-            hint="ᾱ_t = alpha_bars[t] (not alpha_bars_prev[t]); both square roots; divide by √(1 − ᾱ_t); "
-            "take the coefficients from the float64 schedule (extract casts them to x_t's dtype)",
-            example=repr(case),
-            rtol=rtol_for(case),
-            scale=(x_t.abs() + sqrt_ab * x0.abs()) / sqrt_one_minus_ab * float32_slack(case, schedule, t, x0),
-        )
-
-    prop()
+    expect_conversion(
+        sub,
+        "predict_eps_from_x0",
+        lambda case, schedule, t: (case.randn(), case.data()),
+        lambda x_t, x0, sqrt_ab, sqrt_one_minus_ab: (x_t.abs() + sqrt_ab * x0.abs()) / sqrt_one_minus_ab,
+        what="predict_eps_from_x0(schedule, x_t, t, x0) must be (x_t − √ᾱ_t·x0)/√(1 − ᾱ_t)",
+        hint="ᾱ_t = alpha_bars[t] (not alpha_bars_prev[t]); both square roots; divide by √(1 − ᾱ_t); "
+        "take the coefficients from the float64 schedule (extract casts them to x_t's dtype)",
+    )
 
 
 @check("posterior", 1, "predict_v is the velocity v = √ᾱ_t·eps − √(1 − ᾱ_t)·x0 (Salimans & Ho)")
 def predict_v_formula(sub: Submission) -> None:
-    predict_v = sub.function("posterior", "predict_v")
-
-    @GRADING
-    @given(cases())
-    @example(LAST_COSINE_STEP)
-    def prop(case: Case) -> None:
-        schedule, x0, eps, t = case.schedule, case.data(), case.randn(), case.timesteps()
-        sqrt_ab, sqrt_one_minus_ab = sqrt_alpha_bars(schedule, t, x0)
-        expect_close(
-            predict_v(schedule, x0, t, eps),
-            ref.predict_v(schedule, x0, t, eps),
-            what="predict_v(schedule, x0, t, eps) must be √ᾱ_t·eps − √(1 − ᾱ_t)·x0",
-            hint="√ᾱ_t multiplies eps and √(1 − ᾱ_t) multiplies x0 (not the other way round), with a minus sign",
-            example=repr(case),
-            rtol=rtol_for(case),
-            scale=(sqrt_ab * eps.abs() + sqrt_one_minus_ab * x0.abs()) * float32_slack(case, schedule, t, x0),
-        )
-
-    prop()
+    expect_conversion(
+        sub,
+        "predict_v",
+        lambda case, schedule, t: (case.data(), case.randn()),
+        lambda x0, eps, sqrt_ab, sqrt_one_minus_ab: sqrt_ab * eps.abs() + sqrt_one_minus_ab * x0.abs(),
+        what="predict_v(schedule, x0, t, eps) must be √ᾱ_t·eps − √(1 − ᾱ_t)·x0",
+        hint="√ᾱ_t multiplies eps and √(1 − ᾱ_t) multiplies x0 (not the other way round), with a minus sign",
+    )
 
 
 @check("posterior", 1, "predict_x0_from_v recovers the data: x0 = √ᾱ_t·x_t − √(1 − ᾱ_t)·v")
 def predict_x0_from_v_formula(sub: Submission) -> None:
-    predict_x0_from_v = sub.function("posterior", "predict_x0_from_v")
-
-    @GRADING
-    @given(cases())
-    @example(LAST_COSINE_STEP)
-    def prop(case: Case) -> None:
-        schedule, x_t, v, t = case.schedule, case.randn(0), case.randn(1), case.timesteps()
-        sqrt_ab, sqrt_one_minus_ab = sqrt_alpha_bars(schedule, t, x_t)
-        expect_close(
-            predict_x0_from_v(schedule, x_t, t, v),
-            ref.predict_x0_from_v(schedule, x_t, t, v),
-            what="predict_x0_from_v(schedule, x_t, t, v) must be √ᾱ_t·x_t − √(1 − ᾱ_t)·v",
-            hint="√ᾱ_t multiplies x_t and √(1 − ᾱ_t) multiplies v, minus sign; no division is needed",
-            example=repr(case),
-            rtol=rtol_for(case),
-            scale=(sqrt_ab * x_t.abs() + sqrt_one_minus_ab * v.abs()) * float32_slack(case, schedule, t, x_t),
-        )
-
-    prop()
+    expect_conversion(
+        sub,
+        "predict_x0_from_v",
+        lambda case, schedule, t: (case.randn(0), case.randn(1)),
+        lambda x_t, v, sqrt_ab, sqrt_one_minus_ab: sqrt_ab * x_t.abs() + sqrt_one_minus_ab * v.abs(),
+        what="predict_x0_from_v(schedule, x_t, t, v) must be √ᾱ_t·x_t − √(1 − ᾱ_t)·v",
+        hint="√ᾱ_t multiplies x_t and √(1 − ᾱ_t) multiplies v, minus sign; no division is needed",
+    )
 
 
 @check("posterior", 1.5, "round trips at the same t: eps → x0 → eps, and x0 → v → x0 with x_t = q_sample(x0, eps)")

@@ -29,6 +29,11 @@ RTOL, ATOL = 1e-9, 0.0
 FIELDS = ("betas", "alphas", "alpha_bars", "alpha_bars_prev")
 
 
+def expect_table(got: object, expected: torch.Tensor, *, what: str, hint: str, example: str) -> None:
+    """:func:`expect_close` for a float64 table: agreement to :data:`RTOL`, with no absolute slack."""
+    expect_close(got, expected, what=what, hint=hint, example=example, rtol=RTOL, atol=ATOL)
+
+
 @dataclass(frozen=True)
 class BetasCall:
     """A call ``name(T, **kwargs)`` of a beta schedule; its repr is the call as the student would write it."""
@@ -69,15 +74,13 @@ def linear_betas_formula(sub: Submission) -> None:
     @example(BetasCall("linear_betas", 1000))
     @example(BetasCall("linear_betas", 1, (("beta_end", 0.05), ("beta_start", 0.001))))
     def prop(call: BetasCall) -> None:
-        expect_close(
+        expect_table(
             call(linear_betas),
             call(ref.linear_betas),
             what="linear_betas must be T evenly spaced betas from beta_start to beta_end, both included",
             hint="torch.linspace(beta_start, beta_end, T, dtype=torch.float64): T points (not T + 1, and "
             "T = 1 gives [beta_start]), built in float64 rather than float32 cast afterwards",
             example=repr(call),
-            rtol=RTOL,
-            atol=ATOL,
         )
 
     prop()
@@ -96,6 +99,15 @@ COSINE_CALLS = betas_calls(
 )
 
 
+def expect_cosine_entries(cosine_betas, call: BetasCall, *, clipped: bool, what: str, hint: str) -> None:
+    """Judge the entries of ``call(cosine_betas)`` that the reference clips at max_beta (``clipped``), or those
+    it does not; the others are the other check's business, so the student's values are accepted there."""
+    got = expect_tensor(call(cosine_betas), like=call(ref.cosine_betas), what=what, hint=hint, example=repr(call))
+    clipped_entries = raw_cosine_betas(call) >= call.arg("max_beta", 0.999)
+    judged = clipped_entries if clipped else ~clipped_entries
+    expect_table(got, torch.where(judged, call(ref.cosine_betas), got), what=what, hint=hint, example=repr(call))
+
+
 @check("schedules", 1.5, "cosine_betas(T)[t] = 1 − f(t+1)/f(t) with f(u) = cos²((u/T + s)/(1 + s)·π/2), in float64")
 def cosine_betas_formula(sub: Submission) -> None:
     cosine_betas = sub.function("schedules", "cosine_betas")
@@ -105,16 +117,14 @@ def cosine_betas_formula(sub: Submission) -> None:
     @example(BetasCall("cosine_betas", 1000))
     @example(BetasCall("cosine_betas", 5, (("s", 0.02),)))
     def prop(call: BetasCall) -> None:
-        what = "cosine_betas must follow Nichol & Dhariwal's eq. 17 (entries below max_beta)"
-        hint = (
-            "betas[t] = 1 − f(t+1)/f(t) for 0-based t = 0..T−1 (not f(t)/f(t−1)): compute f on u = 0..T "
-            "(T + 1 points) in float64 and divide neighbours"
+        expect_cosine_entries(
+            cosine_betas,
+            call,
+            clipped=False,
+            what="cosine_betas must follow Nichol & Dhariwal's eq. 17 (entries below max_beta)",
+            hint="betas[t] = 1 − f(t+1)/f(t) for 0-based t = 0..T−1 (not f(t)/f(t−1)): compute f on u = 0..T "
+            "(T + 1 points) in float64 and divide neighbours",
         )
-        got = expect_tensor(call(cosine_betas), like=call(ref.cosine_betas), what=what, hint=hint, example=repr(call))
-        unclipped = raw_cosine_betas(call) < call.arg("max_beta", 0.999)
-        # Entries the reference clips are the next check's business: accept the student's value there.
-        expected = torch.where(unclipped, call(ref.cosine_betas), got)
-        expect_close(got, expected, what=what, hint=hint, example=repr(call), rtol=RTOL, atol=ATOL)
 
     prop()
 
@@ -128,12 +138,13 @@ def cosine_betas_clipped(sub: Submission) -> None:
     @example(BetasCall("cosine_betas", 1000))
     @example(BetasCall("cosine_betas", 1))
     def prop(call: BetasCall) -> None:
-        what = "cosine_betas must be min(1 − f(t+1)/f(t), max_beta): entries above max_beta are clipped to it"
-        hint = "clip with torch.clamp(betas, max=max_beta) (f(T) ≈ 0 makes the last beta ≈ 1 without it)"
-        got = expect_tensor(call(cosine_betas), like=call(ref.cosine_betas), what=what, hint=hint, example=repr(call))
-        clipped = raw_cosine_betas(call) >= call.arg("max_beta", 0.999)
-        expected = torch.where(clipped, call(ref.cosine_betas), got)
-        expect_close(got, expected, what=what, hint=hint, example=repr(call), rtol=RTOL, atol=ATOL)
+        expect_cosine_entries(
+            cosine_betas,
+            call,
+            clipped=True,
+            what="cosine_betas must be min(1 − f(t+1)/f(t), max_beta): entries above max_beta are clipped to it",
+            hint="clip with torch.clamp(betas, max=max_beta) (f(T) ≈ 0 makes the last beta ≈ 1 without it)",
+        )
 
     prop()
 
@@ -147,15 +158,13 @@ def scaled_linear_betas_formula(sub: Submission) -> None:
     @example(BetasCall("scaled_linear_betas", 1000))
     @example(BetasCall("scaled_linear_betas", 1))
     def prop(call: BetasCall) -> None:
-        expect_close(
+        expect_table(
             call(scaled_linear_betas),
             call(ref.scaled_linear_betas),
             what="scaled_linear_betas must space the square roots of the betas evenly, then square them",
             hint="torch.linspace(beta_start ** 0.5, beta_end ** 0.5, T, dtype=torch.float64) ** 2: take the "
             "square roots of the endpoints and square the result (it is not linspace(beta_start, beta_end, T))",
             example=repr(call),
-            rtol=RTOL,
-            atol=ATOL,
         )
 
     prop()
@@ -183,6 +192,13 @@ def with_examples(prop, specs=EXTREMES):
     return prop
 
 
+def make_schedules(make_schedule, spec: ScheduleSpec, what: str) -> tuple[dict[str, object], object]:
+    """The fields of the student's ``make_schedule`` of ``spec``'s betas, and the reference's schedule."""
+    betas = spec.betas_tensor()
+    reference = ref.make_schedule(betas)
+    return schedule_fields(make_schedule(betas.clone()), what), reference
+
+
 @check("schedules", 1, "make_schedule: α_t = 1 − β_t and ᾱ_t = ∏_{s≤t} α_s (a cumulative product), float64")
 def make_schedule_cumprod(sub: Submission) -> None:
     make_schedule = sub.function("schedules", "make_schedule")
@@ -191,10 +207,8 @@ def make_schedule_cumprod(sub: Submission) -> None:
     @given(SCHEDULES)
     @with_examples
     def prop(spec: ScheduleSpec) -> None:
-        betas = spec.betas_tensor()
-        expected = ref.make_schedule(betas)
         what = "make_schedule(betas) must derive alphas = 1 − betas and alpha_bars = cumprod(alphas)"
-        got = schedule_fields(make_schedule(betas.clone()), what)
+        got, expected = make_schedules(make_schedule, spec, what)
         hints = {
             "betas": "keep the given betas (as float64) in the schedule",
             "alphas": "alphas = 1 − betas, elementwise, in float64",
@@ -202,14 +216,12 @@ def make_schedule_cumprod(sub: Submission) -> None:
             "not a cumulative sum, and of alphas rather than betas",
         }
         for name, hint in hints.items():
-            expect_close(
+            expect_table(
                 got[name],
                 getattr(expected, name),
                 what=f"{what} (field {name})",
                 hint=hint,
                 example=f"make_schedule({spec!r})",
-                rtol=RTOL,
-                atol=ATOL,
             )
 
     prop()
@@ -224,39 +236,34 @@ def make_schedule_alpha_bars_prev(sub: Submission) -> None:
     @given(SCHEDULES)
     @with_examples
     def prop(spec: ScheduleSpec) -> None:
-        betas = spec.betas_tensor()
-        reference = ref.make_schedule(betas)
         what = "make_schedule(betas).alpha_bars_prev[t] must be ᾱ one step earlier, with alpha_bars_prev[0] = 1"
-        fields = schedule_fields(make_schedule(betas.clone()), what)
+        fields, reference = make_schedules(make_schedule, spec, what)
+        example_ = f"make_schedule({spec!r})"
         got = expect_tensor(
             fields["alpha_bars_prev"],
             like=reference.alpha_bars_prev,
             what=what,
             hint="one float64 entry per timestep: torch.cat([ones(1), alpha_bars[:-1]]) has length T",
-            example=f"make_schedule({spec!r})",
+            example=example_,
         )
         alpha_bars = fields["alpha_bars"]
         if not (isinstance(alpha_bars, torch.Tensor) and alpha_bars.shape == reference.alpha_bars.shape):
             alpha_bars = reference.alpha_bars
         expected = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bars.to(torch.float64)[:-1]])
-        expect_close(
+        expect_table(
             got[:1],
             expected[:1],
             what=what + " (index 0)",
             hint="alpha_bars_prev[0] = 1: before the first step nothing has been noised (ᾱ of the clean data)",
-            example=f"make_schedule({spec!r})",
-            rtol=RTOL,
-            atol=ATOL,
+            example=example_,
         )
-        expect_close(
+        expect_table(
             got,
             expected,
             what=what + " (compared with your alpha_bars shifted right by one)",
             hint="alpha_bars_prev = torch.cat([ones(1), alpha_bars[:-1]]): shift alpha_bars one step to the right "
             "(drop the last ᾱ, not the first)",
-            example=f"make_schedule({spec!r})",
-            rtol=RTOL,
-            atol=ATOL,
+            example=example_,
         )
 
     prop()
@@ -330,14 +337,12 @@ def snr_formula(sub: Submission) -> None:
         hint = (
             "SNR = ᾱ_t / (1 − ᾱ_t) with ᾱ_t = alpha_bars[t] (not alpha_bars_prev, not its square root), one value per t"
         )
-        expect_close(
+        expect_table(
             snr(schedule, t),
             ref.snr(schedule, t),
             what="snr(schedule, t) must be ᾱ_t / (1 − ᾱ_t), a float64 tensor of shape (B,)",
             hint=hint,
             example=f"snr({case.spec!r}, t={list(case.t)})",
-            rtol=RTOL,
-            atol=ATOL,
         )
         every = torch.arange(schedule.T)
         values = expect_tensor(snr(schedule, every), like=ref.snr(schedule, every), what="snr over t = 0..T−1")

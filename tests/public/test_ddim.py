@@ -14,15 +14,25 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from diffusion.ddim import ddim_invert, ddim_sample_loop, ddim_sigma, ddim_step, ddim_timesteps
 from diffusion.schedules import NoiseSchedule, expand_like, extract
-from tests.public.helpers import check_close, schedule
+from tests.public.helpers import (
+    PROPERTY,
+    RecordingModel,
+    beta_tilde,
+    check_close,
+    diffuse,
+    posterior_mean,
+    randn,
+    schedule,
+    x0_denoiser,
+    x0_from_eps,
+)
 
 PART = "part 7 (ddim)"
-PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, database=None)
 T = 50
 
 
@@ -47,38 +57,6 @@ def gaussian_data_denoiser(sched: NoiseSchedule, std: float):
         return extract((1 - a).sqrt() / (a * std**2 + 1 - a), t, x_t) * x_t
 
     return model
-
-
-def x0_denoiser(sched: NoiseSchedule, x0: torch.Tensor):
-    """The denoiser that knows the data: ``eps = (x_t − √ᾱ_t · x0) / √(1 − ᾱ_t)`` (built with ``extract``)."""
-
-    def model(x_t: torch.Tensor, t: torch.Tensor, **model_kwargs) -> torch.Tensor:
-        sqrt_ab = extract(sched.alpha_bars.sqrt(), t, x_t)
-        return (x_t - sqrt_ab * x0.to(x_t.dtype)) / extract((1 - sched.alpha_bars).sqrt(), t, x_t)
-
-    return model
-
-
-class RecordingModel:
-    """A denoiser that records the ``t`` (and keyword arguments) of every call and returns ``0.1 · x_t``."""
-
-    def __init__(self) -> None:
-        self.ts: list[torch.Tensor] = []
-        self.xs: list[torch.Tensor] = []
-        self.kwargs: list[dict] = []
-
-    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, **model_kwargs) -> torch.Tensor:
-        self.ts.append(t.clone())
-        self.xs.append(x_t.clone())
-        self.kwargs.append(model_kwargs)
-        return 0.1 * x_t
-
-    def steps(self) -> list[int]:
-        return [int(t[0]) for t in self.ts]
-
-
-def data(shape, dtype=torch.float64, seed=0) -> torch.Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
 def data_in_unit_box(shape, dtype=torch.float64, seed=1) -> torch.Tensor:
@@ -179,10 +157,9 @@ def test_ddim_sigma_at_eta_one_on_consecutive_steps_is_sqrt_beta_tilde(kind):
     At ``t = 0`` (``t_prev = −1``, ``ᾱ_prev = 1``) that is 0."""
     sched = schedule(T, kind)
     t = torch.arange(T)
-    beta_tilde = sched.betas * (1 - sched.alpha_bars_prev) / (1 - sched.alpha_bars)
     check_close(
         ddim_sigma(sched, t, t - 1, 1.0),
-        beta_tilde.sqrt(),
+        beta_tilde(sched).sqrt(),
         part=PART,
         what="ddim_sigma(t, t − 1, η = 1) = √β̃_t (DDIM with η = 1 is DDPM)",
         hint="ᾱ_prev must be 1 when t_prev = −1 (indexing alpha_bars[−1] wraps to the last entry); "
@@ -218,9 +195,9 @@ def test_ddim_step_eta_zero_with_a_denoiser_that_knows_x0(shape):
     """``x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε`` and a denoiser that knows x0: ``η = 0`` gives
     ``x_prev = √ᾱ_prev · x0 + √(1 − ᾱ_prev) · ε`` (the same ε, one level less noisy)."""
     sched = schedule(T)
-    x0, noise = data_in_unit_box(shape), data(shape)
+    x0, noise = data_in_unit_box(shape), randn(shape)
     t, t_prev = long([49, 30, 12]), long([39, 10, 0])
-    x_t = extract(sched.alpha_bars.sqrt(), t, x0) * x0 + extract((1 - sched.alpha_bars).sqrt(), t, x0) * noise
+    x_t = diffuse(sched, x0, t, noise)
     got = ddim_step(x0_denoiser(sched, x0), sched, x_t, t, t_prev, eta=0.0)
     a_prev = expand_like(ab(sched, t_prev), x0)
     check_close(
@@ -237,9 +214,9 @@ def test_ddim_step_eta_zero_with_a_denoiser_that_knows_x0(shape):
 def test_ddim_step_to_t_prev_minus_one_returns_x0():
     """The last DDIM step goes to ``t_prev = −1`` where ``ᾱ_prev = 1``: ``x_prev = x̂0`` (= x0 for this denoiser)."""
     sched = schedule(T)
-    x0, noise = data_in_unit_box((4, 3)), data((4, 3))
+    x0, noise = data_in_unit_box((4, 3)), randn((4, 3))
     t = long([0, 9, 25, 49])
-    x_t = extract(sched.alpha_bars.sqrt(), t, x0) * x0 + extract((1 - sched.alpha_bars).sqrt(), t, x0) * noise
+    x_t = diffuse(sched, x0, t, noise)
     got = ddim_step(x0_denoiser(sched, x0), sched, x_t, t, long([-1, -1, -1, -1]), eta=0.0)
     check_close(
         got,
@@ -257,7 +234,7 @@ def test_ddim_step_matches_eq_12(eta):
     """``x_prev = √ᾱ_prev · x̂0 + √(1 − ᾱ_prev − σ²) · eps + σ · noise`` with ``x̂0 = (x_t − √(1 − ᾱ_t) eps)/√ᾱ_t``
     and σ of eq. 16, for a generic denoiser and skipped steps."""
     sched = schedule(T, "cosine")
-    x_t, noise = data((4, 2, 3)), data((4, 2, 3), seed=1)
+    x_t, noise = randn((4, 2, 3)), randn((4, 2, 3), seed=1)
     t, t_prev = long([49, 40, 20, 5]), long([44, 20, 3, -1])
     got = ddim_step(smooth_denoiser, sched, x_t, t, t_prev, eta=eta, noise=noise)
     eps = smooth_denoiser(x_t, t)
@@ -284,20 +261,14 @@ def test_ddim_step_matches_eq_12(eta):
 def test_ddim_step_eta_one_on_consecutive_steps_is_the_ddpm_step():
     """``η = 1``, ``t_prev = t − 1``: ``x_prev = μ̃_t(x̂0, x_t) + √β̃_t · noise`` (DDPM's posterior, Song et al. §4.1)."""
     sched = schedule(T)
-    x_t, noise = data((4, 3)), data((4, 3), seed=1)
+    x_t, noise = randn((4, 3)), randn((4, 3), seed=1)
     t = long([49, 20, 3, 1])
     got = ddim_step(smooth_denoiser, sched, x_t, t, t - 1, eta=1.0, noise=noise)
     eps = smooth_denoiser(x_t, t)
-    x0_hat = (x_t - extract((1 - sched.alpha_bars).sqrt(), t, x_t) * eps) / extract(sched.alpha_bars.sqrt(), t, x_t)
-    coef_x0 = sched.betas * sched.alpha_bars_prev.sqrt() / (1 - sched.alpha_bars)
-    coef_xt = (1 - sched.alpha_bars_prev) * sched.alphas.sqrt() / (1 - sched.alpha_bars)
-    beta_tilde = sched.betas * (1 - sched.alpha_bars_prev) / (1 - sched.alpha_bars)
-    expected = (
-        extract(coef_x0, t, x_t) * x0_hat + extract(coef_xt, t, x_t) * x_t + extract(beta_tilde.sqrt(), t, x_t) * noise
-    )
+    x0_hat = x0_from_eps(sched, x_t, t, eps)
     check_close(
         got,
-        expected,
+        posterior_mean(sched, x0_hat, x_t, t) + extract(beta_tilde(sched).sqrt(), t, x_t) * noise,
         part=PART,
         what="ddim_step(t → t − 1, η = 1) = μ̃_t(x̂0, x_t) + √β̃_t·noise (DDIM with η = 1 is DDPM)",
         hint="check σ (eq. 16) and the direction term √(1 − ᾱ_prev − σ²)·eps",
@@ -310,7 +281,7 @@ def test_ddim_step_clipping_recomputes_eps_from_the_clamped_x0():
     """``clip_denoised=True``: ``x̂0`` is clamped to [−1, 1] and ``eps`` recomputed from it,
     ``eps' = (x_t − √ᾱ_t · x̂0)/√(1 − ᾱ_t)``; then ``x_prev = √ᾱ_prev · x̂0 + √(1 − ᾱ_prev) · eps'`` (η = 0)."""
     sched = schedule(T)
-    x_t = data((4, 5))
+    x_t = randn((4, 5))
     t, t_prev = long([49, 30, 12, 5]), long([40, 20, 2, -1])
 
     def wild(x, t):  # its x0 estimate lands far outside [−1, 1]
@@ -334,7 +305,7 @@ def test_ddim_step_clipping_recomputes_eps_from_the_clamped_x0():
 
 def test_ddim_step_needs_noise_when_eta_is_not_zero():
     """``η ≠ 0`` needs a noise tensor: ``ddim_step(..., eta=0.5, noise=None)`` raises ``ValueError``."""
-    sched, x_t = schedule(T), data((2, 3))
+    sched, x_t = schedule(T), randn((2, 3))
     try:
         ddim_step(smooth_denoiser, sched, x_t, long([20, 20]), long([10, 10]), eta=0.5, noise=None)
     except ValueError:
@@ -347,7 +318,7 @@ def test_ddim_step_needs_noise_when_eta_is_not_zero():
 
 def test_ddim_step_keeps_shape_and_dtype_and_passes_model_kwargs():
     """Float32 data gives a float32 ``x_prev`` of the same shape; ``model_kwargs`` (e.g. ``y=``) reach the model."""
-    sched, x_t = schedule(T), data((2, 1, 4, 4), dtype=torch.float32)
+    sched, x_t = schedule(T), randn((2, 1, 4, 4), dtype=torch.float32)
     model, y = RecordingModel(), long([3, 1])
     got = ddim_step(model, sched, x_t, long([30, 30]), long([10, 10]), y=y)
     assert got.shape == x_t.shape and got.dtype == torch.float32, (
@@ -412,7 +383,7 @@ def test_ddim_sample_loop_with_a_denoiser_that_knows_x0_returns_x0(num_steps, et
 
 def test_ddim_sample_loop_starts_from_noise_and_passes_model_kwargs():
     """``noise=`` is the starting ``x`` at ``τ[-1]`` (the first model input); ``model_kwargs`` reach every call."""
-    model, y, start = RecordingModel(), long([1, 0]), data((2, 3), dtype=torch.float32, seed=4)
+    model, y, start = RecordingModel(), long([1, 0]), randn((2, 3), dtype=torch.float32, seed=4)
     ddim_sample_loop(model, schedule(T), (2, 3), num_steps=4, noise=start, y=y)
     check_close(
         model.xs[0],
@@ -455,7 +426,7 @@ def test_ddim_sample_loop_same_seed_gives_same_samples(eta):
 def test_ddim_invert_calls_the_model_num_steps_times_going_up():
     """Inversion walks the same subsequence upwards: ``num_steps`` calls at ``t = τ_0, τ_1, ...`` (T = 50, 5 steps)."""
     model = RecordingModel()
-    out = ddim_invert(model, schedule(T), data((3, 2), dtype=torch.float32), num_steps=5)
+    out = ddim_invert(model, schedule(T), randn((3, 2), dtype=torch.float32), num_steps=5)
     assert out.shape == (3, 2) and out.dtype == torch.float32, (
         f"{PART}: ddim_invert on float32 x0 of shape (3, 2) returned {out.dtype} of shape {tuple(out.shape)}"
     )

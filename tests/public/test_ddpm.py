@@ -17,7 +17,16 @@ import torch
 
 from diffusion.ddpm import p_mean_variance, p_sample, p_sample_loop
 from diffusion.schedules import NoiseSchedule, extract
-from tests.public.helpers import check_close, schedule
+from tests.public.helpers import (
+    RecordingModel,
+    beta_tilde,
+    check_close,
+    posterior_mean,
+    randn,
+    schedule,
+    x0_denoiser,
+    x0_from_eps,
+)
 
 PART = "part 6 (ddpm)"
 T = 30
@@ -33,44 +42,10 @@ def smooth_denoiser(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return 0.5 * x_t + 0.01 * t.to(x_t.dtype).reshape(-1, *([1] * (x_t.dim() - 1)))
 
 
-def x0_denoiser(sched: NoiseSchedule, x0: torch.Tensor):
-    """The denoiser that knows the data: ``eps = (x_t − √ᾱ_t · x0) / √(1 − ᾱ_t)`` (built with ``extract``)."""
-
-    def model(x_t: torch.Tensor, t: torch.Tensor, **model_kwargs) -> torch.Tensor:
-        sqrt_ab = extract(sched.alpha_bars.sqrt(), t, x_t)
-        return (x_t - sqrt_ab * x0.to(x_t.dtype)) / extract((1 - sched.alpha_bars).sqrt(), t, x_t)
-
-    return model
-
-
-class RecordingModel:
-    """A denoiser that records the ``t`` (and keyword arguments) of every call and returns ``0.1 · x_t``."""
-
-    def __init__(self) -> None:
-        self.ts: list[torch.Tensor] = []
-        self.xs: list[torch.Tensor] = []
-        self.kwargs: list[dict] = []
-
-    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, **model_kwargs) -> torch.Tensor:
-        self.ts.append(t.clone())
-        self.xs.append(x_t.clone())
-        self.kwargs.append(model_kwargs)
-        return 0.1 * x_t
-
-
 def eq11_mean(sched: NoiseSchedule, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """Eq. 11 of Ho et al.: ``μ = (x_t − β_t / √(1 − ᾱ_t) · eps) / √α_t``."""
     coef = extract(sched.betas / (1 - sched.alpha_bars).sqrt(), t, x_t)
     return (x_t - coef * eps) / extract(sched.alphas.sqrt(), t, x_t)
-
-
-def beta_tilde(sched: NoiseSchedule) -> torch.Tensor:
-    """``β̃_t = β_t (1 − ᾱ_prev) / (1 − ᾱ_t)`` (float64, length T; 0 at t = 0)."""
-    return sched.betas * (1 - sched.alpha_bars_prev) / (1 - sched.alpha_bars)
-
-
-def data(shape, dtype=torch.float64, seed=0) -> torch.Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
 def assert_broadcasts_to(value: torch.Tensor, x: torch.Tensor, what: str) -> None:
@@ -91,7 +66,7 @@ def assert_broadcasts_to(value: torch.Tensor, x: torch.Tensor, what: str) -> Non
 @pytest.mark.parametrize("shape", SHAPES)
 def test_p_mean_variance_mean_is_eq_11_without_clipping(shape):
     """``clip_denoised=False``: ``mean = (x_t − β_t / √(1 − ᾱ_t) · eps) / √α_t`` (eq. 11), for any shape."""
-    sched, x_t = schedule(T), data(shape)
+    sched, x_t = schedule(T), randn(shape)
     out = p_mean_variance(smooth_denoiser, sched, x_t, TIMESTEPS, clip_denoised=False)
     assert isinstance(out, dict), f"{PART}: p_mean_variance must return a dict, got {type(out).__name__}"
     check_close(
@@ -108,7 +83,7 @@ def test_p_mean_variance_mean_is_eq_11_without_clipping(shape):
 
 def test_p_mean_variance_returns_model_eps_and_pred_x0():
     """``eps`` is the model's output and ``pred_x0 = (x_t − √(1 − ᾱ_t) · eps) / √ᾱ_t`` (no clipping)."""
-    sched, x_t = schedule(T), data((4, 3))
+    sched, x_t = schedule(T), randn((4, 3))
     out = p_mean_variance(smooth_denoiser, sched, x_t, TIMESTEPS, clip_denoised=False)
     eps = smooth_denoiser(x_t, TIMESTEPS)
     check_close(
@@ -118,12 +93,9 @@ def test_p_mean_variance_returns_model_eps_and_pred_x0():
         what="p_mean_variance(...)['eps'] = model(x_t, t)",
         hint="return the model's prediction itself under the key 'eps'",
     )
-    expected_x0 = (x_t - extract((1 - sched.alpha_bars).sqrt(), TIMESTEPS, x_t) * eps) / extract(
-        sched.alpha_bars.sqrt(), TIMESTEPS, x_t
-    )
     check_close(
         out["pred_x0"],
-        expected_x0,
+        x0_from_eps(sched, x_t, TIMESTEPS, eps),
         part=PART,
         what="p_mean_variance(...)['pred_x0'] = (x_t − √(1 − ᾱ_t)·eps)/√ᾱ_t",
         hint="divide by √ᾱ_t (not ᾱ_t) and use ᾱ_t, not ᾱ_prev",
@@ -136,7 +108,7 @@ def test_p_mean_variance_returns_model_eps_and_pred_x0():
 def test_p_mean_variance_fixed_small_is_beta_tilde(shape):
     """``variance="fixed_small"``: ``variance = β̃_t = β_t (1 − ᾱ_prev)/(1 − ᾱ_t)``; ``log_variance = log β̃_t``
     for t ≥ 1, and ``log β̃_1`` at t = 0 (where β̃_0 = 0), as ``log_variance_clipped`` of part 3."""
-    sched, x_t = schedule(T), data(shape)
+    sched, x_t = schedule(T), randn(shape)
     out = p_mean_variance(smooth_denoiser, sched, x_t, TIMESTEPS, variance="fixed_small")
     assert_broadcasts_to(out["variance"], x_t, "p_mean_variance(...)['variance']")
     bt = beta_tilde(sched)
@@ -163,7 +135,7 @@ def test_p_mean_variance_fixed_small_is_beta_tilde(shape):
 
 def test_p_mean_variance_fixed_large_is_beta():
     """``variance="fixed_large"``: ``variance = β_t`` and ``log_variance = log β_t`` (Ho et al. §3.2)."""
-    sched, x_t = schedule(T), data((4, 1, 3, 3))
+    sched, x_t = schedule(T), randn((4, 1, 3, 3))
     out = p_mean_variance(smooth_denoiser, sched, x_t, TIMESTEPS, variance="fixed_large")
     assert_broadcasts_to(out["variance"], x_t, "p_mean_variance(variance='fixed_large')['variance']")
     check_close(
@@ -189,15 +161,13 @@ def test_p_mean_variance_fixed_large_is_beta():
 def test_p_mean_variance_clips_pred_x0_then_takes_the_posterior_mean():
     """``clip_denoised=True``: ``pred_x0`` is clamped to [−1, 1] *before* the mean
     ``μ̃ = β_t √ᾱ_prev/(1 − ᾱ_t) · pred_x0 + (1 − ᾱ_prev) √α_t/(1 − ᾱ_t) · x_t`` is formed."""
-    sched, x_t = schedule(T), data((4, 6))
+    sched, x_t = schedule(T), randn((4, 6))
 
     def wild(x, t):  # a denoiser whose x0 estimate lands far outside [−1, 1]
         return -3.0 * x
 
     out = p_mean_variance(wild, sched, x_t, TIMESTEPS, clip_denoised=True)
-    raw_x0 = (x_t - extract((1 - sched.alpha_bars).sqrt(), TIMESTEPS, x_t) * wild(x_t, TIMESTEPS)) / extract(
-        sched.alpha_bars.sqrt(), TIMESTEPS, x_t
-    )
+    raw_x0 = x0_from_eps(sched, x_t, TIMESTEPS, wild(x_t, TIMESTEPS))
     assert raw_x0.abs().max() > 1.5  # the test is only meaningful when clipping changes something
     clipped = raw_x0.clamp(-1, 1)
     check_close(
@@ -209,11 +179,9 @@ def test_p_mean_variance_clips_pred_x0_then_takes_the_posterior_mean():
         rtol=1e-9,
         atol=1e-10,
     )
-    coef_x0 = sched.betas * sched.alpha_bars_prev.sqrt() / (1 - sched.alpha_bars)
-    coef_xt = (1 - sched.alpha_bars_prev) * sched.alphas.sqrt() / (1 - sched.alpha_bars)
     check_close(
         out["mean"],
-        extract(coef_x0, TIMESTEPS, x_t) * clipped + extract(coef_xt, TIMESTEPS, x_t) * x_t,
+        posterior_mean(sched, clipped, x_t, TIMESTEPS),
         part=PART,
         what="p_mean_variance(clip_denoised=True)['mean'] = μ̃_t(clamped pred_x0, x_t)",
         hint="form the mean from the clamped pred_x0 (do not clamp the mean itself, and do not use eq. 11 "
@@ -225,7 +193,7 @@ def test_p_mean_variance_clips_pred_x0_then_takes_the_posterior_mean():
 
 def test_p_mean_variance_passes_model_kwargs_and_keeps_dtype():
     """``model_kwargs`` (e.g. class labels ``y=``) reach the model; float32 data gives float32 results."""
-    sched, x_t = schedule(T), data((4, 2), dtype=torch.float32)
+    sched, x_t = schedule(T), randn((4, 2), dtype=torch.float32)
     model, y = RecordingModel(), torch.tensor([1, 0, 2, 1])
     out = p_mean_variance(model, sched, x_t, TIMESTEPS, y=y)
     assert len(model.kwargs) == 1 and "y" in model.kwargs[0] and torch.equal(model.kwargs[0]["y"], y), (
@@ -246,7 +214,7 @@ def test_p_mean_variance_passes_model_kwargs_and_keeps_dtype():
 @pytest.mark.parametrize("variance", ["fixed_small", "fixed_large"])
 def test_p_sample_is_mean_plus_sqrt_variance_times_noise(variance):
     """For ``t > 0``: ``x_{t−1} = μ + √variance · noise`` with μ from eq. 11 (no clipping here)."""
-    sched, x_t, noise = schedule(T), data((4, 3, 2, 2)), data((4, 3, 2, 2), seed=1)
+    sched, x_t, noise = schedule(T), randn((4, 3, 2, 2)), randn((4, 3, 2, 2), seed=1)
     t = torch.tensor([29, 5, 1, 17])
     got = p_sample(smooth_denoiser, sched, x_t, t, noise, clip_denoised=False, variance=variance)
     var = beta_tilde(sched) if variance == "fixed_small" else sched.betas
@@ -266,7 +234,7 @@ def test_p_sample_adds_no_noise_at_t_zero():
     """Where ``t == 0`` the step returns the mean (Algorithm 2: z = 0 at the last step), per sample in a batch.
 
     With ``variance="fixed_large"`` the variance at t = 0 is β_0 > 0, so the noise must be masked out."""
-    sched, x_t, noise = schedule(T), data((4, 3)), data((4, 3), seed=1)
+    sched, x_t, noise = schedule(T), randn((4, 3)), randn((4, 3), seed=1)
     t = torch.tensor([0, 7, 0, 29])
     got = p_sample(smooth_denoiser, sched, x_t, t, noise, clip_denoised=False, variance="fixed_large")
     mean = eq11_mean(sched, x_t, t, smooth_denoiser(x_t, t))
@@ -285,7 +253,7 @@ def test_p_sample_adds_no_noise_at_t_zero():
 def test_p_sample_keeps_shape_and_dtype():
     """``p_sample`` returns a tensor of the shape and dtype of ``x_t`` (float32 here)."""
     sched = schedule(T)
-    x_t, noise = data((4, 1, 4, 4), dtype=torch.float32), data((4, 1, 4, 4), dtype=torch.float32, seed=1)
+    x_t, noise = randn((4, 1, 4, 4), dtype=torch.float32), randn((4, 1, 4, 4), dtype=torch.float32, seed=1)
     got = p_sample(smooth_denoiser, sched, x_t, TIMESTEPS, noise)
     assert got.shape == x_t.shape and got.dtype == torch.float32, (
         f"{PART}: p_sample on float32 data of shape {tuple(x_t.shape)} returned {got.dtype} of shape "
@@ -320,7 +288,7 @@ def test_p_sample_loop_calls_the_model_for_t_from_T_minus_1_down_to_0():
             f"{PART}: p_sample_loop must pass t as a long tensor of shape (B,) = (3,), got {t.dtype} of shape "
             f"{tuple(t.shape)}\n  hint: torch.full((B,), step, dtype=torch.long)"
         )
-    seen = [int(t[0]) for t in model.ts]
+    seen = model.steps()
     assert seen == list(range(T_small - 1, -1, -1)), (
         f"{PART}: p_sample_loop must visit t = {T_small - 1}, ..., 0 in that order, got {seen}\n"
         f"  hint: timesteps are 0-based (the first is T − 1, not T; the last is 0, not 1) and go downwards"
@@ -330,7 +298,7 @@ def test_p_sample_loop_calls_the_model_for_t_from_T_minus_1_down_to_0():
 def test_p_sample_loop_passes_model_kwargs_and_starts_from_noise():
     """``model_kwargs`` reach every model call, and ``noise=`` is the starting ``x_{T−1}`` (the first model input)."""
     model, T_small = RecordingModel(), 5
-    y, start = torch.tensor([2, 0]), data((2, 3), dtype=torch.float32, seed=3)
+    y, start = torch.tensor([2, 0]), randn((2, 3), dtype=torch.float32, seed=3)
     p_sample_loop(model, schedule(T_small), (2, 3), generator=torch.Generator().manual_seed(0), noise=start, y=y)
     assert model.kwargs and all("y" in k and torch.equal(k["y"], y) for k in model.kwargs), (
         f"{PART}: p_sample_loop(..., y=y) must pass y=y to every model call\n"
@@ -387,7 +355,7 @@ def test_p_sample_loop_with_a_denoiser_that_knows_x0_returns_x0(variance):
 
 def test_p_sample_loop_return_trajectory():
     """``return_trajectory=True`` returns ``(x, states)``: T + 1 states from the starting noise to the sample."""
-    sched, start = schedule(8), data((2, 2), dtype=torch.float32, seed=5)
+    sched, start = schedule(8), randn((2, 2), dtype=torch.float32, seed=5)
     result = p_sample_loop(
         smooth_denoiser, sched, (2, 2), generator=torch.Generator().manual_seed(0), noise=start, return_trajectory=True
     )

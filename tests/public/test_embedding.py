@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from diffusion.embedding import timestep_embedding
-from tests.public.helpers import check_close
+from tests.public.helpers import PROPERTY, check_close
 
 PART = "part 5 (embedding)"
-PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, database=None)
 
 
 def expected_embedding(t: list[int], dim: int, max_period: float = 10000) -> torch.Tensor:
@@ -72,6 +72,47 @@ def test_embedding_odd_dim_is_zero_padded_by_one_column():
     )
 
 
+@pytest.mark.parametrize(
+    ("t", "dim", "kwargs", "expected", "what", "hint"),
+    [
+        pytest.param(
+            [1, 100],
+            4,
+            {},
+            [
+                [math.sin(1), math.sin(0.01), math.cos(1), math.cos(0.01)],
+                [math.sin(100), math.sin(1), math.cos(100), math.cos(1)],
+            ],
+            "timestep_embedding([1, 100], 4): freqs_i = exp(−ln(10000)·i/half) = [1, 0.01]",
+            "divide i by half = dim // 2 (not by dim, not by half − 1); the exponent is negative",
+            id="dim_4",
+        ),
+        pytest.param(
+            [4],
+            6,
+            {"max_period": 8},
+            [[math.sin(4), math.sin(2), math.sin(1), math.cos(4), math.cos(2), math.cos(1)]],
+            "timestep_embedding([4], 6, max_period=8): freqs_i = exp(−ln(max_period)·i/half) = [1, 1/2, 1/4]",
+            "use the max_period argument, not a hard-coded 10000",
+            id="max_period_8",
+        ),
+    ],
+)
+def test_embedding_worked_examples(t, dim, kwargs, expected, what, hint):
+    """Worked by hand. ``dim = 4``: ``half = 2``, ``freqs = [1, exp(−ln(10000)/2)] = [1, 0.01]``; at ``t = 100`` the
+    row is ``[sin 100, sin 1, cos 100, cos 1]``. ``dim = 6``, ``max_period = 8``: ``freqs = 8^(−i/3) = [1, 1/2, 1/4]``;
+    at ``t = 4`` the row is ``[sin 4, sin 2, sin 1, cos 4, cos 2, cos 1]``."""
+    check_close(
+        timestep_embedding(torch.tensor(t), dim, **kwargs),
+        torch.tensor(expected),
+        part=PART,
+        what=what,
+        hint=hint,
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
 def test_embedding_at_t_zero_is_sin_zero_then_cos_one():
     """At ``t = 0``: ``sin(0 · f_i) = 0`` for the first half of the columns and ``cos(0 · f_i) = 1`` for the second."""
     emb = timestep_embedding(torch.tensor([0, 0]), 10)
@@ -82,43 +123,6 @@ def test_embedding_at_t_zero_is_sin_zero_then_cos_one():
         part=PART,
         what="timestep_embedding(0, 10) = [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]",
         hint="all sines first, then all cosines: torch.cat([sin, cos], dim=1), not interleaved and not cos first",
-    )
-
-
-def test_embedding_frequency_formula_small_example():
-    """``dim = 4``: ``half = 2``, ``freqs = [1, exp(−ln(10000)/2)] = [1, 0.01]``; at ``t = 100`` the row is
-    ``[sin 100, sin 1, cos 100, cos 1]``."""
-    emb = timestep_embedding(torch.tensor([1, 100]), 4)
-    expected = torch.tensor(
-        [
-            [math.sin(1), math.sin(0.01), math.cos(1), math.cos(0.01)],
-            [math.sin(100), math.sin(1), math.cos(100), math.cos(1)],
-        ]
-    )
-    check_close(
-        emb,
-        expected,
-        part=PART,
-        what="timestep_embedding([1, 100], 4): freqs_i = exp(−ln(10000)·i/half) = [1, 0.01]",
-        hint="divide i by half = dim // 2 (not by dim, not by half − 1); the exponent is negative",
-        rtol=1e-5,
-        atol=1e-5,
-    )
-
-
-def test_embedding_uses_max_period():
-    """``dim = 6``, ``max_period = 8``: ``freqs = 8^(−i/3) = [1, 1/2, 1/4]``; at ``t = 4`` the row is
-    ``[sin 4, sin 2, sin 1, cos 4, cos 2, cos 1]``."""
-    emb = timestep_embedding(torch.tensor([4]), 6, max_period=8)
-    expected = torch.tensor([[math.sin(4), math.sin(2), math.sin(1), math.cos(4), math.cos(2), math.cos(1)]])
-    check_close(
-        emb,
-        expected,
-        part=PART,
-        what="timestep_embedding([4], 6, max_period=8): freqs_i = exp(−ln(max_period)·i/half) = [1, 1/2, 1/4]",
-        hint="use the max_period argument, not a hard-coded 10000",
-        rtol=1e-5,
-        atol=1e-5,
     )
 
 

@@ -9,63 +9,75 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from diffusion.forward import q_mean_variance, q_sample, q_step
 from diffusion.schedules import extract
-from tests.public.helpers import check_close, schedule
+from tests.public.helpers import (
+    AT_T,
+    DTYPES,
+    PROPERTY,
+    SHAPES,
+    TIMESTEPS,
+    TOL,
+    T,
+    assert_dtype,
+    check_close,
+    dtypes,
+    randn,
+    schedule,
+    shapes,
+)
 
 PART = "part 2 (forward)"
-T = 50
-SHAPES = [(5, 2), (5, 1, 8, 8), (5, 3, 4, 4, 2)]
-TIMESTEPS = torch.tensor([0, 49, 1, 24, 48])  # one per sample, unsorted, both ends included
-AT_T = f"t = {TIMESTEPS.tolist()}, one per sample"
-DTYPES = [torch.float32, torch.float64]
-TOL = {torch.float32: {"rtol": 2e-4, "atol": 2e-5}, torch.float64: {"rtol": 1e-10, "atol": 1e-12}}
-PROPERTY = settings(
-    max_examples=25,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    phases=[Phase.explicit, Phase.generate, Phase.shrink],
+
+
+# --- q_sample and q_step: x_t = a_t · x + b_t · noise ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("function", "coefficients", "what", "hint"),
+    [
+        pytest.param(
+            q_sample,
+            lambda sched: (sched.alpha_bars.sqrt(), (1 - sched.alpha_bars).sqrt()),
+            "q_sample: x_t = √ᾱ_t · x0 + √(1 − ᾱ_t) · noise",
+            "used ᾱ_prev where ᾱ_t belongs, α_t instead of ᾱ_t, or forgot a square root",
+            id="q_sample",
+        ),
+        pytest.param(
+            q_step,
+            lambda sched: (sched.alphas.sqrt(), sched.betas.sqrt()),
+            "q_step: x_t = √α_t · x_(t−1) + √β_t · noise",
+            "one step uses α_t and β_t (not ᾱ_t, which is for jumping from x0); forgot a square root",
+            id="q_step",
+        ),
+    ],
 )
-shapes = pytest.mark.parametrize("shape", SHAPES, ids=lambda shape: "x".join(map(str, shape)))
-dtypes = pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-
-
-def randn(shape, dtype, seed):
-    """Standard normal data of ``shape`` in ``dtype`` from a fixed seed."""
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
-
-
-def assert_dtype(got: torch.Tensor, dtype: torch.dtype, what: str) -> None:
-    assert isinstance(got, torch.Tensor) and got.dtype == dtype, (
-        f"{PART}: {what}\n  must return the data's dtype {dtype}, got {getattr(got, 'dtype', type(got).__name__)}\n"
-        f"  hint: read coefficients with extract(schedule.<field>, t, x), which casts them to the data's dtype"
+@dtypes
+@shapes
+def test_q_sample_and_q_step_match_their_formulas(function, coefficients, what, hint, shape, dtype):
+    """``q_sample = √ᾱ_t · x0 + √(1 − ᾱ_t) · noise`` jumps from the data (eq. 4); ``q_step = √α_t · x_prev +
+    √β_t · noise`` is one Markov step (eq. 2; at t = 0 its input is the data x0). Each sample has its own t;
+    the result has the shape and dtype of the input."""
+    sched = schedule(T, "linear")
+    x, noise = randn(shape, dtype, 0), randn(shape, dtype, 1)
+    got = function(sched, x, TIMESTEPS, noise)
+    assert_dtype(got, dtype, part=PART, what=function.__name__)
+    signal, noise_scale = coefficients(sched)
+    check_close(
+        got,
+        extract(signal, TIMESTEPS, x.double()) * x.double()
+        + extract(noise_scale, TIMESTEPS, x.double()) * noise.double(),
+        part=PART,
+        what=f"{what} ({AT_T})",
+        hint=hint,
+        **TOL[dtype],
     )
 
 
 # --- q_sample -----------------------------------------------------------------------------------------------------
-
-
-@dtypes
-@shapes
-def test_q_sample_matches_the_closed_form(shape, dtype):
-    """``q_sample = √ᾱ_t · x0 + √(1 − ᾱ_t) · noise`` with each sample's own t; shape and dtype of ``x0``."""
-    sched = schedule(T, "linear")
-    x0, noise = randn(shape, dtype, 0), randn(shape, dtype, 1)
-    got = q_sample(sched, x0, TIMESTEPS, noise)
-    assert_dtype(got, dtype, "q_sample")
-    ab = extract(sched.alpha_bars, TIMESTEPS, x0.double())
-    check_close(
-        got,
-        ab.sqrt() * x0.double() + (1 - ab).sqrt() * noise.double(),
-        part=PART,
-        what=f"q_sample: x_t = √ᾱ_t · x0 + √(1 − ᾱ_t) · noise ({AT_T})",
-        hint="used ᾱ_prev where ᾱ_t belongs, α_t instead of ᾱ_t, or forgot a square root",
-        **TOL[dtype],
-    )
 
 
 def test_q_sample_with_zero_noise_is_scaled_x0():
@@ -124,25 +136,6 @@ def test_q_sample_closed_form_for_any_schedule_and_timesteps(kind, T, shape, dty
 
 
 # --- q_step -------------------------------------------------------------------------------------------------------
-
-
-@dtypes
-@shapes
-def test_q_step_is_one_markov_step(shape, dtype):
-    """``q_step = √α_t · x_prev + √β_t · noise`` (eq. 2); at t = 0 the input is the data x0."""
-    sched = schedule(T, "linear")
-    x_prev, noise = randn(shape, dtype, 4), randn(shape, dtype, 5)
-    got = q_step(sched, x_prev, TIMESTEPS, noise)
-    assert_dtype(got, dtype, "q_step")
-    check_close(
-        got,
-        extract(sched.alphas.sqrt(), TIMESTEPS, x_prev.double()) * x_prev.double()
-        + extract(sched.betas.sqrt(), TIMESTEPS, x_prev.double()) * noise.double(),
-        part=PART,
-        what=f"q_step: x_t = √α_t · x_(t−1) + √β_t · noise ({AT_T})",
-        hint="one step uses α_t and β_t (not ᾱ_t, which is for jumping from x0); forgot a square root",
-        **TOL[dtype],
-    )
 
 
 @shapes
@@ -212,8 +205,8 @@ def test_q_mean_variance_matches_the_closed_form(shape, dtype):
     sched = schedule(T, "cosine")
     x0 = randn(shape, dtype, 7)
     mean, variance = q_mean_variance(sched, x0, TIMESTEPS)
-    assert_dtype(mean, dtype, "q_mean_variance (mean)")
-    assert_dtype(variance, dtype, "q_mean_variance (variance)")
+    assert_dtype(mean, dtype, part=PART, what="q_mean_variance (mean)")
+    assert_dtype(variance, dtype, part=PART, what="q_mean_variance (variance)")
     check_close(
         mean,
         extract(sched.alpha_bars.sqrt(), TIMESTEPS, x0.double()) * x0.double(),

@@ -11,24 +11,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from diffusion.guidance import cfg_eps, classifier_guided_eps, classifier_guided_mean, drop_labels
 from diffusion.schedules import NoiseSchedule, expand_like, extract
-from tests.public.helpers import check_close, schedule
+from tests.public.helpers import PROPERTY, check_close, randn, schedule
 
 PART = "part 8 (guidance)"
-PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, database=None)
 NUM_CLASSES = 10
 
 
 def labels(n: int, seed: int = 0) -> torch.Tensor:
     return torch.randint(0, NUM_CLASSES, (n,), generator=torch.Generator().manual_seed(seed))
-
-
-def data(shape, dtype=torch.float64, seed=0) -> torch.Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
 def class_model(x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -50,7 +45,7 @@ class RecordingModel:
 
 
 def cfg_inputs(shape=(3, 2, 4, 4)):
-    x_t, t, y = data(shape), torch.tensor([5, 40, 17])[: shape[0]], labels(shape[0])
+    x_t, t, y = randn(shape), torch.tensor([5, 40, 17])[: shape[0]], labels(shape[0])
     null = torch.full_like(y, NUM_CLASSES)
     return x_t, t, y, class_model(x_t, t, y), class_model(x_t, t, null)
 
@@ -130,30 +125,36 @@ def test_drop_labels_uses_the_generator_and_does_not_modify_its_input():
 # --- cfg_eps -------------------------------------------------------------------------------------------------------
 
 
-def test_cfg_eps_at_scale_one_is_the_conditional_model():
-    """``s = 1``: ``eps_u + 1 · (eps_c − eps_u) = eps_c``, the conditional prediction ``model(x_t, t, y=y)``."""
-    x_t, t, y, eps_c, _ = cfg_inputs()
+@pytest.mark.parametrize(
+    ("scale", "expected", "what", "hint"),
+    [
+        pytest.param(
+            1.0,
+            "eps_c",
+            "cfg_eps(guidance_scale = 1) = eps_c (the conditional model)",
+            "s and w = s − 1 confused: the formula is eps_u + s·(eps_c − eps_u), not eps_c + s·(eps_c − eps_u); "
+            "or the conditional and unconditional halves of the 2B batch were swapped",
+            id="conditional",
+        ),
+        pytest.param(
+            0.0,
+            "eps_u",
+            "cfg_eps(guidance_scale = 0) = eps_u (the null label num_classes)",
+            "the unconditional half uses the null label num_classes for every sample; s and w = s − 1 confused",
+            id="unconditional",
+        ),
+    ],
+)
+def test_cfg_eps_at_scale_one_or_zero_is_one_of_the_two_models(scale, expected, what, hint):
+    """``s = 1``: ``eps_u + 1 · (eps_c − eps_u) = eps_c``, the conditional prediction ``model(x_t, t, y=y)``.
+    ``s = 0``: ``eps_u``, the prediction with the null label ``model(x_t, t, y=num_classes)``."""
+    x_t, t, y, eps_c, eps_u = cfg_inputs()
     check_close(
-        cfg_eps(class_model, x_t, t, y, 1.0, NUM_CLASSES),
-        eps_c,
+        cfg_eps(class_model, x_t, t, y, scale, NUM_CLASSES),
+        {"eps_c": eps_c, "eps_u": eps_u}[expected],
         part=PART,
-        what="cfg_eps(guidance_scale = 1) = eps_c (the conditional model)",
-        hint="s and w = s − 1 confused: the formula is eps_u + s·(eps_c − eps_u), not eps_c + s·(eps_c − eps_u); "
-        "or the conditional and unconditional halves of the 2B batch were swapped",
-        rtol=1e-9,
-        atol=1e-10,
-    )
-
-
-def test_cfg_eps_at_scale_zero_is_the_unconditional_model():
-    """``s = 0``: ``eps_u``, the prediction with the null label ``model(x_t, t, y=num_classes)``."""
-    x_t, t, y, _, eps_u = cfg_inputs()
-    check_close(
-        cfg_eps(class_model, x_t, t, y, 0.0, NUM_CLASSES),
-        eps_u,
-        part=PART,
-        what="cfg_eps(guidance_scale = 0) = eps_u (the null label num_classes)",
-        hint="the unconditional half uses the null label num_classes for every sample; s and w = s − 1 confused",
+        what=what,
+        hint=hint,
         rtol=1e-9,
         atol=1e-10,
     )
@@ -199,7 +200,7 @@ def test_cfg_eps_calls_the_model_once_with_a_batch_of_2B():
 
 def test_cfg_eps_keeps_shape_and_dtype():
     """``cfg_eps`` returns a tensor of ``x_t``'s shape and dtype (float32 here, ``B = 3``)."""
-    x_t = data((3, 1, 4, 4), dtype=torch.float32)
+    x_t = randn((3, 1, 4, 4), dtype=torch.float32)
     out = cfg_eps(class_model, x_t, torch.tensor([1, 2, 3]), labels(3), 2.0, NUM_CLASSES)
     assert out.shape == x_t.shape and out.dtype == torch.float32, (
         f"{PART}: cfg_eps on float32 x_t of shape {tuple(x_t.shape)} returned {out.dtype} of shape "
@@ -224,7 +225,7 @@ def test_classifier_guided_mean_small_example():
 
 def test_classifier_guided_mean_broadcasts_a_per_sample_variance():
     """``variance`` of shape ``(B, 1, 1, 1)`` broadcasts against ``mean`` ``(B, C, H, W)``; float32 stays float32."""
-    mean, grad = data((3, 2, 4, 4), dtype=torch.float32), data((3, 2, 4, 4), dtype=torch.float32, seed=1)
+    mean, grad = randn((3, 2, 4, 4), dtype=torch.float32), randn((3, 2, 4, 4), dtype=torch.float32, seed=1)
     variance = torch.tensor([0.1, 0.02, 0.3], dtype=torch.float32).reshape(3, 1, 1, 1)
     got = classifier_guided_mean(mean, variance, grad, 2.5)
     assert got.dtype == torch.float32, f"{PART}: classifier_guided_mean turned float32 into {got.dtype}"
@@ -262,7 +263,7 @@ def test_classifier_guided_eps_small_example():
 def test_classifier_guided_eps_matches_algorithm_2(kind):
     """``eps − scale · √(1 − ᾱ_t) · ∇ log p(y|x_t)`` per sample, for a batch of mixed ``t`` and image-shaped data."""
     sched = schedule(50, kind)
-    eps, grad = data((4, 3, 2, 2), dtype=torch.float32), data((4, 3, 2, 2), dtype=torch.float32, seed=1)
+    eps, grad = randn((4, 3, 2, 2), dtype=torch.float32), randn((4, 3, 2, 2), dtype=torch.float32, seed=1)
     t = torch.tensor([0, 49, 12, 30])
     got = classifier_guided_eps(sched, eps, t, grad, 1.5)
     assert got.dtype == torch.float32, f"{PART}: classifier_guided_eps turned float32 into {got.dtype}"

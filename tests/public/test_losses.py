@@ -14,36 +14,18 @@ import math
 
 import pytest
 import torch
-from hypothesis import Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from diffusion.losses import ddpm_loss, normal_kl, vlb_term
 from diffusion.schedules import NoiseSchedule, extract
-from tests.public.helpers import check_close, schedule
+from tests.public.helpers import AT_T, PROPERTY, TIMESTEPS, T, check_close, diffuse, dtypes, randn, schedule, shapes
 
 PART = "part 4 (losses)"
-T = 50
-SHAPES = [(5, 2), (5, 1, 8, 8), (5, 3, 4, 4, 2)]
-TIMESTEPS = torch.tensor([0, 49, 1, 24, 48])  # one per sample, unsorted, both ends included
-AT_T = f"t = {TIMESTEPS.tolist()}, one per sample"
 VLB_TIMESTEPS = torch.tensor([1, 49, 2, 24, 48])  # L_t is a KL only for t ≥ 1
 AT_VLB_T = f"t = {VLB_TIMESTEPS.tolist()}, one per sample"
-DTYPES = [torch.float32, torch.float64]
+# helpers.TOL, with rtol = 1e-9 (not 1e-10) in float64.
 TOL = {torch.float32: {"rtol": 2e-4, "atol": 2e-5}, torch.float64: {"rtol": 1e-9, "atol": 1e-12}}
-PROPERTY = settings(
-    max_examples=25,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    phases=[Phase.explicit, Phase.generate, Phase.shrink],
-)
-shapes = pytest.mark.parametrize("shape", SHAPES, ids=lambda shape: "x".join(map(str, shape)))
-dtypes = pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-
-
-def randn(shape, dtype, seed):
-    """Standard normal data of ``shape`` in ``dtype`` from a fixed seed."""
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
 
 
 def uniform(shape, dtype, seed, low=-1.0, high=1.0):
@@ -63,11 +45,6 @@ def oracle(sched: NoiseSchedule, x0: torch.Tensor, offset: torch.Tensor | float 
         return (x_t - ab.sqrt() * x0) / (1 - ab).sqrt() + offset
 
     return model
-
-
-def forward(sched: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """``x_t = √ᾱ_t · x0 + √(1 − ᾱ_t) · eps`` (eq. 4), written out here so these tests need nothing from part 2."""
-    return extract(sched.alpha_bars.sqrt(), t, x0) * x0 + extract((1 - sched.alpha_bars).sqrt(), t, x0) * eps
 
 
 def assert_scalar(loss: object, dtype: torch.dtype) -> None:
@@ -131,7 +108,7 @@ def test_normal_kl_matches_closed_form_examples():
     )
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@dtypes
 def test_normal_kl_broadcasts_and_keeps_dtype(dtype):
     """Arguments broadcast: per-sample log-variances ``(B, 1, 1, 1)`` against means ``(B, 1, 8, 8)``."""
     mean1, mean2 = randn((5, 1, 8, 8), dtype, 2), randn((5, 1, 8, 8), dtype, 3)
@@ -319,7 +296,7 @@ def test_vlb_term_is_zero_for_the_true_eps(shape, dtype):
     ``p_θ(x_{t−1} | x_t) = q(x_{t−1} | x_t, x0)`` and ``L_t = 0``; shape ``(B,)``, the data's dtype."""
     sched = schedule(T, "cosine")
     x0, eps = uniform(shape, dtype, 16), randn(shape, dtype, 17)
-    x_t = forward(sched, x0.double(), VLB_TIMESTEPS, eps.double()).to(dtype)
+    x_t = diffuse(sched, x0.double(), VLB_TIMESTEPS, eps.double()).to(dtype)
     got = vlb_term(sched, oracle(sched, x0), x0, x_t, VLB_TIMESTEPS)
     assert_per_sample(got, dtype)
     check_close(
@@ -349,7 +326,7 @@ def test_vlb_term_matches_eq12_for_a_wrong_eps(shape):
         for table in (sched.betas, sched.alphas, sched.alpha_bars, sched.alpha_bars_prev)
     )
     delta = 0.5 * (ab / (1 - ab)).sqrt() * uniform(shape, torch.float64, 20)  # |√(1−ᾱ)/√ᾱ · δ| ≤ 0.5
-    x_t = forward(sched, x0, VLB_TIMESTEPS, eps)
+    x_t = diffuse(sched, x0, VLB_TIMESTEPS, eps)
     got = vlb_term(sched, oracle(sched, x0, offset=delta), x0, x_t, VLB_TIMESTEPS)
     assert_per_sample(got, torch.float64)
     beta_tilde = b * (1 - ab_prev) / (1 - ab)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from diffusion.posterior import (
@@ -20,38 +20,27 @@ from diffusion.posterior import (
     predict_x0_from_v,
     q_posterior_mean_variance,
 )
-from diffusion.schedules import NoiseSchedule, extract
-from tests.public.helpers import check_close, schedule
+from diffusion.schedules import extract
+from tests.public.helpers import (
+    AT_T,
+    DTYPES,
+    PROPERTY,
+    SHAPES,
+    TIMESTEPS,
+    TOL,
+    T,
+    assert_dtype,
+    beta_tilde,
+    check_close,
+    diffuse,
+    dtypes,
+    randn,
+    schedule,
+    shapes,
+)
 
 PART = "part 3 (posterior)"
-T = 50
-SHAPES = [(5, 2), (5, 1, 8, 8), (5, 3, 4, 4, 2)]
-TIMESTEPS = torch.tensor([0, 49, 1, 24, 48])  # one per sample, unsorted, both ends included
-AT_T = f"t = {TIMESTEPS.tolist()}, one per sample"
-DTYPES = [torch.float32, torch.float64]
-TOL = {torch.float32: {"rtol": 2e-4, "atol": 2e-5}, torch.float64: {"rtol": 1e-10, "atol": 1e-12}}
-PROPERTY = settings(
-    max_examples=25,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    phases=[Phase.explicit, Phase.generate, Phase.shrink],
-)
-shapes = pytest.mark.parametrize("shape", SHAPES, ids=lambda shape: "x".join(map(str, shape)))
-dtypes = pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 POSTERIOR = "q_posterior_mean_variance"
-
-
-def randn(shape, dtype, seed):
-    """Standard normal data of ``shape`` in ``dtype`` from a fixed seed."""
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
-
-
-def assert_dtype(got: torch.Tensor, dtype: torch.dtype, what: str) -> None:
-    assert isinstance(got, torch.Tensor) and got.dtype == dtype, (
-        f"{PART}: {what}\n  must return the data's dtype {dtype}, got {getattr(got, 'dtype', type(got).__name__)}\n"
-        f"  hint: read coefficients with extract(schedule.<field>, t, x), which casts them to the data's dtype"
-    )
 
 
 def assert_broadcastable(got: torch.Tensor, x: torch.Tensor, what: str) -> None:
@@ -59,16 +48,6 @@ def assert_broadcastable(got: torch.Tensor, x: torch.Tensor, what: str) -> None:
         f"{PART}: {what}\n  must broadcast against data of shape {tuple(x.shape)}, got shape {tuple(got.shape)}\n"
         f"  hint: extract(table, t, x) gives the shape (B, 1, ..., 1)"
     )
-
-
-def beta_tilde(sched: NoiseSchedule) -> torch.Tensor:
-    """The table ``β̃_t = β_t (1 − ᾱ_prev) / (1 − ᾱ_t)`` for t = 0..T−1 (float64)."""
-    return sched.betas * (1 - sched.alpha_bars_prev) / (1 - sched.alpha_bars)
-
-
-def forward(sched: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """``x_t = √ᾱ_t · x0 + √(1 − ᾱ_t) · eps`` (eq. 4), written out here so part 3 needs nothing from part 2."""
-    return extract(sched.alpha_bars.sqrt(), t, x0) * x0 + extract((1 - sched.alpha_bars).sqrt(), t, x0) * eps
 
 
 # --- q_posterior_mean_variance ------------------------------------------------------------------------------------
@@ -81,7 +60,7 @@ def test_posterior_mean_matches_eq7(shape, dtype):
     sched = schedule(T, "linear")
     x0, x_t = randn(shape, dtype, 0), randn(shape, dtype, 1)
     mean, _, _ = q_posterior_mean_variance(sched, x0, x_t, TIMESTEPS)
-    assert_dtype(mean, dtype, f"{POSTERIOR} (mean)")
+    assert_dtype(mean, dtype, part=PART, what=f"{POSTERIOR} (mean)")
     b, a, ab, ab_prev = (
         extract(table, TIMESTEPS, x0.double())
         for table in (sched.betas, sched.alphas, sched.alpha_bars, sched.alpha_bars_prev)
@@ -104,7 +83,7 @@ def test_posterior_variance_is_beta_tilde(shape, dtype):
     sched = schedule(T, "cosine")
     x0, x_t = randn(shape, dtype, 2), randn(shape, dtype, 3)
     _, variance, _ = q_posterior_mean_variance(sched, x0, x_t, TIMESTEPS)
-    assert_dtype(variance, dtype, f"{POSTERIOR} (variance)")
+    assert_dtype(variance, dtype, part=PART, what=f"{POSTERIOR} (variance)")
     assert_broadcastable(variance, x0, f"{POSTERIOR} (variance)")
     check_close(
         variance.expand(shape),
@@ -141,14 +120,14 @@ def test_posterior_at_t0_has_mean_x0_and_variance_0():
     )
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@dtypes
 def test_log_variance_clipped_is_finite_and_uses_index_1_at_t0(dtype):
     """``log_variance_clipped = log β̃_t`` for ``t ≥ 1`` and ``log β̃_1`` at ``t = 0`` (where log β̃_0 = −∞)."""
     sched = schedule(T, "linear")
     t = torch.tensor([0, 1, 2, 25, 49])
     x0, x_t = randn((5, 2), dtype, 6), randn((5, 2), dtype, 7)
     _, _, log_variance = q_posterior_mean_variance(sched, x0, x_t, t)
-    assert_dtype(log_variance, dtype, f"{POSTERIOR} (log_variance_clipped)")
+    assert_dtype(log_variance, dtype, part=PART, what=f"{POSTERIOR} (log_variance_clipped)")
     assert_broadcastable(log_variance, x0, f"{POSTERIOR} (log_variance_clipped)")
     assert bool(torch.isfinite(log_variance).all()), (
         f"{PART}: {POSTERIOR}: log_variance_clipped must be finite, got {log_variance.flatten().tolist()}\n"
@@ -201,45 +180,67 @@ def test_posterior_is_bayes_consistent(kind, T, data):
     )
 
 
+# --- the conversions: predict_x0_from_eps, predict_eps_from_x0, predict_v, predict_x0_from_v -------------------------
+
+
+@pytest.mark.parametrize(
+    ("function", "kind", "formula", "what", "hint"),
+    [
+        pytest.param(
+            predict_x0_from_eps,
+            "linear",
+            lambda x_t, eps, ab: (x_t - (1 - ab).sqrt() * eps) / ab.sqrt(),
+            "predict_x0_from_eps: x0 = (x_t − √(1 − ᾱ_t) · eps) / √ᾱ_t",
+            "divide by √ᾱ_t (not multiply, not ᾱ_t); used ᾱ_prev where ᾱ_t belongs?",
+            id="predict_x0_from_eps",
+        ),
+        pytest.param(
+            predict_eps_from_x0,
+            "cosine",
+            lambda x_t, x0, ab: (x_t - ab.sqrt() * x0) / (1 - ab).sqrt(),
+            "predict_eps_from_x0: eps = (x_t − √ᾱ_t · x0) / √(1 − ᾱ_t)",
+            "divide by √(1 − ᾱ_t), with the square root; used ᾱ_prev where ᾱ_t belongs?",
+            id="predict_eps_from_x0",
+        ),
+        pytest.param(
+            predict_v,
+            "cosine",
+            lambda x0, eps, ab: ab.sqrt() * eps - (1 - ab).sqrt() * x0,
+            "predict_v: v = √ᾱ_t · eps − √(1 − ᾱ_t) · x0",
+            "√ᾱ_t multiplies eps and √(1 − ᾱ_t) multiplies x0 (not the other way round); mind the sign",
+            id="predict_v",
+        ),
+        pytest.param(
+            predict_x0_from_v,
+            "linear",
+            lambda x_t, v, ab: ab.sqrt() * x_t - (1 - ab).sqrt() * v,
+            "predict_x0_from_v: x0 = √ᾱ_t · x_t − √(1 − ᾱ_t) · v",
+            "a rotation, no division: √ᾱ_t multiplies x_t and √(1 − ᾱ_t) multiplies v",
+            id="predict_x0_from_v",
+        ),
+    ],
+)
+@dtypes
+@shapes
+def test_conversion_matches_its_formula(function, kind, formula, what, hint, shape, dtype):
+    """Each conversion ``function(schedule, a, t, b)`` against its formula, with ᾱ_t of each sample's own t:
+    ``x0 = (x_t − √(1 − ᾱ_t) · eps) / √ᾱ_t``, ``eps = (x_t − √ᾱ_t · x0) / √(1 − ᾱ_t)``,
+    ``v = √ᾱ_t · eps − √(1 − ᾱ_t) · x0`` and ``x0 = √ᾱ_t · x_t − √(1 − ᾱ_t) · v``; shape and dtype of ``a``."""
+    sched = schedule(T, kind)
+    a, b = randn(shape, dtype, 8), randn(shape, dtype, 9)
+    got = function(sched, a, TIMESTEPS, b)
+    assert_dtype(got, dtype, part=PART, what=function.__name__)
+    check_close(
+        got,
+        formula(a.double(), b.double(), extract(sched.alpha_bars, TIMESTEPS, a.double())),
+        part=PART,
+        what=f"{what} ({AT_T})",
+        hint=hint,
+        **TOL[dtype],
+    )
+
+
 # --- predict_x0_from_eps / predict_eps_from_x0 --------------------------------------------------------------------
-
-
-@dtypes
-@shapes
-def test_predict_x0_from_eps_matches_the_formula(shape, dtype):
-    """``x0 = (x_t − √(1 − ᾱ_t) · eps) / √ᾱ_t``, shape and dtype of ``x_t``."""
-    sched = schedule(T, "linear")
-    x_t, eps = randn(shape, dtype, 8), randn(shape, dtype, 9)
-    got = predict_x0_from_eps(sched, x_t, TIMESTEPS, eps)
-    assert_dtype(got, dtype, "predict_x0_from_eps")
-    ab = extract(sched.alpha_bars, TIMESTEPS, x_t.double())
-    check_close(
-        got,
-        (x_t.double() - (1 - ab).sqrt() * eps.double()) / ab.sqrt(),
-        part=PART,
-        what=f"predict_x0_from_eps: x0 = (x_t − √(1 − ᾱ_t) · eps) / √ᾱ_t ({AT_T})",
-        hint="divide by √ᾱ_t (not multiply, not ᾱ_t); used ᾱ_prev where ᾱ_t belongs?",
-        **TOL[dtype],
-    )
-
-
-@dtypes
-@shapes
-def test_predict_eps_from_x0_matches_the_formula(shape, dtype):
-    """``eps = (x_t − √ᾱ_t · x0) / √(1 − ᾱ_t)``, shape and dtype of ``x_t``."""
-    sched = schedule(T, "cosine")
-    x_t, x0 = randn(shape, dtype, 10), randn(shape, dtype, 11)
-    got = predict_eps_from_x0(sched, x_t, TIMESTEPS, x0)
-    assert_dtype(got, dtype, "predict_eps_from_x0")
-    ab = extract(sched.alpha_bars, TIMESTEPS, x_t.double())
-    check_close(
-        got,
-        (x_t.double() - ab.sqrt() * x0.double()) / (1 - ab).sqrt(),
-        part=PART,
-        what=f"predict_eps_from_x0: eps = (x_t − √ᾱ_t · x0) / √(1 − ᾱ_t) ({AT_T})",
-        hint="divide by √(1 − ᾱ_t), with the square root; used ᾱ_prev where ᾱ_t belongs?",
-        **TOL[dtype],
-    )
 
 
 @shapes
@@ -248,7 +249,7 @@ def test_predictions_invert_the_forward_process(shape):
     ``predict_eps_from_x0(x_t, x0) = eps``."""
     sched = schedule(T, "linear")
     x0, eps = randn(shape, torch.float64, 12).clamp(-1, 1), randn(shape, torch.float64, 13)
-    x_t = forward(sched, x0, TIMESTEPS, eps)
+    x_t = diffuse(sched, x0, TIMESTEPS, eps)
     check_close(
         predict_x0_from_eps(sched, x_t, TIMESTEPS, eps),
         x0,
@@ -296,44 +297,6 @@ def test_eps_to_x0_to_eps_round_trip(kind, T, shape, seed):
 # --- predict_v / predict_x0_from_v --------------------------------------------------------------------------------
 
 
-@dtypes
-@shapes
-def test_predict_v_matches_the_definition(shape, dtype):
-    """``v = √ᾱ_t · eps − √(1 − ᾱ_t) · x0``, shape and dtype of ``x0``."""
-    sched = schedule(T, "cosine")
-    x0, eps = randn(shape, dtype, 14), randn(shape, dtype, 15)
-    got = predict_v(sched, x0, TIMESTEPS, eps)
-    assert_dtype(got, dtype, "predict_v")
-    ab = extract(sched.alpha_bars, TIMESTEPS, x0.double())
-    check_close(
-        got,
-        ab.sqrt() * eps.double() - (1 - ab).sqrt() * x0.double(),
-        part=PART,
-        what=f"predict_v: v = √ᾱ_t · eps − √(1 − ᾱ_t) · x0 ({AT_T})",
-        hint="√ᾱ_t multiplies eps and √(1 − ᾱ_t) multiplies x0 (not the other way round); mind the sign",
-        **TOL[dtype],
-    )
-
-
-@dtypes
-@shapes
-def test_predict_x0_from_v_matches_the_formula(shape, dtype):
-    """``x0 = √ᾱ_t · x_t − √(1 − ᾱ_t) · v``, shape and dtype of ``x_t``."""
-    sched = schedule(T, "linear")
-    x_t, v = randn(shape, dtype, 16), randn(shape, dtype, 17)
-    got = predict_x0_from_v(sched, x_t, TIMESTEPS, v)
-    assert_dtype(got, dtype, "predict_x0_from_v")
-    ab = extract(sched.alpha_bars, TIMESTEPS, x_t.double())
-    check_close(
-        got,
-        ab.sqrt() * x_t.double() - (1 - ab).sqrt() * v.double(),
-        part=PART,
-        what=f"predict_x0_from_v: x0 = √ᾱ_t · x_t − √(1 − ᾱ_t) · v ({AT_T})",
-        hint="a rotation, no division: √ᾱ_t multiplies x_t and √(1 − ᾱ_t) multiplies v",
-        **TOL[dtype],
-    )
-
-
 @PROPERTY
 @given(
     kind=st.sampled_from(["linear", "cosine"]),
@@ -347,7 +310,7 @@ def test_v_round_trip_recovers_x0(kind, shape, dtype, seed):
     sched = schedule(T, kind)
     t = torch.randint(0, T, (shape[0],), generator=torch.Generator().manual_seed(seed))
     x0, eps = randn(shape, torch.float64, seed + 1).clamp(-1, 1), randn(shape, torch.float64, seed + 2)
-    x_t = forward(sched, x0, t, eps).to(dtype)
+    x_t = diffuse(sched, x0, t, eps).to(dtype)
     v = predict_v(sched, x0.to(dtype), t, eps.to(dtype))
     check_close(
         predict_x0_from_v(sched, x_t, t, v),

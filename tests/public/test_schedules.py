@@ -11,7 +11,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from diffusion.schedules import (
@@ -23,17 +23,9 @@ from diffusion.schedules import (
     scaled_linear_betas,
     snr,
 )
-from tests.public.helpers import check_close, schedule
+from tests.public.helpers import PROPERTY, check_close, schedule, shapes
 
 PART = "part 1 (schedules)"
-SHAPES = [(5, 2), (5, 1, 8, 8), (5, 3, 4, 4, 2)]
-PROPERTY = settings(
-    max_examples=25,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    phases=[Phase.explicit, Phase.generate, Phase.shrink],
-)
 
 
 def assert_float64_of_length(betas: object, T: int, what: str) -> None:
@@ -57,7 +49,7 @@ def cosine_f(u: torch.Tensor, T: int, s: float = 0.008) -> torch.Tensor:
 # --- provided code: extract ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda shape: "x".join(map(str, shape)))
+@shapes
 def test_extract_gives_a_t_broadcastable_in_the_data_dtype(shape):
     """Provided ``extract(a, t, x)`` = ``a[t]`` with shape ``(B, 1, ..., 1)`` and ``x``'s dtype (float64 → float32)."""
     a = torch.arange(10, dtype=torch.float64) / 10
