@@ -111,7 +111,7 @@ class Codec:
             tag = next(iter(tree))
             body = tree[tag]
             if tag == "$tensor":
-                received[body] = _device_or_cpu(_blob(tensors, body), tree.get("device", "cpu"))
+                received[body] = _blob(tensors, body).to(_available(tree.get("device", "cpu")))
                 return received[body]
             if tag == "$dtype":
                 dtype = getattr(torch, str(body), None)
@@ -150,10 +150,6 @@ def _blob(tensors: dict[str, torch.Tensor], key: Any) -> torch.Tensor:
 def _available(device: str) -> str:
     """``device`` if this process has it, else the CPU (a worker without CUDA still answers)."""
     return device if device == "cpu" or (device.startswith("cuda") and torch.cuda.is_available()) else "cpu"
-
-
-def _device_or_cpu(tensor: torch.Tensor, device: str) -> torch.Tensor:
-    return tensor.to(_available(device))
 
 
 def write_message(stream: BinaryIO, header: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> None:

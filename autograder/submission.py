@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
 from autograder.reference import load_reference
+from autograder.worker import student_frame
 
 REFERENCE = load_reference()
 
@@ -69,15 +69,6 @@ def find_package(root: Path, part_names: tuple[str, ...]) -> Path:
     )
 
 
-def _student_frame(tb, package: Path) -> str:
-    """``file.py:line in function`` of the innermost traceback frame inside the student's files."""
-    frames = [f for f in traceback.extract_tb(tb) if Path(f.filename).resolve().is_relative_to(package)]
-    if not frames:
-        return ""
-    frame = frames[-1]
-    return f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
-
-
 class LocalSubmission:
     """A submission loaded into this process, one part at a time (no sandbox: for trusted code and tests)."""
 
@@ -115,10 +106,7 @@ class LocalSubmission:
         except BaseException as error:  # noqa: BLE001 - any failure to import is the student's, reported
             if isinstance(error, KeyboardInterrupt):
                 raise
-            where = _student_frame(error.__traceback__, self.package)
-            if isinstance(error, SyntaxError):
-                where = f"{part}.py:{error.lineno}"
-            return StudentError(part, "(import)", type(error).__name__, str(error), where)
+            return StudentError(part, "(import)", type(error).__name__, str(error), student_frame(error, self.package))
         return module
 
     def next_check(self) -> None:
@@ -137,7 +125,7 @@ class LocalSubmission:
                 if isinstance(error, KeyboardInterrupt):
                     raise
                 raise StudentError(
-                    part, name, type(error).__name__, str(error), _student_frame(error.__traceback__, self.package)
+                    part, name, type(error).__name__, str(error), student_frame(error, self.package)
                 ) from None
 
         return call

@@ -144,14 +144,17 @@ class Worker:
                 write_message(self.writer, self._error_report(error))
 
     def _error_report(self, error: BaseException) -> dict[str, Any]:
-        where = ""
-        if self.package is not None:
-            frames = [f for f in traceback.extract_tb(error.__traceback__) if _inside(f.filename, self.package)]
-            if frames:
-                where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name}"
-        if isinstance(error, SyntaxError) and error.filename and self.package and _inside(error.filename, self.package):
-            where = f"{Path(error.filename).name}:{error.lineno}"
+        where = student_frame(error, self.package) if self.package is not None else ""
         return {"op": "raise", "type": type(error).__name__, "message": str(error)[:2000], "where": where}
+
+
+def student_frame(error: BaseException, package: Path) -> str:
+    """Where in the student's files ``error`` arose: ``file.py:line in function`` (``file.py:line``
+    for a syntax error), from the innermost traceback frame inside ``package``; ``""`` if none is."""
+    if isinstance(error, SyntaxError) and error.filename and _inside(error.filename, package):
+        return f"{Path(error.filename).name}:{error.lineno}"
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if _inside(f.filename, package)]
+    return f"{Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
 
 
 def _inside(filename: str, directory: Path) -> bool:
