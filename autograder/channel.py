@@ -1,13 +1,15 @@
 """The data-only channel between the trusted grader and the sandboxed worker.
 
-A message is a JSON header plus a safetensors blob, framed by two lengths; nothing is ever
+A message is a JSON header plus a safetensors blob (numpy arrays), framed by two lengths; nothing is ever
 unpickled. Values cross as a JSON tree in which tensors, dtypes, devices, generators,
 ``NoiseSchedule`` objects and callables are tagged:
 
     {"$tensor": "k0", "device": "cpu"}    the blob's tensor ``k0`` (moved back to its device)
+    {"$tensor": "k0", "device": "cpu", "view": "bfloat16"}  a dtype numpy lacks, sent as raw integers
     {"$dtype": "float32"}, {"$device": "cpu"}
     {"$generator": "k1", "device": "cpu"}  a torch.Generator with the blob's state ``k1``
-    {"$schedule": {...fields...}}            a NoiseSchedule rebuilt from its tensors
+    {"$schedule": {...fields...}, "ref": 2}  a NoiseSchedule rebuilt from its tensors
+    {"$held": 2}                             the receiver's own schedule ``ref`` 2, sent back as it was
     {"$callable": 3}                         a callable kept on the sending side: a proxy here
     {"$remote": 3}                           a proxy going back: the receiver's own callable 3
     {"$tuple": [...]}, {"$list": [...]}, {"$dict": {...}}
@@ -26,12 +28,17 @@ from dataclasses import fields, is_dataclass
 from typing import Any, BinaryIO
 
 import torch
-from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
+from safetensors.numpy import load as load_arrays
+from safetensors.numpy import save as save_arrays
 
 HEADER = struct.Struct("<IQ")
 REMOTE = "_channel_remote"
 """Attribute marking a proxy with the number of the callable it stands for on the other side."""
+RAW_DTYPES = {
+    dtype: getattr(torch, f"int{torch.empty(0, dtype=dtype).element_size() * 8}")
+    for dtype in (torch.bfloat16, torch.float8_e4m3fn, torch.float8_e5m2)
+}
+"""Dtypes numpy (and so the blob) lacks: they cross as integers of their size, viewed back on arrival."""
 MAX_MESSAGE_BYTES = 2 << 30
 """A larger frame is a garbage answer, refused before it is read."""
 
@@ -52,6 +59,16 @@ class Codec:
         self.schedule_class = schedule_class
         self.make_proxy = make_proxy
         self.callables: dict[int, Callable[..., Any]] = {}
+        self.held: dict[int, Any] = {}
+        """Schedules this side sent, by number: the other side may name one instead of sending it back."""
+        self.origins: dict[int, tuple[int, Any]] = {}
+        """``id(schedule) -> (number, schedule)`` for the schedules received: they go back as ``$held``."""
+
+    def reset(self) -> None:
+        """Forget the callables and schedules of the previous call (numbers restart with each call)."""
+        self.callables.clear()
+        self.held.clear()
+        self.origins.clear()
 
     def encode(self, value: Any, sources: dict[str, Any] | None = None) -> tuple[Any, dict[str, torch.Tensor]]:
         """``(tree, tensors)`` for ``value``; ``sources`` (if given) maps each key to its tensor or generator."""
@@ -65,6 +82,13 @@ class Codec:
         sources[key] = source
         return key
 
+    def _encode_tensor(self, value: torch.Tensor, tensors: dict[str, torch.Tensor], sources: dict) -> dict:
+        tree = {"$tensor": self._tensor_ref(value, tensors, sources, value), "device": str(value.device)}
+        if value.dtype in RAW_DTYPES:
+            tree["view"] = str(value.dtype).removeprefix("torch.")
+            tensors[tree["$tensor"]] = tensors[tree["$tensor"]].view(RAW_DTYPES[value.dtype])
+        return tree
+
     def _encode(self, value: Any, tensors: dict[str, torch.Tensor], sources: dict[str, Any]) -> Any:
         def inner(item: Any) -> Any:
             return self._encode(item, tensors, sources)
@@ -72,7 +96,7 @@ class Codec:
         if value is None or isinstance(value, bool | int | float | str):
             return value
         if isinstance(value, torch.Tensor):
-            return {"$tensor": self._tensor_ref(value, tensors, sources, value), "device": str(value.device)}
+            return self._encode_tensor(value, tensors, sources)
         if isinstance(value, torch.dtype):
             return {"$dtype": str(value).removeprefix("torch.")}
         if isinstance(value, torch.device):
@@ -81,7 +105,12 @@ class Codec:
             key = self._tensor_ref(value.get_state(), tensors, sources, value)
             return {"$generator": key, "device": str(value.device)}
         if is_dataclass(value) and type(value).__name__ == "NoiseSchedule":
-            return {"$schedule": {f.name: inner(getattr(value, f.name)) for f in fields(value)}}
+            # A sampler passes its schedule to another part at every step: it goes back by name only.
+            if id(value) in self.origins:
+                return {"$held": self.origins[id(value)][0]}
+            number = len(self.held)
+            self.held[number] = value
+            return {"$schedule": {f.name: inner(getattr(value, f.name)) for f in fields(value)}, "ref": number}
         if isinstance(value, tuple | list):
             return {"$tuple" if isinstance(value, tuple) else "$list": [inner(v) for v in value]}
         if isinstance(value, dict):
@@ -107,11 +136,14 @@ class Codec:
     def _decode(self, tree: Any, tensors: dict[str, torch.Tensor], received: dict[str, Any]) -> Any:
         if tree is None or isinstance(tree, bool | int | float | str):
             return tree
-        if isinstance(tree, dict) and len(tree) in (1, 2):
+        if isinstance(tree, dict) and len(tree) in (1, 2, 3):
             tag = next(iter(tree))
             body = tree[tag]
             if tag == "$tensor":
-                received[body] = _blob(tensors, body).to(_available(tree.get("device", "cpu")))
+                tensor = _blob(tensors, body)
+                if "view" in tree:
+                    tensor = tensor.view(_raw_dtype(tree["view"]))
+                received[body] = tensor.to(_available(tree.get("device", "cpu")))
                 return received[body]
             if tag == "$dtype":
                 dtype = getattr(torch, str(body), None)
@@ -126,7 +158,11 @@ class Codec:
                 received[body] = generator
                 return generator
             if tag == "$schedule":
-                return self.schedule_class(**{k: self._decode(v, tensors, received) for k, v in body.items()})
+                schedule = self.schedule_class(**{k: self._decode(v, tensors, received) for k, v in body.items()})
+                self.origins[id(schedule)] = (int(tree["ref"]), schedule)
+                return schedule
+            if tag == "$held":
+                return self.held[int(body)]
             if tag in ("$tuple", "$list"):
                 items = [self._decode(v, tensors, received) for v in body]
                 return tuple(items) if tag == "$tuple" else items
@@ -139,6 +175,13 @@ class Codec:
             if tag == "$remote":
                 return self.callables[int(body)]
         raise ChannelError(f"not a value of the channel: {str(tree)[:200]}")
+
+
+def _raw_dtype(name: Any) -> torch.dtype:
+    dtype = getattr(torch, str(name), None)
+    if dtype not in RAW_DTYPES:
+        raise ChannelError(f"unknown raw dtype {name!r}")
+    return dtype
 
 
 def _blob(tensors: dict[str, torch.Tensor], key: Any) -> torch.Tensor:
@@ -155,7 +198,7 @@ def _available(device: str) -> str:
 def write_message(stream: BinaryIO, header: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> None:
     """Frame and send one message."""
     head = json.dumps(header).encode("utf-8")
-    blob = save_tensors(tensors or {})
+    blob = save_arrays({key: tensor.numpy() for key, tensor in (tensors or {}).items()})
     stream.write(HEADER.pack(len(head), len(blob)) + head + blob)
     stream.flush()
 
@@ -172,7 +215,7 @@ def read_message(stream: BinaryIO) -> tuple[dict[str, Any], dict[str, torch.Tens
         raise ChannelError(f"message of {head_size + blob_size} bytes refused (limit {MAX_MESSAGE_BYTES})")
     try:
         header = json.loads(_read_exactly(stream, head_size).decode("utf-8"))
-        tensors = load_tensors(_read_exactly(stream, blob_size))
+        tensors = {key: torch.from_numpy(array) for key, array in load_arrays(_read_exactly(stream, blob_size)).items()}
     except (UnicodeDecodeError, ValueError) as error:
         raise ChannelError(f"malformed message: {error}") from None
     except Exception as error:  # noqa: BLE001 - safetensors raises its own error types on a corrupt blob

@@ -134,7 +134,11 @@ def grade(
     start = time.perf_counter()
     selected = [c for c in checks.all_checks() if parts is None or c.part in parts]
     try:
-        submission = RemoteSubmission(root, limits) if sandboxed else LocalSubmission(root)
+        if sandboxed:
+            order = tuple(dict.fromkeys(c.part for c in selected))
+            submission = RemoteSubmission(root, limits, order=order)
+        else:
+            submission = LocalSubmission(root)
     except FileNotFoundError as error:
         results = tuple(CheckResult(c, 0.0, f"{c.title}\nnot graded: {error}") for c in selected)
         return GradeReport(results, f"Not graded: {error}", time.perf_counter() - start)

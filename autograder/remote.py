@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import fcntl
 import importlib
 import os
 import select
@@ -58,6 +59,19 @@ def student_functions(public: Path = PUBLIC) -> dict[str, list[str]]:
     return functions
 
 
+PIPE_BYTES = 1 << 20
+"""Pipe capacity asked for: a batch of samples fits, so a writer rarely waits for the reader to wake up."""
+
+
+def _pipe() -> tuple[int, int]:
+    """``os.pipe()``, enlarged where Linux allows it (the default 64 KiB holds one 90x90 float64 batch)."""
+    read_fd, write_fd = os.pipe()
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    return read_fd, write_fd
+
+
 class _Timeout(Exception):
     pass
 
@@ -95,8 +109,8 @@ class WorkerProcess:
         sandbox.prepare_scratch(scratch)
         inside = Path("/sandbox") if sandbox.isolation().sandboxed else stage
         self.package_inside = (Path("/scratch") if sandbox.isolation().sandboxed else scratch) / "submission"
-        requests_r, requests_w = os.pipe()
-        answers_r, answers_w = os.pipe()
+        requests_r, requests_w = _pipe()
+        answers_r, answers_w = _pipe()
         self.stderr = open(self.tmp / "stderr.txt", "wb")  # noqa: SIM115 - lives as long as the worker
         self.process = subprocess.Popen(
             sandbox.command(stage, scratch),
@@ -127,12 +141,8 @@ class WorkerProcess:
         self.reader.deadline = time.monotonic() + seconds
         return read_message(self.reader)
 
-    def load(self, proxied: dict[str, list[str]]) -> None:
-        """Import the student's module of this part in the worker.
-
-        Raises:
-            StudentError: the import failed (syntax error, missing module, error at import time...).
-        """
+    def start_loading(self, proxied: dict[str, list[str]]) -> None:
+        """Ask the worker to import the student's module of this part; :meth:`loaded` waits for it."""
         self.send(
             {
                 "op": "load",
@@ -142,6 +152,13 @@ class WorkerProcess:
                 "proxied": proxied,
             }
         )
+
+    def loaded(self) -> None:
+        """Wait until the import asked for by :meth:`start_loading` is done.
+
+        Raises:
+            StudentError: the import failed (syntax error, missing module, error at import time...).
+        """
         reply, _ = self.answer("(import)", self.limits.wall_seconds)
         if reply.get("op") != "loaded":
             raise self.failure("(import)", f"the worker answered {reply.get('op')!r} to the import")
@@ -323,17 +340,31 @@ class RemoteCallError(Exception):
 class RemoteSubmission:
     """A submission whose functions run in sandboxed workers, one per part (see the module docstring).
 
+    Workers are started one part ahead: while the checks of one part run, the worker of the next
+    part in ``order`` starts and imports the student's module (mostly ``import torch``), so its
+    start-up overlaps the grading instead of adding to it. Workers of parts left behind are stopped.
+
     Args:
         root: the submission (a ``diffusion/`` package or its ``.py`` files laid flat).
         limits: the workers' limits, per part name, with ``"default"`` for the others.
+        order: the parts in the order the checks will use them (default: handout order).
     """
 
-    def __init__(self, root: Path, limits: dict[str, sandbox.Limits] | None = None, threads: int = 1) -> None:
+    def __init__(
+        self,
+        root: Path,
+        limits: dict[str, sandbox.Limits] | None = None,
+        threads: int = 1,
+        order: tuple[str, ...] = REFERENCE.PARTS,
+    ) -> None:
         self.package = find_package(Path(root), REFERENCE.PARTS).resolve()
         self.limits = limits or {}
         self.threads = threads
+        self.order = order
         self.proxied = student_functions()
         self.workers: dict[str, WorkerProcess] = {}
+        """Started workers, by part; a worker is in ``pending`` until its import has been answered."""
+        self.pending: set[str] = set()
         self.import_errors: dict[str, StudentError] = {}
         self.stopped: dict[str, StudentError] = {}
         """Parts whose worker died or was stopped during the current check: it fails at once from then on."""
@@ -345,22 +376,43 @@ class RemoteSubmission:
     def _limits(self, part: str) -> sandbox.Limits:
         return self.limits.get(part, self.limits.get("default", sandbox.Limits()))
 
+    def _start(self, part: str) -> None:
+        """Start ``part``'s worker and its import, without waiting for either."""
+        worker = WorkerProcess(self.package, part, self._limits(part), self.threads)
+        self.workers[part] = worker
+        self.pending.add(part)
+        with contextlib.suppress(ChannelError):  # it died at once: reported when :meth:`_worker` waits for it
+            worker.start_loading(self.proxied)
+
     def _worker(self, part: str) -> WorkerProcess:
         if part in self.import_errors:
             raise self.import_errors[part]
         if not (self.package / f"{part}.py").is_file():
             raise StudentError(part, "(module)", "FileNotFoundError", f"the submission has no {part}.py")
         worker = self.workers.get(part)
-        if worker is None or not worker.alive():
-            worker = WorkerProcess(self.package, part, self._limits(part), self.threads)
+        if worker is None or not worker.alive() and part not in self.pending:
+            self._start(part)
+        self._look_ahead(part)
+        worker = self.workers[part]
+        if part in self.pending:
+            self.pending.discard(part)
             try:
-                worker.load(self.proxied)
+                worker.loaded()
             except StudentError as error:
                 worker.kill()
                 self.import_errors[part] = error
                 raise
-            self.workers[part] = worker
         return worker
+
+    def _look_ahead(self, part: str) -> None:
+        """Stop the workers of parts other than ``part`` and the next one; start the next one's."""
+        following = self.order[self.order.index(part) + 1 :] if part in self.order else ()
+        upcoming = next((p for p in following if (self.package / f"{p}.py").is_file()), None)
+        for other in [p for p in self.workers if p not in (part, upcoming)]:
+            self.workers.pop(other).kill()
+            self.pending.discard(other)
+        if upcoming is not None and upcoming not in self.workers and upcoming not in self.import_errors:
+            self._start(upcoming)
 
     def function(self, part: str, name: str) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -391,6 +443,7 @@ class RemoteSubmission:
         for worker in self.workers.values():
             worker.kill()
         self.workers.clear()
+        self.pending.clear()
 
     def __enter__(self) -> RemoteSubmission:
         return self

@@ -107,6 +107,7 @@ class Worker:
         if not callable(function):
             raise AttributeError(f"{self.module.__name__.removeprefix('diffusion.')}.py defines no function {name}")
         received: dict[str, Any] = {}
+        self.codec.reset()
         args = self.codec.decode(args, blob, received)
         kwargs = self.codec.decode(kwargs, blob, received)
         before = {key: obj.clone() for key, obj in received.items() if isinstance(obj, torch.Tensor)}
