@@ -11,9 +11,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from autograder import bugzoo, grading, release
+from autograder import batch, bugzoo, grading, release
 
-COMMANDS = (grading, release, bugzoo)
+COMMANDS = (grading, batch, release, bugzoo)
 """The command modules, in the order ``--help`` lists them."""
 
 

@@ -1,31 +1,34 @@
 """Grade one submission with the hidden checks and report in Gradescope's ``results.json`` schema.
 
-Stages: locate the submission, run each registered check with the student's code in a sandboxed
-worker (:mod:`autograder.remote`; in this process only for trusted code such as the bug zoo's
-edits of the reference), never letting a failure of the student's code or of one check stop the
-others; total the points per part, write ``results.json`` atomically and print the per-part
-table. A submission that cannot be graded at all still gets a valid score-0 ``results.json``
-that says why.
+Stages: stage a safe copy of the submission as handed in (:mod:`autograder.intake`), run each
+registered check with the student's code in a sandboxed worker (:mod:`autograder.remote`; in this
+process only for trusted code such as the bug zoo's edits of the reference), never letting a
+failure of the student's code or of one check stop the others; total the points per part, write
+``results.json`` atomically and print the per-part table. A submission that cannot be graded at
+all still gets a valid score-0 ``results.json`` that says why.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
 import json
 import os
 import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from hypothesis.errors import Flaky
 
-from autograder import checks
+from autograder import checks, intake
 from autograder.checks.framework import Check, CheckFailed
 from autograder.parts import PARTS
+from autograder.reference import SOLUTIONS
 from autograder.remote import RemoteSubmission
 from autograder.sandbox import Limits, isolation
 from autograder.submission import LocalSubmission, StudentError, Submission
@@ -94,6 +97,14 @@ class GradeReport:
     results: tuple[CheckResult, ...]
     output: str
     execution_time: float
+    status: str = "graded"
+    """``graded``, or ``not graded`` when there was nothing to grade (``problem`` says why)."""
+    problem: str = ""
+    """Why the submission was not graded."""
+    notes: tuple[str, ...] = ()
+    """What staging the submission skipped or found wrong (see :mod:`autograder.intake`)."""
+    fingerprint: str = ""
+    """SHA-256 of the submission as handed in."""
 
     @property
     def score(self) -> float:
@@ -132,7 +143,7 @@ def grade(
         limits: the workers' limits per part name (``"default"`` for the rest).
     """
     start = time.perf_counter()
-    selected = [c for c in checks.all_checks() if parts is None or c.part in parts]
+    selected = _selected(parts)
     try:
         if sandboxed:
             order = tuple(dict.fromkeys(c.part for c in selected))
@@ -140,8 +151,7 @@ def grade(
         else:
             submission = LocalSubmission(root)
     except FileNotFoundError as error:
-        results = tuple(CheckResult(c, 0.0, f"{c.title}\nnot graded: {error}") for c in selected)
-        return GradeReport(results, f"Not graded: {error}", time.perf_counter() - start)
+        return not_graded(str(error), time.perf_counter() - start, parts)
     results = []
     try:
         for check in selected:
@@ -153,18 +163,67 @@ def grade(
         if sandboxed:
             submission.close()
     how = isolation().description if sandboxed else "in the grader's process (trusted code only)"
-    output = f"Graded {submission.package}\nStudent code ran {how}."
-    return GradeReport(tuple(results), output, time.perf_counter() - start)
+    return GradeReport(tuple(results), f"Student code ran {how}.", time.perf_counter() - start)
+
+
+def _selected(parts: Collection[str] | None) -> list[Check]:
+    return [c for c in checks.all_checks() if parts is None or c.part in parts]
+
+
+def not_graded(
+    problem: str, seconds: float = 0.0, parts: Collection[str] | None = None, status: str = "not graded"
+) -> GradeReport:
+    """A score-0 report in which every check says why the submission was not graded."""
+    results = tuple(CheckResult(c, 0.0, f"{c.title}\nnot graded: {problem}") for c in _selected(parts))
+    return GradeReport(results, f"Not graded: {problem}", seconds, status=status, problem=problem)
+
+
+def grade_submission(
+    sources: Sequence[Path],
+    parts: Collection[str] | None = None,
+    sandboxed: bool = True,
+    limits: dict[str, Limits] | None = None,
+) -> GradeReport:
+    """Grade a submission as handed in (a directory, a ``.zip`` or ``.py`` files): stage a safe copy of it
+    (:mod:`autograder.intake`), grade that, and report what staging skipped alongside the scores."""
+    start = time.perf_counter()
+    with intake.staged(sources) as staged:
+        if staged.problem:
+            report = not_graded(staged.problem, time.perf_counter() - start, parts)
+        else:
+            report = grade(staged.package, parts, sandboxed=sandboxed, limits=limits)
+    output = f"Graded {', '.join(Path(s).name for s in sources)}\n{report.output}"
+    return replace(report, output=output, notes=staged.notes, fingerprint=intake.fingerprint(sources))
+
+
+@functools.cache
+def kit_version() -> str:
+    """SHA-256 of the grader's code and the reference: a batch regrades when either changed."""
+    digest = hashlib.sha256()
+    for root in (Path(checks.__file__).parent.parent, SOLUTIONS / "diffusion"):
+        for path in sorted(root.rglob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def results_json(report: GradeReport) -> dict:
     """The report in Gradescope's schema: ``score``, ``execution_time``, ``output`` and ``tests[]``."""
     number = {part.name: part.number for part in PARTS}
+    notes = "".join(f"\nNote: {note}" for note in report.notes)
     return {
         "score": round(report.score, 4),
         "execution_time": round(report.execution_time, 3),
-        "output": report.output + "\n\n" + part_table(report),
-        "extra_data": {"part_seconds": {part: round(s, 3) for part, s in report.part_seconds().items()}},
+        "output": report.output + notes + "\n\n" + part_table(report),
+        "extra_data": {
+            "status": report.status,
+            "problem": report.problem,
+            "parts": sorted({r.check.part for r in report.results}),
+            "notes": list(report.notes),
+            "part_scores": {part: earned for part, (earned, _) in report.part_scores().items()},
+            "part_seconds": {part: round(s, 3) for part, s in report.part_seconds().items()},
+            "submission_sha256": report.fingerprint,
+            "kit_version": kit_version(),
+        },
         "tests": [
             {
                 "name": f"Part {number[r.check.part]} ({r.check.part}): {r.check.name}",
@@ -208,10 +267,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "grade",
         help="grade one submission with the hidden checks",
-        description="Grade SUBMISSION (a directory holding diffusion/ or its .py files laid flat) and write "
-        "DIR/results.json in Gradescope's schema. Exit code 0 whenever grading ran, whatever the score.",
+        description="Grade SUBMISSION (a directory or .zip holding diffusion/ or its .py files laid flat, or the "
+        ".py files themselves) and write DIR/results.json in Gradescope's schema. Exit code 0 whenever grading "
+        "ran, whatever the score; a submission that cannot be graded gets a score-0 results.json saying why.",
     )
-    parser.add_argument("submission", type=Path, help="the submission directory")
+    parser.add_argument(
+        "submission", type=Path, nargs="+", help="the submission: a directory, a .zip, or its .py files"
+    )
     parser.add_argument("--out", type=Path, required=True, help="directory for results.json")
     parser.add_argument(
         "--limits",
@@ -219,12 +281,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="TOML file of worker limits: a [default] table and one per part, with keys "
         + ", ".join(f.name for f in fields(Limits)),
     )
+    add_parts_option(parser)
     parser.add_argument(
         "--in-process",
         action="store_true",
         help="import the submission into the grader's process, without a sandbox: for trusted code only",
     )
     parser.set_defaults(run=run)
+
+
+def add_parts_option(parser: argparse.ArgumentParser) -> None:
+    """``--parts NAME ...``: grade only these parts (a regrade of one part, a quick trial run)."""
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=[part.name for part in PARTS],
+        metavar="PART",
+        help="grade only these parts: " + ", ".join(part.name for part in PARTS) + " (default: all)",
+    )
 
 
 def read_limits(path: Path) -> dict[str, Limits]:
@@ -248,18 +322,22 @@ def read_limits(path: Path) -> dict[str, Limits]:
 
 def run(args: argparse.Namespace) -> int:
     """Grade, write ``results.json``, print the per-part table; 0 whenever grading ran."""
-    if not args.submission.exists():
-        print(f"error: {args.submission} does not exist; pass the directory of one submission", file=sys.stderr)
+    missing = [str(path) for path in args.submission if not path.exists()]
+    if missing:
+        print(f"error: {', '.join(missing)} does not exist; pass one submission (a directory, a .zip or .py files)",
+              file=sys.stderr)  # fmt: skip
         return 2
     try:
         limits = read_limits(args.limits) if args.limits else None
     except (OSError, ValueError, tomllib.TOMLDecodeError) as error:
         print(f"error: cannot read the limits: {error}", file=sys.stderr)
         return 2
-    report = grade(args.submission, sandboxed=not args.in_process, limits=limits)
+    report = grade_submission(args.submission, args.parts, sandboxed=not args.in_process, limits=limits)
     path = args.out / "results.json"
     write_json_atomically(path, results_json(report))
     print(report.output)
+    for note in report.notes:
+        print(f"Note: {note}")
     print(part_table(report))
     print(f"wrote {path} ({report.execution_time:.1f} s)")
     return 0

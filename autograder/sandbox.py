@@ -16,10 +16,12 @@ only, and :func:`isolation` says so, for the report.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 NOBODY = 65534
+PR_SET_PDEATHSIG = 1
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 BOOT = "import sys; sys.path.insert(0, {stage!r}); from autograder.worker import main; main()"
 
@@ -161,11 +164,22 @@ def environment(scratch: Path, threads: int) -> dict[str, str]:
     }
 
 
+def parent_death_signal() -> None:
+    """In a child before it runs anything: be killed when the parent dies (Linux; a no-op elsewhere).
+
+    A grader that is killed then takes its fallback workers (bubblewrap's have ``--die-with-parent``)
+    and a batch its graders along, instead of leaving them running.
+    """
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def limiter(limits: Limits):
     """A ``preexec_fn`` applying ``limits`` in the child before it runs anything."""
     user_processes = _processes_of_this_user()
 
     def apply() -> None:
+        parent_death_signal()
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))

@@ -38,6 +38,10 @@ class StudentError(Exception):
 
     def __str__(self) -> str:
         where = f" ({self.where})" if self.where else ""
+        if self.function == "(module)":
+            return self.message
+        if self.function == "(import)":
+            return f"{self.part}.py could not be imported: {self.error_type}: {self.message}{where}"
         return f"{self.part}.{self.function} raised {self.error_type}: {self.message}{where}"
 
 

@@ -518,7 +518,8 @@ def ddim_loop_bookkeeping(sub: Submission) -> None:
     prop()
 
 
-# DDIM on the course's 2-D mixture with the exact denoiser, linear T = 1000, "uniform" spacing, n = 4000
+# DDIM on the course's 2-D mixture (turned by the hidden angle, oracle.hidden_mixture, which changes no
+# energy distance) with the exact denoiser, linear T = 1000, "uniform" spacing, n = 4000
 # samples from float64 noise against 4000 true samples with the classes in exact proportion. Energy
 # distance of the reference (seeds other than the check's):
 #   data vs data (200 draws): mean 0.00022, max 0.00071; the class-proportion term's 1e−6 quantile 0.0018

@@ -237,7 +237,8 @@ def classifier_guided_eps_formula(sub: Submission) -> None:
     prop()
 
 
-# CFG with the exact class-conditional denoiser of the course's 2-D mixture (8 components, std 0.07),
+# CFG with the exact class-conditional denoiser of the course's 2-D mixture (8 components, std 0.07; turned
+# by the hidden angle, oracle.hidden_mixture, which changes no energy distance),
 # the reference DDIM (η = 0, 100 steps, linear T = 1000), n = 3000 samples with stratified labels.
 # Energy distances, 20 seeds:
 #   per class (375 samples vs 1000 true ones of that component), the largest of the 8 classes:

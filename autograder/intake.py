@@ -1,0 +1,219 @@
+"""Take in one submission as a student hands it in and stage a safe copy of it to grade.
+
+A submission is a directory (a ``diffusion/`` package, or its ``.py`` files laid flat, possibly one
+folder down), a ``.zip`` of either, or ``.py`` files named one by one. Staging copies regular files
+only, and only what is safe and small:
+
+- zip members with an absolute path or a ``..`` component, and symbolic links (in a zip or a
+  directory), are skipped: nothing is ever written or read outside the staging directory;
+- a file over :data:`MAX_FILE_BYTES`, or past :data:`MAX_TOTAL_BYTES` in all, is skipped;
+- macOS metadata (``__MACOSX/``, ``._*``) and ``__pycache__`` are left out silently.
+
+Every skip becomes a note for the student's report. A submission with nothing to grade (an empty
+or corrupt zip, no part module anywhere) gets a ``problem`` saying what was expected instead.
+The ``fingerprint`` of the submission as handed in lets a batch tell whether it changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from autograder.reference import load_reference
+
+PART_NAMES: tuple[str, ...] = load_reference().PARTS
+MAX_FILE_BYTES = 1 << 20
+"""A part module is a few KiB; a file over 1 MiB is not source code and is skipped."""
+MAX_TOTAL_BYTES = 16 << 20
+MAX_DEPTH = 3
+"""How many folders down the part modules may be (``alice/diffusion/forward.py`` is two)."""
+JUNK = ("__MACOSX", "__pycache__", ".DS_Store", ".git")
+UNREADABLE = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError, NotImplementedError)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A staged submission: where its part modules are, and what staging had to say."""
+
+    package: Path | None
+    """The directory holding the part modules; ``None`` when there is nothing to grade."""
+    notes: tuple[str, ...]
+    """What was skipped or looks wrong, for the report (the submission is graded nonetheless)."""
+    problem: str | None
+    """Why the submission cannot be graded at all, or ``None``."""
+
+
+def fingerprint(sources: Sequence[Path]) -> str:
+    """SHA-256 of a submission as handed in: its files' names (relative to a directory) and bytes."""
+    digest = hashlib.sha256()
+    for source in map(Path, sources):
+        root = source if source.is_dir() else source.parent
+        files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
+        for file in (f for f in files if f.is_file() and not f.is_symlink()):
+            name = str(file.relative_to(root)).encode("utf-8", "surrogateescape")
+            digest.update(name + b"\0" + str(file.stat().st_size).encode() + b"\0")
+            with file.open("rb") as handle:
+                for block in iter(lambda handle=handle: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def staged(sources: Sequence[Path]) -> Iterator[Staged]:
+    """Stage ``sources`` (one directory or ``.zip``, or ``.py`` files) in a temporary directory."""
+    tmp = Path(tempfile.mkdtemp(prefix="autograder-submission-"))
+    try:
+        yield stage(sources, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def stage(sources: Sequence[Path], dest: Path) -> Staged:
+    """Copy what is safe of ``sources`` into ``dest`` and find the part modules there."""
+    dest.mkdir(parents=True, exist_ok=True)
+    copier = _Copier(dest)
+    sources = [Path(s) for s in sources]
+    missing = [str(s) for s in sources if not s.exists() and not s.is_symlink()]
+    if missing:
+        return Staged(None, (), f"{', '.join(missing)} does not exist")
+    if len(sources) == 1 and sources[0].is_dir():
+        copier.directory(sources[0])
+    elif len(sources) == 1 and sources[0].suffix.lower() == ".zip":
+        problem = copier.archive(sources[0])
+        if problem:
+            return Staged(None, tuple(copier.notes), problem)
+    elif all(s.suffix == ".py" for s in sources):
+        for source in sources:
+            copier.file(source, PurePosixPath(source.name))
+    else:
+        return Staged(
+            None,
+            (),
+            f"cannot grade {', '.join(s.name for s in sources)}: hand in a directory, a .zip, or the .py files",
+        )
+    package = _find_package(dest)
+    notes = copier.notes + (_encoding_notes(package) if package else [])
+    if package is None:
+        expected = ", ".join(f"{name}.py" for name in PART_NAMES)
+        return Staged(
+            None,
+            tuple(notes),
+            f"no part of the assignment found: expected a diffusion/ folder or the files {expected} "
+            f"(up to {MAX_DEPTH - 1} folders down); found {copier.summary()}",
+        )
+    return Staged(package, tuple(notes), None)
+
+
+class _Copier:
+    """Copies files into the staging directory, keeping count and noting every skip."""
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self.total = 0
+        self.copied: list[str] = []
+        self.notes: list[str] = []
+
+    def summary(self) -> str:
+        if not self.copied:
+            return "no files"
+        shown = ", ".join(self.copied[:8])
+        return f"{len(self.copied)} file(s): {shown}{', ...' if len(self.copied) > 8 else ''}"
+
+    def _admit(self, name: PurePosixPath, size: int) -> bool:
+        if any(part in JUNK or part.startswith("._") for part in name.parts):
+            return False
+        if size > MAX_FILE_BYTES:
+            self.notes.append(f"skipped {name}: {size / 2**20:.1f} MiB is too large (the limit is 1 MiB a file)")
+            return False
+        if self.total + size > MAX_TOTAL_BYTES:
+            self.notes.append(f"skipped {name}: the submission is over {MAX_TOTAL_BYTES >> 20} MiB in all")
+            return False
+        self.total += size
+        self.copied.append(str(name))
+        return True
+
+    def _target(self, name: PurePosixPath) -> Path:
+        target = self.dest.joinpath(*name.parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def file(self, source: Path, name: PurePosixPath) -> None:
+        if source.is_symlink() or not source.is_file():
+            self.notes.append(f"skipped {name}: not a regular file (links are not followed)")
+            return
+        if self._admit(name, source.stat().st_size):
+            shutil.copyfile(source, self._target(name))
+
+    def directory(self, root: Path) -> None:
+        for folder, dirs, files in os.walk(root):  # never follows links to directories
+            here = Path(folder)
+            for name in sorted(dirs):
+                if (here / name).is_symlink():
+                    self.notes.append(f"skipped {(here / name).relative_to(root)}: a link (links are not followed)")
+            dirs[:] = sorted(d for d in dirs if d not in JUNK and not (here / d).is_symlink())
+            for name in sorted(files):
+                path = here / name
+                self.file(path, PurePosixPath(path.relative_to(root).as_posix()))
+
+    def archive(self, path: Path) -> str | None:
+        """Extract the safe members of a zip; a problem if it is not a zip or holds no file."""
+        try:
+            with zipfile.ZipFile(path) as archive:
+                members = [m for m in archive.infolist() if not m.is_dir()]
+                if not members:
+                    return f"{path.name} is an empty zip: zip the diffusion/ folder (or its .py files) and hand it in"
+                for member in members:
+                    self._member(archive, member)
+        except UNREADABLE as error:
+            # RuntimeError: an encrypted member; NotImplementedError: an unknown compression method.
+            return f"{path.name} is not a readable zip ({error}): zip the diffusion/ folder and hand it in again"
+        return None
+
+    def _member(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:
+        name = PurePosixPath(member.filename.replace("\\", "/"))
+        if name.is_absolute() or ".." in name.parts or ":" in member.filename:
+            self.notes.append(f"skipped {member.filename!r} in the zip: a path outside the submission")
+            return
+        if stat.S_ISLNK(member.external_attr >> 16):
+            self.notes.append(f"skipped {member.filename!r} in the zip: a symbolic link (links are not followed)")
+            return
+        if self._admit(name, member.file_size):
+            # zipfile reads no more than the stated size and then checks the CRC: a header that lies about
+            # the size (a zip bomb) makes the zip unreadable instead of filling the disk.
+            self._target(name).write_bytes(archive.read(member))
+
+
+def _find_package(root: Path) -> Path | None:
+    """The shallowest directory under ``root`` holding a part module (``diffusion/`` first at one depth)."""
+    level = [root]
+    for _ in range(MAX_DEPTH):
+        for folder in sorted(level, key=lambda p: (p.name != "diffusion", str(p))):
+            if any((folder / f"{name}.py").is_file() for name in PART_NAMES):
+                return folder
+        level = [child for folder in level for child in sorted(folder.iterdir()) if child.is_dir()]
+    return None
+
+
+def _encoding_notes(package: Path) -> list[str]:
+    notes = []
+    for name in PART_NAMES:
+        path = package / f"{name}.py"
+        if not path.is_file():
+            continue
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as error:
+            notes.append(
+                f"{name}.py is not UTF-8 text (byte 0x{path.read_bytes()[error.start]:02x} at offset {error.start}): "
+                "Python reads source code as UTF-8, so outside a comment this is a syntax error; save the file "
+                "with the UTF-8 encoding"
+            )
+    return notes

@@ -1,0 +1,179 @@
+"""Batch grading: broken submissions next to a good one, the gradebook, determinism, kill and resume.
+
+The batch grades ``schedules`` and ``forward`` only (``--parts``), each student in its own
+sandboxed grader process. Every broken submission breaks ``forward`` (or the whole hand-in) and
+must get a clear message, its other part graded, and the good submission its full score.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from autograder.intake import MAX_FILE_BYTES
+from autograder.parts import PART_BY_NAME
+from tests.plugin import ROOT
+
+SOLUTIONS = ROOT / "solutions" / "diffusion"
+PARTS = ("schedules", "forward")
+FULL = sum(PART_BY_NAME[part].points for part in PARTS)
+SCHEDULES = PART_BY_NAME["schedules"].points
+REFERENCE_FORWARD = (SOLUTIONS / "forward.py").read_text(encoding="utf-8")
+
+
+def reference(folder: Path) -> Path:
+    shutil.copytree(SOLUTIONS, folder / "diffusion", ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+def with_forward(folder: Path, source: str | bytes | None) -> Path:
+    """The reference with ``forward.py`` replaced by ``source`` (removed when ``None``)."""
+    forward = reference(folder) / "diffusion" / "forward.py"
+    if source is None:
+        forward.unlink()
+    else:
+        forward.write_bytes(source.encode() if isinstance(source, str) else source)
+    return folder
+
+
+def zip_of(folder: Path, path: Path, extra: dict[str, bytes] | None = None, link: str | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for file in sorted(folder.rglob("*.py")):
+            archive.write(file, file.relative_to(folder).as_posix())
+        for name, content in (extra or {}).items():
+            archive.writestr(name, content)
+        if link:
+            info = zipfile.ZipInfo("diffusion/link.py")
+            info.external_attr = 0o120777 << 16
+            archive.writestr(info, link)
+    shutil.rmtree(folder)
+    return path
+
+
+# student -> (how to build the hand-in, the most it may score, what its results must say)
+BROKEN = {
+    "syntax-error": (
+        lambda d: with_forward(d, "def q_sample(:\n    pass\n"),
+        SCHEDULES,
+        ["SyntaxError", "forward.py:1"],
+    ),
+    "import-error": (
+        lambda d: with_forward(d, REFERENCE_FORWARD + "\nimport not_a_module_anywhere\n"),
+        SCHEDULES,
+        ["ModuleNotFoundError", "not_a_module_anywhere"],
+    ),
+    "missing-module": (lambda d: with_forward(d, None), SCHEDULES, ["the submission has no forward.py"]),
+    "wrong-signature": (
+        lambda d: with_forward(d, REFERENCE_FORWARD.replace("q_sample(schedule: NoiseSchedule, ", "q_sample(")),
+        FULL - 2,  # the 2-point q_sample check; q_step and q_mean_variance are right
+        ["forward.q_sample raised TypeError"],
+    ),
+    "non-utf8": (
+        lambda d: with_forward(d, REFERENCE_FORWARD.encode() + b'\nNAME = "caf\xe9"\n'),
+        SCHEDULES,
+        ["forward.py is not UTF-8 text (byte 0xe9", "SyntaxError"],
+    ),
+    "huge-module": (
+        lambda d: with_forward(d, REFERENCE_FORWARD + "#" * (MAX_FILE_BYTES + 1)),
+        SCHEDULES,
+        ["skipped diffusion/forward.py", "too large", "the submission has no forward.py"],
+    ),
+    "empty-zip": (lambda d: zip_of(d.mkdir() or d, d.with_suffix(".zip")), 0, ["empty zip"]),
+    "zip-slip": (
+        lambda d: zip_of(reference(d), d.with_suffix(".zip"), {"../../evil.py": b"x = 1"}, link="/etc/passwd"),
+        FULL,
+        ["'../../evil.py' in the zip: a path outside the submission", "symbolic link"],
+    ),
+    "good": (reference, FULL, []),
+    "good-zip": (lambda d: zip_of(reference(d), d.with_suffix(".zip")), FULL, []),
+}
+
+
+def batch(submissions: Path, out: Path, *extra: str, **popen) -> subprocess.Popen:
+    command = [sys.executable, "-m", "autograder", "batch", str(submissions), "--out", str(out), "--parts", *PARTS]
+    return subprocess.Popen([*command, *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
+
+
+def finished(process: subprocess.Popen) -> str:
+    output = process.communicate(timeout=900)[0].decode()
+    assert process.returncode == 0, output
+    return output
+
+
+def rows(out: Path) -> dict[str, dict[str, str]]:
+    with (out / "gradebook.csv").open(encoding="utf-8") as handle:
+        return {row["student"]: row for row in csv.DictReader(handle)}
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory) -> tuple[Path, Path]:
+    submissions = tmp_path_factory.mktemp("class")
+    for student, (build, _, _) in BROKEN.items():
+        build(submissions / student)
+    out = tmp_path_factory.mktemp("out")
+    finished(batch(submissions, out, "--jobs", "2"))
+    return submissions, out
+
+
+@pytest.mark.parametrize("student", list(BROKEN))
+def test_each_submission_gets_what_it_earns_and_a_clear_message(graded_class, student):
+    _, out = graded_class
+    _, ceiling, messages = BROKEN[student]
+    results = json.loads((out / student / "results.json").read_text(encoding="utf-8"))
+    text = json.dumps(results, ensure_ascii=False)
+    assert results["score"] <= ceiling
+    for message in messages:
+        assert message in text, f"{student}: {message!r} not in its results"
+    row = rows(out)[student]
+    assert float(row["total"]) == results["score"]
+    if student.startswith("good") or student == "zip-slip":
+        assert results["score"] == FULL and row["status"] == "graded"
+    elif student != "empty-zip":
+        assert float(row["schedules"]) == SCHEDULES, "the part the submission can still be graded on was not graded"
+    else:
+        assert row["status"] == "not graded" and "empty zip" in row["notes"]
+
+
+def test_the_gradebook_lists_every_student_once_and_nothing_is_left_half_written(graded_class):
+    _, out = graded_class
+    assert sorted(rows(out)) == sorted(BROKEN)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_a_second_batch_gives_the_same_gradebook_and_a_third_grades_nothing(graded_class, tmp_path):
+    submissions, out = graded_class
+    again = tmp_path / "again"
+    finished(batch(submissions, again, "--jobs", "1"))
+    assert (again / "gradebook.csv").read_text() == (out / "gradebook.csv").read_text()
+    output = finished(batch(submissions, again))
+    assert f"{len(BROKEN)} already graded" in output and "nothing to grade" in output
+
+
+def test_a_batch_killed_half_way_resumes_and_ends_with_every_result_once(tmp_path):
+    submissions = tmp_path / "class"
+    for number in range(4):
+        reference(submissions / f"student{number}")
+    out = tmp_path / "out"
+    process = batch(submissions, out, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not list(out.glob("*/results.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    done = len(list(out.glob("*/results.json")))
+    assert 1 <= done < 4, "the kill did not land half-way"
+    output = finished(batch(submissions, out))
+    assert f"{done} already graded" in output
+    assert sorted(p.parent.name for p in out.glob("*/results.json")) == [f"student{n}" for n in range(4)]
+    assert all(row["total"] == str(FULL) for row in rows(out).values()) and len(rows(out)) == 4
+    assert not list(out.rglob("*.tmp"))

@@ -1,0 +1,146 @@
+"""Staging a submission as handed in: layouts found, unsafe or huge files skipped with a note, nothing
+written outside the staging directory, and a clear problem when there is nothing to grade."""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from autograder.intake import MAX_FILE_BYTES, fingerprint, stage
+from tests.plugin import ROOT
+
+SOLUTIONS = ROOT / "solutions" / "diffusion"
+
+
+def package(root: Path, *names: str) -> Path:
+    """``root`` holding copies of the reference's ``names`` part modules."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (root / f"{name}.py").write_bytes((SOLUTIONS / f"{name}.py").read_bytes())
+    return root
+
+
+def written(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
+
+
+def zipped(path: Path, members: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, target)
+    return path
+
+
+@pytest.mark.parametrize(
+    "layout", ["diffusion", "flat", "alice/diffusion", "alice"], ids=["package", "flat", "nested", "one-folder"]
+)
+def test_the_part_modules_are_found_in_every_usual_layout(tmp_path, layout):
+    package(tmp_path / "hand-in" / layout.replace("flat", "."), "forward", "ddpm")
+    staged = stage([tmp_path / "hand-in"], tmp_path / "stage")
+    assert staged.problem is None and staged.notes == ()
+    assert (staged.package / "forward.py").read_bytes() == (SOLUTIONS / "forward.py").read_bytes()
+
+
+def test_py_files_named_one_by_one_are_staged_flat(tmp_path):
+    hand_in = package(tmp_path / "hand-in", "forward", "ddim")
+    staged = stage([hand_in / "forward.py", hand_in / "ddim.py"], tmp_path / "stage")
+    assert staged.problem is None and sorted(p.name for p in staged.package.iterdir()) == ["ddim.py", "forward.py"]
+
+
+def test_a_zip_is_unpacked_without_its_unsafe_members(tmp_path):
+    good = (SOLUTIONS / "forward.py").read_bytes()
+    archive = zipped(
+        tmp_path / "alice.zip",
+        {
+            "diffusion/forward.py": good,
+            "../escaped.py": b"x = 1",
+            "/abs/escaped.py": b"x = 1",
+            "diffusion/../../escaped2.py": b"x = 1",
+            "__MACOSX/diffusion/._forward.py": b"junk",
+        },
+        links={"diffusion/ddpm.py": "/etc/passwd", "diffusion/ddim.py": "../../../solutions/diffusion/ddim.py"},
+    )
+    stage_dir = tmp_path / "work" / "stage"
+    staged = stage([archive], stage_dir)
+    assert staged.problem is None
+    assert sorted(p.name for p in staged.package.iterdir()) == ["forward.py"]
+    assert (staged.package / "forward.py").read_bytes() == good
+    notes = "\n".join(staged.notes)
+    assert notes.count("a path outside the submission") == 3 and notes.count("symbolic link") == 2
+    assert "MACOSX" not in notes
+    assert not list(tmp_path.rglob("escaped*.py"))
+
+
+def test_links_in_a_directory_are_not_followed(tmp_path):
+    hand_in = package(tmp_path / "hand-in" / "diffusion", "forward")
+    os.symlink(SOLUTIONS / "ddpm.py", hand_in / "ddpm.py")
+    os.symlink(SOLUTIONS, hand_in / "reference")
+    staged = stage([tmp_path / "hand-in"], tmp_path / "stage")
+    assert sorted(p.name for p in staged.package.iterdir()) == ["forward.py"]
+    assert sum("links are not followed" in note for note in staged.notes) == 2
+
+
+def test_huge_files_are_skipped_with_a_note(tmp_path):
+    hand_in = package(tmp_path / "hand-in", "forward")
+    (hand_in / "weights.bin").write_bytes(b"\0" * (MAX_FILE_BYTES + 1))
+    staged = stage([hand_in], tmp_path / "stage")
+    assert not (staged.package / "weights.bin").exists()
+    assert any("weights.bin" in note and "too large" in note for note in staged.notes)
+
+
+def test_a_zip_member_larger_than_it_claims_makes_the_zip_unreadable(tmp_path):
+    archive = zipped(tmp_path / "bomb.zip", {"forward.py": b"#" * 100_000})
+    raw = bytearray(archive.read_bytes())
+    for signature, offset in ((b"PK\x01\x02", 24), (b"PK\x03\x04", 22)):  # the stated sizes: 10 bytes
+        struct.pack_into("<I", raw, raw.find(signature) + offset, 10)
+    archive.write_bytes(bytes(raw))
+    staged = stage([archive], tmp_path / "stage")
+    assert staged.package is None and "not a readable zip" in staged.problem
+    assert sum(p.stat().st_size for p in (tmp_path / "stage").rglob("*") if p.is_file()) <= 10
+
+
+def test_non_utf8_part_files_get_a_note_naming_the_byte(tmp_path):
+    hand_in = package(tmp_path / "hand-in", "forward")
+    (hand_in / "ddpm.py").write_bytes(b"# caf\xe9 au lait\nx = 1\n")
+    staged = stage([hand_in], tmp_path / "stage")
+    assert staged.problem is None
+    assert any("ddpm.py is not UTF-8" in note and "0xe9" in note for note in staged.notes)
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda d: zipped(d / "empty.zip", {}), "empty zip"),
+        (
+            lambda d: (d / "corrupt.zip").write_bytes(b"PK\x03\x04 not really") and d / "corrupt.zip",
+            "not a readable zip",
+        ),
+        (lambda d: zipped(d / "other.zip", {"notes.txt": b"hello"}), "no part of the assignment found"),
+        (lambda d: written(d / "report.pdf", b"%PDF"), "hand in a directory, a .zip"),
+        (lambda d: d / "missing", "does not exist"),
+    ],
+    ids=["empty-zip", "corrupt-zip", "no-parts", "pdf", "missing"],
+)
+def test_nothing_to_grade_is_a_clear_problem(tmp_path, make, expected):
+    staged = stage([make(tmp_path)], tmp_path / "stage")
+    assert staged.package is None and expected in staged.problem
+
+
+def test_the_fingerprint_follows_the_content_not_the_place(tmp_path):
+    first = package(tmp_path / "a", "forward")
+    second = package(tmp_path / "b", "forward")
+    assert fingerprint([first]) == fingerprint([second])
+    (second / "forward.py").write_text((second / "forward.py").read_text() + "\n# edited\n")
+    assert fingerprint([first]) != fingerprint([second])
+    (second / "forward.py").rename(second / "forward2.py")
+    assert fingerprint([second]) != fingerprint([first])
