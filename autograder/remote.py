@@ -159,7 +159,7 @@ class WorkerProcess:
         Raises:
             StudentError: the import failed (syntax error, missing module, error at import time...).
         """
-        reply, _ = self.answer("(import)", self.limits.wall_seconds)
+        reply, _ = self.answer("(import)", self.limits.import_seconds)
         if reply.get("op") != "loaded":
             raise self.failure("(import)", f"the worker answered {reply.get('op')!r} to the import")
 
@@ -173,9 +173,10 @@ class WorkerProcess:
             reply, blob = self._receive(max(seconds, 0.0))
         except _Timeout:
             self.kill()
+            limit = self.limits.import_seconds if function == "(import)" else self.limits.wall_seconds
             raise StudentError(
                 self.part, function, "TimeoutError",
-                f"no answer within the wall-time limit of {self.limits.wall_seconds:g} s (an infinite loop? "
+                f"no answer within the wall-time limit of {limit:g} s (an infinite loop? "
                 "far too many steps?); the worker was stopped",
             ) from None  # fmt: skip
         except ChannelError as error:

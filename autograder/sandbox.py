@@ -40,6 +40,9 @@ class Limits:
 
     wall_seconds: float = 120.0
     """Per call: a call that takes longer is killed with its whole process group."""
+    import_seconds: float = 60.0
+    """To start the worker and import the student's module (``import torch`` alone takes seconds on a busy
+    machine)."""
     cpu_seconds: int = 600
     """CPU time of the worker process over its life."""
     memory_bytes: int = 8 << 30

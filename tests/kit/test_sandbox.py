@@ -1,16 +1,22 @@
-"""Hostile submissions: each tries to cheat or break the grader and must score no more than it earns.
+"""Hostile submissions: a catalogue of attempts to cheat or break the grader, each with the most it may score.
 
-Every hostile submission is the reference with ``forward.py`` replaced by code whose functions
-attack (then answer garbage), so the ceiling is 0 points in ``forward``; ``schedules`` stays the
-reference's and must keep its full marks in the same run (the grader survives and goes on).
-Attacks that only the bubblewrap sandbox can stop are skipped where it cannot run.
+Most entries are the reference with ``forward.py`` replaced by code whose functions attack (then
+answer garbage, or the attack's own value): their ceiling is 0 points in ``forward``, and
+``schedules`` (the reference's) must keep its full marks in the same run, so the grader survived
+and went on. Two samplers attack the oracle check of ``ddpm`` instead. Attacks that only the
+bubblewrap sandbox can stop are skipped where it cannot run; a fork bomb also needs the process
+limit, which Linux does not apply to root outside the sandbox.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import textwrap
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -21,147 +27,274 @@ from autograder.sandbox import Limits, isolation
 from tests.plugin import ROOT
 
 SANDBOXED = isolation().sandboxed
-needs_sandbox = pytest.mark.skipif(not SANDBOXED, reason=f"needs bubblewrap: {isolation().description}")
-FAST = {"default": Limits(wall_seconds=20.0, cpu_seconds=60, memory_bytes=6 << 30)}
+FAST = Limits(wall_seconds=20.0, cpu_seconds=60, memory_bytes=6 << 30)
+SECRET_VALUE = "s3cr3t-token-of-the-grader"
+HIDDEN_CHECKS = ROOT / "autograder" / "checks" / "forward.py"
+REFERENCE_FORWARD = ROOT / "solutions" / "diffusion" / "forward.py"
 
 FORWARD = """
 import os, sys, time, socket, pathlib
 import torch
 
-def attack():
+def attack(x):
 {attack}
 
 def q_sample(schedule, x0, t, noise):
-    result = attack()
+    result = attack(x0)
     return result if {returns} else x0 * 0.5
 
 def q_step(schedule, x_prev, t, noise):
-    result = attack()
+    result = attack(x_prev)
     return result if {returns} else x_prev * 0.5
 
 def q_mean_variance(schedule, x0, t):
-    result = attack()
+    result = attack(x0)
     return result if {returns} else (x0 * 0.5, x0 * 0.5)
 """
 
-SECRET = ROOT / "autograder" / "checks" / "forward.py"
+
+@dataclass(frozen=True)
+class Hostile:
+    """One hostile ``forward.py``: ``attack(x)`` runs in every function (``x`` is the data argument)."""
+
+    attack: str
+    returns: bool = False
+    """Whether the functions answer what ``attack`` returns (else a wrong value)."""
+    sandbox_only: bool = False
+    limits: Limits = FAST
+    absent: tuple[str, ...] = ()
+    """Text that must not appear anywhere in the results (a leaked secret)."""
+    present: tuple[str, ...] = ()
+    """Text the feedback must contain."""
+    outside: tuple[Path, ...] = field(default=())
+    """Files the attack tries to create: they must not exist afterwards."""
 
 
-def hostile(tmp_path: Path, attack: str, returns: bool = False) -> Path:
-    """The reference package with a hostile ``forward.py``; ``returns`` uses the attack's value as the answer."""
+CATALOGUE = {
+    "sys.exit(0)": Hostile("sys.exit(0)"),
+    "os._exit(0)": Hostile("os._exit(0)", present=("WorkerDied",)),
+    "os.abort()": Hostile("os.abort()"),
+    "kill the parent": Hostile("os.kill(os.getppid(), 9)\nos.kill(1, 9)", sandbox_only=True),
+    "monkeypatch torch comparisons": Hostile(
+        """
+        torch.allclose = lambda *a, **k: True
+        torch.equal = lambda *a, **k: True
+        torch.testing.assert_close = lambda *a, **k: None
+        torch.Tensor.__eq__ = lambda *a, **k: True
+        """
+    ),
+    "monkeypatch numpy": Hostile("import numpy; numpy.allclose = lambda *a, **k: True; numpy.testing = None"),
+    "monkeypatch pytest and Hypothesis": Hostile(
+        """
+        import pytest, hypothesis
+        pytest.approx = lambda *a, **k: a[0]
+        hypothesis.given = lambda *a, **k: (lambda f: (lambda *b, **c: None))
+        hypothesis.settings.register_profile("x", max_examples=0)
+        """
+    ),
+    "always-equal object": Hostile(
+        """
+        class Anything:
+            def __eq__(self, other): return True
+            def __getattr__(self, name): return lambda *a, **k: self
+        return Anything()
+        """,
+        returns=True,
+        present=("cannot cross the channel",),
+    ),
+    "tensor subclass that equals everything": Hostile(
+        """
+        class Liar(torch.Tensor):
+            def __eq__(self, other): return True
+        return x.as_subclass(Liar)
+        """,
+        returns=True,
+    ),
+    "write results.json and files outside scratch": Hostile(
+        f"""
+        for path in {str(ROOT / "results.json")!r}, {str(ROOT / "autograder" / "pwned.py")!r}, "/tmp/pwned":
+            try:
+                pathlib.Path(path).write_text('{{"score": 100}}')
+            except OSError:
+                pass
+        """,
+        sandbox_only=True,
+        outside=(ROOT / "results.json", ROOT / "autograder" / "pwned.py", Path("/tmp/pwned")),
+    ),
+    "read the hidden checks and the solutions": Hostile(
+        f"""
+        leaked = []
+        for path in {str(HIDDEN_CHECKS)!r}, {str(REFERENCE_FORWARD)!r}:
+            try:
+                leaked.append(pathlib.Path(path).read_text()[:3000])
+            except OSError as error:
+                leaked.append(f"no view of {{path}}")
+        raise RuntimeError(" | ".join(leaked))
+        """,
+        sandbox_only=True,
+        absent=("@check(", "### BEGIN SOLUTION"),
+        present=("no view of",),
+    ),
+    "environment secrets": Hostile(
+        "raise RuntimeError('env: ' + repr(dict(os.environ)))", absent=(SECRET_VALUE,), present=("env: ",)
+    ),
+    "the grader's environment through /proc": Hostile(
+        """
+        found = []
+        for pid in os.listdir("/proc"):
+            try:
+                found.append(pathlib.Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace"))
+            except (OSError, ValueError):
+                pass
+        raise RuntimeError("proc: " + " ".join(found)[:1500])
+        """,
+        sandbox_only=True,
+        absent=(SECRET_VALUE,),
+    ),
+    "network socket": Hostile(
+        """
+        try:
+            socket.create_connection(("127.0.0.1", 22), timeout=2)
+            raise RuntimeError("network reachable")
+        except OSError:
+            pass
+        """,
+        sandbox_only=True,
+        absent=("network reachable",),
+    ),
+    "print a fake score": Hostile('print(\'{"score": 100, "tests": []}\'); sys.stdout.flush()'),
+    "infinite loop": Hostile("while True: pass", limits=Limits(wall_seconds=2.0), present=("wall-time limit of 2 s",)),
+    "sleep past the limit": Hostile("time.sleep(3600)", limits=Limits(wall_seconds=2.0), present=("wall-time limit",)),
+    "fork bomb": Hostile(
+        """
+        while True:
+            try:
+                os.fork()
+            except OSError:
+                pass
+        """,
+        limits=Limits(wall_seconds=3.0, processes=32),
+        present=("wall-time limit",),
+    ),
+    "allocate 50 GiB": Hostile("return torch.empty(50 << 30, dtype=torch.uint8)", returns=True),
+    "NaN": Hostile("return torch.full_like(x, float('nan'))", returns=True),
+    "wrong shape": Hostile("return torch.zeros(1, 2, 3, 4)", returns=True),
+    "wrong dtype": Hostile("return x.to(torch.float16)", returns=True),
+    "wrong device": Hostile("return x.to('meta')", returns=True),
+}
+FORK_NEEDS = SANDBOXED or os.geteuid() != 0
+
+
+def hostile(tmp_path: Path, entry: Hostile) -> Path:
+    """The reference package with a hostile ``forward.py``."""
     root = tmp_path / "submission"
     shutil.copytree(ROOT / "solutions" / "diffusion", root / "diffusion", ignore=shutil.ignore_patterns("__pycache__"))
-    body = textwrap.indent(textwrap.dedent(attack).strip(), "    ")
-    (root / "diffusion" / "forward.py").write_text(FORWARD.format(attack=body, returns=returns))
+    body = textwrap.indent(textwrap.dedent(entry.attack).strip(), "    ")
+    (root / "diffusion" / "forward.py").write_text(FORWARD.format(attack=body, returns=entry.returns))
     return root
 
 
-def graded(root: Path, limits: dict | None = None) -> dict:
-    results = results_json(grade(root, parts={"forward", "schedules"}, limits=limits or FAST))
-    scores = {part: 0.0 for part in ("forward", "schedules")}
+def part_scores(results: dict) -> dict[str, float]:
+    scores: dict[str, float] = {}
     for test in results["tests"]:
-        scores[test["tags"][0]] += test["score"]
-    assert scores["forward"] == 0, "a hostile forward.py earned points"
-    assert scores["schedules"] == PART_BY_NAME["schedules"].points, "the grader did not go on with the next part"
-    return results
+        scores[test["tags"][0]] = scores.get(test["tags"][0], 0.0) + test["score"]
+    return scores
 
 
-def test_exit_and_crash_cost_only_the_checks_in_flight(tmp_path):
-    for attack in ("sys.exit(0)", "os._exit(0)", "os.abort()"):
-        results = graded(hostile(tmp_path / attack[:6], attack))
-        assert all(t["status"] == "failed" for t in results["tests"] if t["tags"] == ["forward"])
-
-
-def test_monkeypatching_comparisons_in_the_worker_changes_nothing(tmp_path):
-    graded(
-        hostile(
-            tmp_path,
-            """
-            torch.allclose = lambda *a, **k: True
-            torch.equal = lambda *a, **k: True
-            torch.Tensor.__eq__ = lambda *a, **k: True
-            import numpy; numpy.allclose = lambda *a, **k: True
-            """,
-        )
+@pytest.mark.parametrize("name", list(CATALOGUE))
+def test_a_hostile_submission_scores_at_most_its_ceiling_and_the_grader_goes_on(tmp_path, monkeypatch, name):
+    entry = CATALOGUE[name]
+    if entry.sandbox_only and not SANDBOXED:
+        pytest.skip(f"needs bubblewrap: {isolation().description}")
+    if name == "fork bomb" and not FORK_NEEDS:
+        pytest.skip("the process limit does not apply to root outside the sandbox")
+    monkeypatch.setenv("AUTOGRADER_TEST_SECRET", SECRET_VALUE)
+    results = results_json(
+        grade(hostile(tmp_path, entry), parts={"forward", "schedules"}, limits={"default": entry.limits})
     )
+    scores = part_scores(results)
+    assert scores["forward"] == 0, f"{name}: a hostile forward.py earned points"
+    assert scores["schedules"] == PART_BY_NAME["schedules"].points, f"{name}: the grader did not go on"
+    text = json.dumps(results, ensure_ascii=False)
+    for secret in entry.absent:
+        assert secret not in text, f"{name}: {secret!r} reached the results"
+    for message in entry.present:
+        assert message in text, f"{name}: the feedback does not say {message!r}"
+    for path in entry.outside:
+        assert not path.exists(), f"{name}: wrote {path}"
 
 
-def test_objects_that_claim_equality_cannot_cross_the_channel(tmp_path):
-    results = graded(
-        hostile(
-            tmp_path,
-            """
-            class Anything:
-                def __eq__(self, other): return True
-                def __getattr__(self, name): return lambda *a, **k: self
-            return Anything()
-            """,
-            returns=True,
-        )
-    )
-    assert "cannot cross the channel" in json.dumps(results)
+# A sampler that ignores the model and returns data drawn from the public mixture (what a student can
+# build), calling the model T times to look busy; and one that does so only when it detects the
+# oracle's 2-D batch, being the reference otherwise. The oracle samples a mixture turned by a hidden
+# angle, so both lose the oracle check; the detector keeps the rest (it is the reference there).
+TRAINING_DATA = """
+def p_sample_loop(model, schedule, shape, generator=None, device=None, progress=False, return_trajectory=False,
+                  noise=None, clip_denoised=True, variance="fixed_small", **model_kwargs):
+    from diffusion import data
+    x = torch.randn(tuple(shape), generator=generator, dtype=torch.float64) if noise is None else noise
+    for step in range(schedule.T - 1, -1, -1):
+        model(x, torch.full((x.shape[0],), step, dtype=torch.long), **model_kwargs)
+    if len(shape) == 2 and shape[1] == 2:
+        return data.default_mixture().sample(shape[0], generator=generator)[0].to(x.dtype)
+    return x
+"""
+ORACLE_DETECTOR = """
+_reference_loop = p_sample_loop
 
 
-def test_nan_and_wrong_shapes_fail(tmp_path):
-    graded(hostile(tmp_path / "nan", "return torch.full((3,), float('nan'))", returns=True))
-    graded(hostile(tmp_path / "shape", "return torch.zeros(1, 2, 3, 4)", returns=True))
+def p_sample_loop(model, schedule, shape, *args, **kwargs):
+    if len(shape) == 2 and shape[1] == 2 and shape[0] >= 1000:
+        from diffusion import data
+        return data.default_mixture().sample(shape[0])[0].to(torch.float64)
+    return _reference_loop(model, schedule, shape, *args, **kwargs)
+"""
+ORACLE_POINTS = 4
 
 
-def test_an_infinite_loop_is_stopped_at_the_wall_time_limit(tmp_path):
-    limits = {"default": Limits(wall_seconds=2.0)}
-    results = graded(hostile(tmp_path, "while True: pass"), limits)
-    assert "wall-time limit of 2 s" in json.dumps(results)
+@pytest.mark.parametrize(
+    ("name", "sampler", "ceiling"),
+    [
+        ("returns training data", TRAINING_DATA, PART_BY_NAME["ddpm"].points - ORACLE_POINTS),
+        ("detects the oracle", ORACLE_DETECTOR, PART_BY_NAME["ddpm"].points - ORACLE_POINTS),
+    ],
+    ids=["training-data", "oracle-detector"],
+)
+def test_a_sampler_that_does_not_sample_loses_the_oracle_check(tmp_path, name, sampler, ceiling):
+    root = tmp_path / "submission"
+    shutil.copytree(ROOT / "solutions" / "diffusion", root / "diffusion", ignore=shutil.ignore_patterns("__pycache__"))
+    ddpm = root / "diffusion" / "ddpm.py"
+    ddpm.write_text(ddpm.read_text() + sampler)
+    results = results_json(grade(root, parts={"ddpm"}))
+    oracle = next(t for t in results["tests"] if t["name"].endswith("p_sample_loop_oracle"))
+    assert oracle["score"] == 0 and "energy distance" in oracle["output"], f"{name}: {oracle['output']}"
+    assert results["score"] <= ceiling
 
 
-def test_a_huge_allocation_hits_the_memory_limit(tmp_path):
-    results = graded(hostile(tmp_path, "return torch.empty(50 << 30, dtype=torch.uint8)", returns=True))
-    assert "forward" in json.dumps(results)
+FALLBACK_SAMPLE = (
+    "sys.exit(0)",
+    "infinite loop",
+    "monkeypatch torch comparisons",
+    "environment secrets",
+    "always-equal object",
+    "NaN",
+)
 
 
-def test_printing_a_fake_score_does_not_reach_the_results(tmp_path):
-    results = graded(hostile(tmp_path, 'print(\'{"score": 100, "tests": []}\'); sys.stdout.flush()'))
-    assert results["score"] == PART_BY_NAME["schedules"].points
-
-
-@needs_sandbox
-def test_the_sandbox_hides_the_kit_and_blocks_writes_outside_scratch(tmp_path):
-    marker = tmp_path / "written-by-student"
-    results = graded(
-        hostile(
-            tmp_path,
-            f"""
-            for path in ({str(marker)!r}, {str(ROOT / "results.json")!r}, "/tmp/pwned"):
-                try:
-                    pathlib.Path(path).write_text("pwned")
-                except OSError:
-                    pass
-            try:
-                leaked = pathlib.Path({str(SECRET)!r}).read_text()
-            except OSError:
-                leaked = "no view of the hidden checks"
-            raise RuntimeError(leaked[:300] + " | " + os.environ.get("HOME", "") + " | " + str(os.getuid()))
-            """,
-        )
-    )
-    assert not marker.exists() and not (ROOT / "results.json").exists()
-    text = json.dumps(results)
-    assert "no view of the hidden checks" in text and "@check" not in text
-
-
-@needs_sandbox
-def test_the_sandbox_has_no_network_and_cannot_kill_the_grader(tmp_path):
-    results = graded(
-        hostile(
-            tmp_path,
-            """
-            try:
-                socket.create_connection(("127.0.0.1", 22), timeout=2)
-                raise RuntimeError("network reachable")
-            except OSError as error:
-                pass
-            os.kill(os.getppid(), 9)
-            os.kill(1, 9)
-            """,
-        )
-    )
-    assert "network reachable" not in json.dumps(results)
+@pytest.mark.skipif(not SANDBOXED, reason="this run already is the fallback")
+def test_the_fallback_without_bubblewrap_survives_the_catalogue_and_says_so_loudly(tmp_path):
+    """Where bubblewrap cannot run, workers are limited subprocesses: a sample of the catalogue, graded
+    that way (``AUTOGRADER_SANDBOX=none``), stays at its ceilings, and the report says it was not sandboxed."""
+    env = {**os.environ, "AUTOGRADER_SANDBOX": "none"}
+    test = test_a_hostile_submission_scores_at_most_its_ceiling_and_the_grader_goes_on.__name__
+    sample = [f"{__file__}::{test}[{name}]" for name in FALLBACK_SAMPLE]
+    command = [sys.executable, "-m", "pytest", *sample, "--impl", "solutions", "-q", "-p", "no:cacheprovider"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and f"{len(FALLBACK_SAMPLE)} passed" in done.stdout, done.stdout[-3000:]
+    graded = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", "solutions", "--parts", "forward", "--out", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert "NOT SANDBOXED" in results["output"] and "NOT SANDBOXED" in graded.stdout
+    assert results["score"] == PART_BY_NAME["forward"].points
