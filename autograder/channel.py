@@ -198,7 +198,7 @@ def _available(device: str) -> str:
 def write_message(stream: BinaryIO, header: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> None:
     """Frame and send one message."""
     head = json.dumps(header).encode("utf-8")
-    blob = save_arrays({key: tensor.numpy() for key, tensor in (tensors or {}).items()})
+    blob = save_arrays({key: tensor.numpy() for key, tensor in tensors.items()}) if tensors else b""
     stream.write(HEADER.pack(len(head), len(blob)) + head + blob)
     stream.flush()
 
@@ -215,7 +215,8 @@ def read_message(stream: BinaryIO) -> tuple[dict[str, Any], dict[str, torch.Tens
         raise ChannelError(f"message of {head_size + blob_size} bytes refused (limit {MAX_MESSAGE_BYTES})")
     try:
         header = json.loads(_read_exactly(stream, head_size).decode("utf-8"))
-        tensors = {key: torch.from_numpy(array) for key, array in load_arrays(_read_exactly(stream, blob_size)).items()}
+        blob = _read_exactly(stream, blob_size)
+        tensors = {key: torch.from_numpy(array) for key, array in load_arrays(blob).items()} if blob else {}
     except (UnicodeDecodeError, ValueError) as error:
         raise ChannelError(f"malformed message: {error}") from None
     except Exception as error:  # noqa: BLE001 - safetensors raises its own error types on a corrupt blob

@@ -77,20 +77,25 @@ class _Timeout(Exception):
 
 
 class _Deadline:
-    """A binary reader over a pipe that gives up at a deadline (the worker may hang or never answer)."""
+    """A buffered binary reader over a pipe that gives up at a deadline (the worker may hang or never
+    answer). One ``read`` system call usually brings in a whole message."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.deadline = float("inf")
+        self.buffer = b""
 
     def read(self, size: int) -> bytes:
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise _Timeout
-        ready, _, _ = select.select([self.fd], [], [], remaining)
-        if not ready:
-            raise _Timeout
-        return os.read(self.fd, min(size, 1 << 20))
+        if not self.buffer:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Timeout
+            ready, _, _ = select.select([self.fd], [], [], remaining)
+            if not ready:
+                raise _Timeout
+            self.buffer = os.read(self.fd, PIPE_BYTES)
+        chunk, self.buffer = self.buffer[:size], self.buffer[size:]
+        return chunk
 
 
 class WorkerProcess:

@@ -178,7 +178,7 @@ def _load_file(name: str, path: Path) -> ModuleType:
 def main() -> None:
     """Serve on the pipes named by ``AUTOGRADER_CHANNEL`` (``read_fd,write_fd``); prints go to stderr."""
     read_fd, write_fd = (int(fd) for fd in os.environ.pop("AUTOGRADER_CHANNEL").split(","))
-    reader = os.fdopen(read_fd, "rb", buffering=0)
+    reader = os.fdopen(read_fd, "rb", buffering=1 << 20)
     writer = os.fdopen(write_fd, "wb", buffering=0)
     sys.stdout = sys.stderr
     torch.set_num_threads(int(os.environ.get("AUTOGRADER_THREADS", "1")))

@@ -22,6 +22,7 @@ import pytest
 
 from autograder.intake import MAX_FILE_BYTES
 from autograder.parts import PART_BY_NAME
+from autograder.sandbox import isolation
 from tests.plugin import ROOT
 
 SOLUTIONS = ROOT / "solutions" / "diffusion"
@@ -94,6 +95,12 @@ BROKEN = {
         FULL,
         ["'../../evil.py' in the zip: a path outside the submission", "symbolic link"],
     ),
+    # Outside bubblewrap the worker runs as the grader's user and can kill it: a grader error, the batch goes on.
+    "kills-its-grader": (
+        lambda d: with_forward(d, REFERENCE_FORWARD + "\nimport os\nos.kill(os.getppid(), 9)\nos._exit(0)\n"),
+        SCHEDULES,
+        [],
+    ),
     "good": (reference, FULL, []),
     "good-zip": (lambda d: zip_of(reference(d), d.with_suffix(".zip")), FULL, []),
 }
@@ -138,6 +145,8 @@ def test_each_submission_gets_what_it_earns_and_a_clear_message(graded_class, st
     assert float(row["total"]) == results["score"]
     if student.startswith("good") or student == "zip-slip":
         assert results["score"] == FULL and row["status"] == "graded"
+    elif student == "kills-its-grader" and not isolation().sandboxed:
+        assert row["status"] == "grader error" and "grader.log" in row["notes"]
     elif student != "empty-zip":
         assert float(row["schedules"]) == SCHEDULES, "the part the submission can still be graded on was not graded"
     else:
