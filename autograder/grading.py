@@ -145,11 +145,7 @@ def grade(
     start = time.perf_counter()
     selected = _selected(parts)
     try:
-        if sandboxed:
-            order = tuple(dict.fromkeys(c.part for c in selected))
-            submission = RemoteSubmission(root, limits, order=order)
-        else:
-            submission = LocalSubmission(root)
+        submission = RemoteSubmission(root, limits) if sandboxed else LocalSubmission(root)
     except FileNotFoundError as error:
         return not_graded(str(error), time.perf_counter() - start, parts)
     results = []

@@ -8,6 +8,10 @@ requests to run a denoiser the check passed (counted here, never sent) or the re
 of another part, and takes back the answer, the arguments the call changed in place and the
 generators' new states. A worker that crashes, hangs past its wall-time limit or answers garbage
 fails the call in flight with a :class:`StudentError`, and the next call starts a fresh worker.
+
+Workers are forked by a :class:`Zygote`, one sandboxed process per submission that has imported
+torch: a worker starts in milliseconds instead of the second ``import torch`` takes, so a batch
+running several graders at once does not spend its cores importing.
 """
 
 from __future__ import annotations
@@ -16,14 +20,17 @@ import ast
 import contextlib
 import fcntl
 import importlib
+import json
 import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +43,7 @@ from autograder.submission import StudentError, find_package
 
 REFERENCE = load_reference()
 PUBLIC = SOLUTIONS.parent / "assignments" / "diffusion"
-WORKER_CODE = ("channel.py", "worker.py")
+WORKER_CODE = ("channel.py", "sandbox.py", "worker.py")
 STDERR_TAIL = 2000
 
 
@@ -98,11 +105,16 @@ class _Deadline:
         return chunk
 
 
-class WorkerProcess:
-    """One worker serving one part of one submission."""
+class Zygote:
+    """The sandboxed process that imports torch once for a submission and forks a worker per part.
 
-    def __init__(self, package: Path, part: str, limits: sandbox.Limits, threads: int = 1) -> None:
-        self.part, self.limits = part, limits
+    It stages the worker code, the public modules and a copy of the submission once, starts
+    :func:`autograder.worker.zygote` in the sandbox (with the largest of the parts' limits; each
+    worker lowers them to its part's) and talks to it over a datagram socket. Student code can kill
+    it (it is the workers' parent): :meth:`alive` says so and the submission starts another.
+    """
+
+    def __init__(self, package: Path, limits: sandbox.Limits) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="autograder-worker-"))
         stage, scratch = self.tmp / "stage", self.tmp / "scratch"
         (stage / "autograder").mkdir(parents=True)
@@ -112,28 +124,91 @@ class WorkerProcess:
         shutil.copytree(PUBLIC, stage / "public", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copytree(package, scratch / "submission", ignore=shutil.ignore_patterns("__pycache__"), symlinks=True)
         sandbox.prepare_scratch(scratch)
-        inside = Path("/sandbox") if sandbox.isolation().sandboxed else stage
-        self.package_inside = (Path("/scratch") if sandbox.isolation().sandboxed else scratch) / "submission"
-        requests_r, requests_w = _pipe()
-        answers_r, answers_w = _pipe()
-        self.stderr = open(self.tmp / "stderr.txt", "wb")  # noqa: SIM115 - lives as long as the worker
+        self.outputs = self.tmp / "outputs"
+        self.outputs.mkdir()
+        sandboxed = sandbox.isolation().sandboxed
+        self.package_inside = (Path("/scratch") if sandboxed else scratch) / "submission"
+        self.public_inside = (Path("/sandbox") if sandboxed else stage) / "public"
+        self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.output = open(self.outputs / "zygote.txt", "wb")  # noqa: SIM115 - lives as long as the zygote
         self.process = subprocess.Popen(
             sandbox.command(stage, scratch),
             stdin=subprocess.DEVNULL,
-            stdout=self.stderr,
-            stderr=self.stderr,
-            pass_fds=(requests_r, answers_w),
-            env={**sandbox.environment(scratch, threads), "AUTOGRADER_CHANNEL": f"{requests_r},{answers_w}"},
+            stdout=self.output,
+            stderr=self.output,
+            pass_fds=(theirs.fileno(),),
+            env={**sandbox.environment(scratch, 1), "AUTOGRADER_ZYGOTE": str(theirs.fileno())},
             cwd=scratch,
             start_new_session=True,
             preexec_fn=sandbox.limiter(limits),
         )
-        os.close(requests_r)
-        os.close(answers_w)
+        theirs.close()
+        self.closed = False
+
+    def alive(self) -> bool:
+        return not self.closed and self.process.poll() is None
+
+    def _ask(self, request: dict[str, Any], fds: list[int], seconds: float) -> dict[str, Any]:
+        """Send ``request`` (with ``fds``) and wait ``seconds`` for the answer; :class:`ChannelError` if none."""
+        try:
+            socket.send_fds(self.control, [json.dumps(request).encode()], fds)
+            ready, _, _ = select.select([self.control], [], [], seconds)
+            reply = json.loads(self.control.recv(1 << 16)) if ready else None
+        except (OSError, ValueError):
+            reply = None
+        if not isinstance(reply, dict):
+            raise ChannelError("the sandbox's process that starts workers is gone or did not answer")
+        return reply
+
+    def spawn(self, limits: sandbox.Limits, threads: int, fds: list[int]) -> int:
+        """Fork a worker on ``fds`` (its requests pipe, answers pipe, output file); its pid in the sandbox."""
+        request = {"op": "spawn", "limits": asdict(limits), "processes": sandbox.nproc(limits), "threads": threads}
+        return int(self._ask(request, fds, limits.import_seconds)["pid"])
+
+    def stop(self, pid: int) -> int | None:
+        """Kill worker ``pid``; how it ended (exit code or −signal), or ``None`` if the zygote is gone."""
+        if not self.alive():
+            return None
+        try:
+            return int(self._ask({"op": "kill", "pid": pid}, [], 10.0)["status"])
+        except (ChannelError, KeyError, TypeError, ValueError):
+            return None
+
+    def close(self) -> None:
+        """Kill the zygote and with it every worker (its process group; bubblewrap's PID namespace)."""
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.control.close()
+        self.output.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class WorkerProcess:
+    """One worker serving one part of one submission, forked by the submission's :class:`Zygote`."""
+
+    def __init__(self, zygote: Zygote, part: str, limits: sandbox.Limits, threads: int = 1) -> None:
+        self.zygote, self.part, self.limits = zygote, part, limits
+        requests_r, requests_w = _pipe()
+        answers_r, answers_w = _pipe()
+        self.output_path = zygote.outputs / f"{part}-{time.monotonic_ns()}.txt"
+        output = os.open(self.output_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
         self.writer = os.fdopen(requests_w, "wb", buffering=0)
         self.reader = _Deadline(answers_r)
-        self.public_inside = inside / "public"
         self.killed = False
+        self.status: int | None = None
+        try:
+            self.pid = zygote.spawn(limits, threads, [requests_r, answers_w, output])
+        except ChannelError:
+            self.pid = None  # the first message to the worker fails and reports it
+        finally:
+            for fd in (requests_r, answers_w, output):
+                os.close(fd)
+        self.package_inside = zygote.package_inside
+        self.public_inside = zygote.public_inside
 
     # -- protocol ------------------------------------------------------------------------------
     def send(self, header: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> None:
@@ -146,24 +221,23 @@ class WorkerProcess:
         self.reader.deadline = time.monotonic() + seconds
         return read_message(self.reader)
 
-    def start_loading(self, proxied: dict[str, list[str]]) -> None:
-        """Ask the worker to import the student's module of this part; :meth:`loaded` waits for it."""
-        self.send(
-            {
-                "op": "load",
-                "part": self.part,
-                "package": str(self.package_inside),
-                "public": str(self.public_inside),
-                "proxied": proxied,
-            }
-        )
-
-    def loaded(self) -> None:
-        """Wait until the import asked for by :meth:`start_loading` is done.
+    def load(self, proxied: dict[str, list[str]]) -> None:
+        """Import the student's module of this part in the worker.
 
         Raises:
             StudentError: the import failed (syntax error, missing module, error at import time...).
         """
+        request = {
+            "op": "load",
+            "part": self.part,
+            "package": str(self.package_inside),
+            "public": str(self.public_inside),
+            "proxied": proxied,
+        }
+        try:
+            self.send(request)
+        except ChannelError as error:
+            raise self.failure("(import)", str(error)) from None
         reply, _ = self.answer("(import)", self.limits.import_seconds)
         if reply.get("op") != "loaded":
             raise self.failure("(import)", f"the worker answered {reply.get('op')!r} to the import")
@@ -196,8 +270,11 @@ class WorkerProcess:
     def failure(self, function: str, what: str) -> StudentError:
         """The worker died or broke the protocol: stop it and describe what happened."""
         self.kill()
-        code = self.process.returncode
-        status = f"exit code {code}" if code is not None and code >= 0 else f"killed by signal {-(code or 0)}"
+        code = self.status
+        if code is None:
+            status = "the sandbox was stopped"
+        else:
+            status = f"exit code {code}" if code >= 0 else f"killed by signal {-code}"
         tail = self.output_tail()
         if code == -signal.SIGXCPU or code == -signal.SIGKILL and "cpu" in tail.lower():
             status += f" (the CPU-time limit of {self.limits.cpu_seconds} s)"
@@ -205,33 +282,28 @@ class WorkerProcess:
         return StudentError(self.part, function, "WorkerDied", f"{what} ({status}){output}")
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return not self.killed and self.zygote.alive()
 
     def kill(self) -> None:
-        """Kill the worker's whole process group and remove its files (once)."""
+        """Kill the worker's whole process group (once) and keep how it ended."""
         if self.killed:
             return
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-        self.last_output = self.output_tail()
         self.killed = True
-        for stream in (self.writer, self.stderr):
-            stream.close()
+        if self.pid is not None:
+            self.status = self.zygote.stop(self.pid)
+        self.last_output = self._read_output()
+        self.writer.close()
         os.close(self.reader.fd)
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def output_tail(self) -> str:
-        """The end of what the worker printed (read when it is stopped)."""
-        if self.killed:
-            return self.last_output
-        self.stderr.flush()
+        """The end of what the worker printed."""
+        return self.last_output if self.killed else self._read_output()
+
+    def _read_output(self) -> str:
         try:
-            text = (self.tmp / "stderr.txt").read_bytes()[-STDERR_TAIL:].decode("utf-8", "replace")
+            return self.output_path.read_bytes()[-STDERR_TAIL:].decode("utf-8", "replace").strip()
         except OSError:
             return ""
-        return text.strip()
 
 
 def _call_arguments(request: Any) -> tuple[tuple, dict]:
@@ -346,31 +418,21 @@ class RemoteCallError(Exception):
 class RemoteSubmission:
     """A submission whose functions run in sandboxed workers, one per part (see the module docstring).
 
-    Workers are started one part ahead: while the checks of one part run, the worker of the next
-    part in ``order`` starts and imports the student's module (mostly ``import torch``), so its
-    start-up overlaps the grading instead of adding to it. Workers of parts left behind are stopped.
+    The workers are forked from one :class:`Zygote` per submission, which imports torch once; a
+    part's worker starts when a check first asks for that part, and the previous part's stops.
 
     Args:
         root: the submission (a ``diffusion/`` package or its ``.py`` files laid flat).
         limits: the workers' limits, per part name, with ``"default"`` for the others.
-        order: the parts in the order the checks will use them (default: handout order).
     """
 
-    def __init__(
-        self,
-        root: Path,
-        limits: dict[str, sandbox.Limits] | None = None,
-        threads: int = 1,
-        order: tuple[str, ...] = REFERENCE.PARTS,
-    ) -> None:
+    def __init__(self, root: Path, limits: dict[str, sandbox.Limits] | None = None, threads: int = 1) -> None:
         self.package = find_package(Path(root), REFERENCE.PARTS).resolve()
         self.limits = limits or {}
         self.threads = threads
-        self.order = order
         self.proxied = student_functions()
+        self.zygote = Zygote(self.package, self._widest())
         self.workers: dict[str, WorkerProcess] = {}
-        """Started workers, by part; a worker is in ``pending`` until its import has been answered."""
-        self.pending: set[str] = set()
         self.import_errors: dict[str, StudentError] = {}
         self.stopped: dict[str, StudentError] = {}
         """Parts whose worker died or was stopped during the current check: it fails at once from then on."""
@@ -382,13 +444,10 @@ class RemoteSubmission:
     def _limits(self, part: str) -> sandbox.Limits:
         return self.limits.get(part, self.limits.get("default", sandbox.Limits()))
 
-    def _start(self, part: str) -> None:
-        """Start ``part``'s worker and its import, without waiting for either."""
-        worker = WorkerProcess(self.package, part, self._limits(part), self.threads)
-        self.workers[part] = worker
-        self.pending.add(part)
-        with contextlib.suppress(ChannelError):  # it died at once: reported when :meth:`_worker` waits for it
-            worker.start_loading(self.proxied)
+    def _widest(self) -> sandbox.Limits:
+        """The largest of every limit over the parts: the zygote's (a worker can lower a limit, not raise it)."""
+        configured = [*self.limits.values(), self._limits("")]
+        return sandbox.Limits(**{f.name: max(getattr(c, f.name) for c in configured) for f in fields(sandbox.Limits)})
 
     def _worker(self, part: str) -> WorkerProcess:
         if part in self.import_errors:
@@ -396,29 +455,22 @@ class RemoteSubmission:
         if not (self.package / f"{part}.py").is_file():
             raise StudentError(part, "(module)", "FileNotFoundError", f"the submission has no {part}.py")
         worker = self.workers.get(part)
-        if worker is None or not worker.alive() and part not in self.pending:
-            self._start(part)
-        self._look_ahead(part)
-        worker = self.workers[part]
-        if part in self.pending:
-            self.pending.discard(part)
-            try:
-                worker.loaded()
-            except StudentError as error:
-                worker.kill()
-                self.import_errors[part] = error
-                raise
-        return worker
-
-    def _look_ahead(self, part: str) -> None:
-        """Stop the workers of parts other than ``part`` and the next one; start the next one's."""
-        following = self.order[self.order.index(part) + 1 :] if part in self.order else ()
-        upcoming = next((p for p in following if (self.package / f"{p}.py").is_file()), None)
-        for other in [p for p in self.workers if p not in (part, upcoming)]:
+        if worker is not None and worker.alive():
+            return worker
+        for other in list(self.workers):
             self.workers.pop(other).kill()
-            self.pending.discard(other)
-        if upcoming is not None and upcoming not in self.workers and upcoming not in self.import_errors:
-            self._start(upcoming)
+        if not self.zygote.alive():  # student code killed it: a new one
+            self.zygote.close()
+            self.zygote = Zygote(self.package, self._widest())
+        worker = WorkerProcess(self.zygote, part, self._limits(part), self.threads)
+        try:
+            worker.load(self.proxied)
+        except StudentError as error:
+            worker.kill()
+            self.import_errors[part] = error
+            raise
+        self.workers[part] = worker
+        return worker
 
     def function(self, part: str, name: str) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -445,11 +497,11 @@ class RemoteSubmission:
         return reference
 
     def close(self) -> None:
-        """Stop every worker."""
+        """Stop every worker and the zygote."""
         for worker in self.workers.values():
             worker.kill()
         self.workers.clear()
-        self.pending.clear()
+        self.zygote.close()
 
     def __enter__(self) -> RemoteSubmission:
         return self

@@ -1,6 +1,8 @@
-"""How a worker process is started: inside bubblewrap where it runs, else a limited subprocess.
+"""How the workers' sandbox is started: inside bubblewrap where it runs, else a limited subprocess.
 
-The bubblewrap sandbox (Debian's ``bubblewrap``) gives the worker a new PID, network, IPC and UTS
+One sandbox per submission runs the zygote (:func:`autograder.worker.zygote`), which forks a worker
+per part; "the worker" below is any process in it. The bubblewrap sandbox (Debian's ``bubblewrap``)
+gives the worker a new PID, network, IPC and UTS
 namespace (no network at all), a read-only view of the system and of the Python installation, the
 staged worker code and public modules at ``/sandbox`` (read-only) and one writable scratch
 directory at ``/scratch`` holding a copy of the submission. The kit's repository (solutions,
@@ -8,8 +10,9 @@ hidden checks), the output directory, home directories and the environment are n
 When the grader runs as root, the worker drops to the unprivileged user ``nobody`` inside the
 sandbox, so that the process limit applies to it.
 
-Everywhere: resource limits (CPU seconds, address space, processes, file size), a session of its
-own so the whole process group is killed at the wall-time limit. Where bubblewrap cannot run
+Everywhere: resource limits (CPU seconds, address space, processes, file size; each worker applies
+its part's with :func:`apply_limits`), a session of its own so the whole process group is killed at
+the wall-time limit. Where bubblewrap cannot run
 (macOS, a container without user namespaces) the worker is a plain subprocess with those limits
 only, and :func:`isolation` says so, for the report.
 """
@@ -31,7 +34,7 @@ from pathlib import Path
 NOBODY = 65534
 PR_SET_PDEATHSIG = 1
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-BOOT = "import sys; sys.path.insert(0, {stage!r}); from autograder.worker import main; main()"
+BOOT = "import sys; sys.path.insert(0, {stage!r}); from autograder.worker import zygote; zygote()"
 
 
 @dataclass(frozen=True)
@@ -177,18 +180,28 @@ def parent_death_signal() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def apply_limits(limits: Limits, processes: int) -> None:
+    """Apply ``limits`` to this process (``processes`` is the RLIMIT_NPROC value: see :func:`nproc`)."""
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
+
+
+def nproc(limits: Limits) -> int:
+    """RLIMIT_NPROC for ``limits``: it counts every task of the user, so outside the sandbox (same user as
+    the grader) the grader's own tasks come on top; inside, the worker's user ``nobody`` runs nothing else."""
+    return limits.processes if os.geteuid() == 0 else _processes_of_this_user() + limits.processes
+
+
 def limiter(limits: Limits):
     """A ``preexec_fn`` applying ``limits`` in the child before it runs anything."""
-    user_processes = _processes_of_this_user()
+    processes = nproc(limits)
 
     def apply() -> None:
         parent_death_signal()
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        nproc = limits.processes if os.geteuid() == 0 else user_processes + limits.processes
-        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        apply_limits(limits, processes)
 
     return apply
 

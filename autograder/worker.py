@@ -1,8 +1,9 @@
 """The sandboxed worker: imports one part of a student's submission and answers calls to it.
 
-It runs in its own process (inside bubblewrap where available) and sees only the submission, the
-kit's public modules (``assignments/diffusion``, with no solution in them) and this file with
-:mod:`autograder.channel`. It never sees the hidden checks, the reference or the results.
+It runs in its own process, forked by :func:`zygote` (inside bubblewrap where available), and sees
+only the submission, the kit's public modules (``assignments/diffusion``, with no solution in them)
+and this file with :mod:`autograder.channel` and :mod:`autograder.sandbox`. It never sees the hidden
+checks, the reference or the results.
 
 Part isolation without the reference: the student's module ``diffusion.<P>`` imports the other
 parts from the public modules, in which every student function is replaced by a proxy that asks
@@ -16,8 +17,12 @@ Protocol, one request at a time (grader → worker, then worker → grader until
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
 import os
+import signal
+import socket
 import sys
 import traceback
 from pathlib import Path
@@ -27,6 +32,7 @@ from typing import Any
 import torch
 
 from autograder.channel import ChannelError, Codec, read_message, write_message
+from autograder.sandbox import Limits, apply_limits
 
 
 class RemoteError(Exception):
@@ -175,15 +181,59 @@ def _load_file(name: str, path: Path) -> ModuleType:
     return module
 
 
-def main() -> None:
-    """Serve on the pipes named by ``AUTOGRADER_CHANNEL`` (``read_fd,write_fd``); prints go to stderr."""
-    read_fd, write_fd = (int(fd) for fd in os.environ.pop("AUTOGRADER_CHANNEL").split(","))
-    reader = os.fdopen(read_fd, "rb", buffering=1 << 20)
-    writer = os.fdopen(write_fd, "wb", buffering=0)
+def zygote() -> None:
+    """Fork one worker per request of the grader, from a process that has imported torch once.
+
+    The grader sends datagrams on the socket named by ``AUTOGRADER_ZYGOTE``:
+    ``spawn {limits, processes, threads}`` with three descriptors (the worker's requests pipe, its
+    answers pipe and its output file) → ``{"pid": ...}``; ``kill {pid}`` → ``{"status": exit code,
+    or −signal}``. A worker gets a session of its own and its part's limits, then serves its pipes.
+    Student code runs only in the workers; this process runs none.
+    """
+    control = socket.socket(fileno=int(os.environ.pop("AUTOGRADER_ZYGOTE")))
     sys.stdout = sys.stderr
-    torch.set_num_threads(int(os.environ.get("AUTOGRADER_THREADS", "1")))
-    Worker(reader, writer).serve()
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(control, 1 << 16, 3)
+        except OSError:
+            return
+        if not message:
+            return  # the grader is gone
+        request = json.loads(message)
+        if request["op"] == "spawn":
+            pid = os.fork()
+            if pid == 0:
+                control.close()
+                _serve_forked(fds, request)
+            for fd in fds:
+                os.close(fd)
+            reply = {"pid": pid}
+        else:
+            reply = {"status": _stop(int(request["pid"]))}
+        control.send(json.dumps(reply).encode())
 
 
-if __name__ == "__main__":
-    main()
+def _stop(pid: int) -> int:
+    """Kill worker ``pid`` with its process group and return how it ended (its exit code, or −signal)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    try:
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    except ChildProcessError:
+        return -signal.SIGKILL
+
+
+def _serve_forked(fds: list[int], request: dict[str, Any]) -> None:
+    """In a freshly forked worker: take the pipes and output file, apply the limits, serve; never return."""
+    requests_fd, answers_fd, output_fd = fds
+    try:
+        os.setsid()
+        os.dup2(output_fd, 1)
+        os.dup2(output_fd, 2)
+        apply_limits(Limits(**request["limits"]), int(request["processes"]))
+        torch.set_num_threads(int(request["threads"]))
+        reader = os.fdopen(requests_fd, "rb", buffering=1 << 20)
+        writer = os.fdopen(answers_fd, "wb", buffering=0)
+        Worker(reader, writer).serve()
+    finally:
+        os._exit(0)
