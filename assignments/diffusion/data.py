@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 
 class GaussianMixture:
@@ -380,10 +380,13 @@ def load_dataset(name: str, n: int | None = None, seed: int = 0, split: Split = 
 
     Known names: ``"mixture2d"`` (:func:`default_mixture`, points ``(2,)``, default ``n = 10000``),
     ``"shapes16"`` and ``"shapes28"`` (:class:`ShapesDataset`, images ``(1, 16, 16)`` /
-    ``(1, 28, 28)``, default ``n = 10000``). The same ``(name, n, seed, split)`` gives the same data.
+    ``(1, 28, 28)``, default ``n = 10000``), ``"fashion28"`` (Fashion-MNIST from files on this machine,
+    :mod:`diffusion.fashion_mnist`; all of the split by default). The same ``(name, n, seed, split)``
+    gives the same data.
 
     Raises:
         ValueError: for an unknown name (the message lists the known ones) or split.
+        DataUnavailable: for a data set read from files that are not on this machine (it says how to get them).
     """
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; known: {', '.join(sorted(DATASETS))}")
@@ -397,3 +400,16 @@ register_dataset(
 )
 register_dataset("shapes16", lambda n, seed, split: ShapesDataset(n or 10_000, 16, split_seed(seed, split)))
 register_dataset("shapes28", lambda n, seed, split: ShapesDataset(n or 10_000, 28, split_seed(seed, split)))
+
+
+def _fashion28(n: int | None, seed: int, split: Split) -> Dataset:
+    """Fashion-MNIST's ``split`` (:mod:`diffusion.fashion_mnist`), or ``n`` of its images drawn with ``seed``."""
+    from diffusion.fashion_mnist import fashion_mnist
+
+    data = fashion_mnist(split)
+    if n is None:
+        return data
+    return Subset(data, torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n].tolist())
+
+
+register_dataset("fashion28", _fashion28)
