@@ -37,9 +37,9 @@ from tqdm import tqdm
 from autograder import intake
 from autograder.grading import add_parts_option, kit_version, not_graded, results_json, write_json_atomically
 from autograder.parts import PARTS
+from autograder.reference import ROOT
 from autograder.sandbox import parent_death_signal
 
-ROOT = Path(__file__).resolve().parent.parent
 GRADER_ERROR = "grader error"
 LOG_TAIL = 3000
 
@@ -111,7 +111,7 @@ def grade_one(
         what = f"stopped with exit code {code}" if code else "finished without writing results.json"
     tail = log.read_bytes()[-LOG_TAIL:].decode("utf-8", "replace").strip()
     report = not_graded(
-        f"the grader {what}; a TA has been told (grader.log). Its last output:\n{tail}",
+        f"the grader {what} (its log: grader.log). Its last output:\n{tail}",
         time.perf_counter() - start,
         parts,
         status=GRADER_ERROR,

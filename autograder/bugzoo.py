@@ -21,10 +21,8 @@ from pathlib import Path
 
 from autograder.grading import grade
 from autograder.parts import PARTS
-from autograder.reference import SOLUTIONS
+from autograder.reference import ASSIGNMENTS, SOLUTIONS
 from autograder.zoo import ALTERNATIVES, MUTANTS, Alternative, Edit, Mutant
-
-ASSIGNMENTS = SOLUTIONS.parent / "assignments"
 
 
 def apply(edits: tuple[Edit, ...], dest: Path) -> Path:

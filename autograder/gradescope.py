@@ -22,7 +22,8 @@ import stat
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from autograder.reference import ROOT
+
 TORCH = "torch==2.14.1 torchvision==0.29.1"
 """The pinned PyTorch of the README's commands."""
 CONTENTS = ("autograder", "solutions/diffusion", "assignments/diffusion", "pyproject.toml", "README.md")

@@ -28,7 +28,7 @@ from hypothesis.errors import Flaky
 from autograder import checks, intake
 from autograder.checks.framework import Check, CheckFailed
 from autograder.parts import PARTS
-from autograder.reference import SOLUTIONS
+from autograder.reference import ROOT, SOLUTIONS
 from autograder.remote import RemoteSubmission
 from autograder.sandbox import Limits, isolation
 from autograder.submission import LocalSubmission, StudentError, Submission
@@ -188,7 +188,7 @@ def grade_submission(
             report = not_graded(staged.problem, time.perf_counter() - start, parts)
         else:
             report = grade(staged.package, parts, sandboxed=sandboxed, limits=limits)
-    output = f"Graded {', '.join(Path(s).name for s in sources)}\n{report.output}"
+    output = f"Submission: {', '.join(Path(s).name for s in sources)}\n{report.output}"
     return replace(report, output=output, notes=staged.notes, fingerprint=intake.fingerprint(sources))
 
 
@@ -196,9 +196,9 @@ def grade_submission(
 def kit_version() -> str:
     """SHA-256 of the grader's code and the reference: a batch regrades when either changed."""
     digest = hashlib.sha256()
-    for root in (Path(checks.__file__).parent.parent, SOLUTIONS / "diffusion"):
+    for root in (ROOT / "autograder", SOLUTIONS / "diffusion"):
         for path in sorted(root.rglob("*.py")):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 

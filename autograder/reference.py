@@ -13,7 +13,12 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-SOLUTIONS = Path(__file__).resolve().parent.parent / "solutions"
+ROOT = Path(__file__).resolve().parent.parent
+"""The kit's repository."""
+SOLUTIONS = ROOT / "solutions"
+"""The reference package's parent: the source of truth."""
+ASSIGNMENTS = ROOT / "assignments"
+"""The student release, generated from :data:`SOLUTIONS`."""
 
 
 def load_reference(root: Path = SOLUTIONS) -> ModuleType:

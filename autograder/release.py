@@ -28,12 +28,13 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
+from autograder.reference import ASSIGNMENTS, SOLUTIONS
+
 if TYPE_CHECKING:
     from nbgrader.preprocessors import ClearSolutions
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT / "solutions"
-DEST = ROOT / "assignments"
+SOURCE = SOLUTIONS
+DEST = ASSIGNMENTS
 PACKAGES: tuple[str, ...] = ("diffusion",)
 """The directories under the source that are released (their generated copies go to the same place under dest)."""
 

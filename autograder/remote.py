@@ -38,11 +38,11 @@ import torch
 
 from autograder import sandbox
 from autograder.channel import ChannelError, Codec, read_message, write_message
-from autograder.reference import SOLUTIONS, load_reference
+from autograder.reference import ASSIGNMENTS, load_reference
 from autograder.submission import StudentError, find_package
 
 REFERENCE = load_reference()
-PUBLIC = SOLUTIONS.parent / "assignments" / "diffusion"
+PUBLIC = ASSIGNMENTS / "diffusion"
 WORKER_CODE = ("channel.py", "sandbox.py", "worker.py")
 STDERR_TAIL = 2000
 
@@ -137,7 +137,7 @@ class Zygote:
             stdout=self.output,
             stderr=self.output,
             pass_fds=(theirs.fileno(),),
-            env={**sandbox.environment(scratch, 1), "AUTOGRADER_ZYGOTE": str(theirs.fileno())},
+            env={**sandbox.environment(scratch), "AUTOGRADER_ZYGOTE": str(theirs.fileno())},
             cwd=scratch,
             start_new_session=True,
             preexec_fn=sandbox.limiter(limits),
@@ -157,12 +157,13 @@ class Zygote:
         except (OSError, ValueError):
             reply = None
         if not isinstance(reply, dict):
+            self.close()  # a late answer must never be taken for the next request's: this zygote is done
             raise ChannelError("the sandbox's process that starts workers is gone or did not answer")
         return reply
 
-    def spawn(self, limits: sandbox.Limits, threads: int, fds: list[int]) -> int:
+    def spawn(self, limits: sandbox.Limits, fds: list[int]) -> int:
         """Fork a worker on ``fds`` (its requests pipe, answers pipe, output file); its pid in the sandbox."""
-        request = {"op": "spawn", "limits": asdict(limits), "processes": sandbox.nproc(limits), "threads": threads}
+        request = {"op": "spawn", "limits": asdict(limits), "processes": sandbox.nproc(limits)}
         return int(self._ask(request, fds, limits.import_seconds)["pid"])
 
     def stop(self, pid: int) -> int | None:
@@ -190,25 +191,23 @@ class Zygote:
 class WorkerProcess:
     """One worker serving one part of one submission, forked by the submission's :class:`Zygote`."""
 
-    def __init__(self, zygote: Zygote, part: str, limits: sandbox.Limits, threads: int = 1) -> None:
+    def __init__(self, zygote: Zygote, part: str, limits: sandbox.Limits) -> None:
         self.zygote, self.part, self.limits = zygote, part, limits
         requests_r, requests_w = _pipe()
         answers_r, answers_w = _pipe()
         self.output_path = zygote.outputs / f"{part}-{time.monotonic_ns()}.txt"
-        output = os.open(self.output_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        output = os.open(self.output_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.writer = os.fdopen(requests_w, "wb", buffering=0)
         self.reader = _Deadline(answers_r)
         self.killed = False
         self.status: int | None = None
         try:
-            self.pid = zygote.spawn(limits, threads, [requests_r, answers_w, output])
+            self.pid = zygote.spawn(limits, [requests_r, answers_w, output])
         except ChannelError:
             self.pid = None  # the first message to the worker fails and reports it
         finally:
             for fd in (requests_r, answers_w, output):
                 os.close(fd)
-        self.package_inside = zygote.package_inside
-        self.public_inside = zygote.public_inside
 
     # -- protocol ------------------------------------------------------------------------------
     def send(self, header: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> None:
@@ -230,8 +229,8 @@ class WorkerProcess:
         request = {
             "op": "load",
             "part": self.part,
-            "package": str(self.package_inside),
-            "public": str(self.public_inside),
+            "package": str(self.zygote.package_inside),
+            "public": str(self.zygote.public_inside),
             "proxied": proxied,
         }
         try:
@@ -426,10 +425,9 @@ class RemoteSubmission:
         limits: the workers' limits, per part name, with ``"default"`` for the others.
     """
 
-    def __init__(self, root: Path, limits: dict[str, sandbox.Limits] | None = None, threads: int = 1) -> None:
+    def __init__(self, root: Path, limits: dict[str, sandbox.Limits] | None = None) -> None:
         self.package = find_package(Path(root), REFERENCE.PARTS).resolve()
         self.limits = limits or {}
-        self.threads = threads
         self.proxied = student_functions()
         self.zygote = Zygote(self.package, self._widest())
         self.workers: dict[str, WorkerProcess] = {}
@@ -462,7 +460,7 @@ class RemoteSubmission:
         if not self.zygote.alive():  # student code killed it: a new one
             self.zygote.close()
             self.zygote = Zygote(self.package, self._widest())
-        worker = WorkerProcess(self.zygote, part, self._limits(part), self.threads)
+        worker = WorkerProcess(self.zygote, part, self._limits(part))
         try:
             worker.load(self.proxied)
         except StudentError as error:

@@ -156,16 +156,16 @@ def prepare_scratch(scratch: Path) -> None:
             os.chown(path, NOBODY, NOBODY, follow_symlinks=False)
 
 
-def environment(scratch: Path, threads: int) -> dict[str, str]:
-    """The worker's whole environment: nothing of the grader's (no tokens, no secrets)."""
+def environment(scratch: Path) -> dict[str, str]:
+    """The worker's whole environment: nothing of the grader's (no tokens, no secrets). One OpenMP thread
+    until a worker sets its own number (``torch.set_num_threads``)."""
     home = "/scratch" if isolation().sandboxed else str(scratch)
     return {
         "PATH": "/usr/bin:/bin",
         "HOME": home,
         "TMPDIR": "/tmp" if isolation().sandboxed else str(scratch),
         "LANG": "C.UTF-8",
-        "AUTOGRADER_THREADS": str(threads),
-        "OMP_NUM_THREADS": str(threads),
+        "OMP_NUM_THREADS": "1",
         "MPLBACKEND": "Agg",
     }
 

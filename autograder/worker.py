@@ -185,7 +185,7 @@ def zygote() -> None:
     """Fork one worker per request of the grader, from a process that has imported torch once.
 
     The grader sends datagrams on the socket named by ``AUTOGRADER_ZYGOTE``:
-    ``spawn {limits, processes, threads}`` with three descriptors (the worker's requests pipe, its
+    ``spawn {limits, processes}`` with three descriptors (the worker's requests pipe, its
     answers pipe and its output file) → ``{"pid": ...}``; ``kill {pid}`` → ``{"status": exit code,
     or −signal}``. A worker gets a session of its own and its part's limits, then serves its pipes.
     Student code runs only in the workers; this process runs none.
@@ -231,7 +231,6 @@ def _serve_forked(fds: list[int], request: dict[str, Any]) -> None:
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
         apply_limits(Limits(**request["limits"]), int(request["processes"]))
-        torch.set_num_threads(int(request["threads"]))
         reader = os.fdopen(requests_fd, "rb", buffering=1 << 20)
         writer = os.fdopen(answers_fd, "wb", buffering=0)
         Worker(reader, writer).serve()
