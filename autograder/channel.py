@@ -12,6 +12,7 @@ unpickled. Values cross as a JSON tree in which tensors, dtypes, devices, genera
     {"$held": 2}                             the receiver's own schedule ``ref`` 2, sent back as it was
     {"$callable": 3}                         a callable kept on the sending side: a proxy here
     {"$remote": 3}                           a proxy going back: the receiver's own callable 3
+    {"$object": {"encode": 4, ...}, "device": "cpu"}  an :class:`Exposed` object: a :class:`StandIn` here
     {"$tuple": [...]}, {"$list": [...]}, {"$dict": {...}}
 
 The two ends share this module, and the worker's copy of it is the only grader code it sees.
@@ -41,6 +42,27 @@ RAW_DTYPES = {
 """Dtypes numpy (and so the blob) lacks: they cross as integers of their size, viewed back on arrival."""
 MAX_MESSAGE_BYTES = 2 << 30
 """A larger frame is a garbage answer, refused before it is read."""
+
+
+class Exposed:
+    """Marks a class whose objects cross the channel as a :class:`StandIn` with the methods it names.
+
+    For an object the student's code receives as an argument (a VAE handed to a latent-diffusion
+    wrapper): the object stays with its owner, and each call of an exposed method is a callback.
+    """
+
+    exposed_methods: tuple[str, ...] = ()
+
+
+class StandIn(torch.nn.Module):
+    """The receiver's stand-in for an :class:`Exposed` object: its methods call the owner's, and its one
+    empty parameter tells code that asks (``next(m.parameters()).device``) where the object lives."""
+
+    def __init__(self, methods: dict[str, Callable[..., Any]], device: str) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.empty(0, device=device), requires_grad=False)
+        for name, method in methods.items():
+            self.__dict__[name] = method
 
 
 class ChannelError(Exception):
@@ -117,13 +139,23 @@ class Codec:
             if not all(isinstance(k, str) for k in value):
                 raise TypeError("only dicts with str keys cross the channel")
             return {"$dict": {k: inner(v) for k, v in value.items()}}
+        if isinstance(value, Exposed):
+            parameter = next(value.parameters(), None) if isinstance(value, torch.nn.Module) else None
+            device = "cpu" if parameter is None else str(parameter.device)
+            return {
+                "$object": {name: self._register(getattr(value, name)) for name in value.exposed_methods},
+                "device": device,
+            }
         if callable(value):
             if isinstance(getattr(value, REMOTE, None), int):  # the other side's own callable goes home
                 return {"$remote": getattr(value, REMOTE)}
-            number = len(self.callables)
-            self.callables[number] = value
-            return {"$callable": number}
+            return {"$callable": self._register(value)}
         raise TypeError(f"a {type(value).__name__} cannot cross the channel (tensors and plain values only)")
+
+    def _register(self, function: Callable[..., Any]) -> int:
+        number = len(self.callables)
+        self.callables[number] = function
+        return number
 
     def decode(self, tree: Any, tensors: dict[str, torch.Tensor], received: dict[str, Any] | None = None) -> Any:
         """The value of ``tree``; ``received`` (if given) collects each key's decoded tensor or generator."""
@@ -174,6 +206,12 @@ class Codec:
                 return proxy
             if tag == "$remote":
                 return self.callables[int(body)]
+            if tag == "$object":
+                methods = {}
+                for name, number in body.items():
+                    methods[str(name)] = self.make_proxy(int(number))
+                    setattr(methods[str(name)], REMOTE, int(number))
+                return StandIn(methods, _available(str(tree.get("device", "cpu"))))
         raise ChannelError(f"not a value of the channel: {str(tree)[:200]}")
 
 

@@ -16,13 +16,15 @@ class Part:
 
 
 PARTS: tuple[Part, ...] = (
-    Part(1, "schedules", "Noise schedules", 8),
+    Part(1, "schedules", "Noise schedules", 7),
     Part(2, "forward", "Forward process", 8),
-    Part(3, "posterior", "Posterior and reparameterisations", 14),
-    Part(4, "losses", "Losses and the variational bound", 12),
-    Part(5, "embedding", "Timestep embedding", 5),
-    Part(6, "ddpm", "DDPM sampling", 18),
-    Part(7, "ddim", "DDIM", 20),
-    Part(8, "guidance", "Guidance", 15),
+    Part(3, "posterior", "Posterior and reparameterisations", 12),
+    Part(4, "losses", "Losses and the variational bound", 11),
+    Part(5, "embedding", "Timestep embedding", 4),
+    Part(6, "ddpm", "DDPM sampling", 16),
+    Part(7, "ddim", "DDIM", 17),
+    Part(8, "guidance", "Guidance", 13),
+    Part(9, "vae", "Variational autoencoder", 7),
+    Part(10, "latent", "Latent diffusion", 5),
 )
 PART_BY_NAME: dict[str, Part] = {part.name: part for part in PARTS}

@@ -29,7 +29,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ import torch
 from autograder import sandbox
 from autograder.channel import ChannelError, Codec, read_message, write_message
 from autograder.reference import ASSIGNMENTS, load_reference
-from autograder.submission import StudentError, find_package
+from autograder.submission import Instance, StudentError, find_package
 
 REFERENCE = load_reference()
 PUBLIC = ASSIGNMENTS / "diffusion"
@@ -241,9 +241,23 @@ class WorkerProcess:
         if reply.get("op") != "loaded":
             raise self.failure("(import)", f"the worker answered {reply.get('op')!r} to the import")
 
-    def call(self, name: str, args: tuple, kwargs: dict, reference: Callable[..., Any]) -> Any:
-        """Run ``name(*args, **kwargs)`` in the worker; serve its callbacks and reference calls meanwhile."""
-        return _Call(self, name, reference).run(args, kwargs)
+    def call(
+        self,
+        name: str,
+        args: tuple,
+        kwargs: dict,
+        reference: Callable[..., Any],
+        instance: Instance | None = None,
+        wrt: Sequence[int] | None = None,
+        cotangent: torch.Tensor | None = None,
+    ) -> Any:
+        """Run ``name(*args, **kwargs)`` in the worker (a method of a fresh ``instance``; with its gradients
+        with respect to the arguments ``wrt``, see :func:`autograder.worker.with_gradients`); serve its
+        callbacks and reference calls meanwhile."""
+        label = name if instance is None else f"{instance.cls}.{name}"
+        request = {"name": name, "wrt": None if wrt is None else list(wrt)}
+        payload = {"instance": None if instance is None else instance.as_dict(), "cotangent": cotangent}
+        return _Call(self, label, reference).run(request, args, kwargs, payload)
 
     def answer(self, function: str, seconds: float) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """The worker's next message; a ``raise`` becomes a :class:`StudentError`; death, hang, garbage too."""
@@ -346,15 +360,13 @@ class _Call:
         self.deadline = time.monotonic() + worker.limits.wall_seconds
         self.refusals: list[BaseException] = []
 
-    def run(self, args: tuple, kwargs: dict) -> Any:
+    def run(self, request: dict[str, Any], args: tuple, kwargs: dict, payload: dict[str, Any]) -> Any:
+        """Send the call ``request`` with its arguments and ``payload`` (more values for the worker), then converse."""
         sources: dict[str, Any] = {}
-        tree, tensors = self.codec.encode({"args": list(args), "kwargs": kwargs}, sources)
+        tree, tensors = self.codec.encode({"args": list(args), "kwargs": kwargs, **payload}, sources)
         rng = f"k{len(tensors)}"
         tensors[rng] = torch.get_rng_state()
-        body = tree["$dict"]
-        self.worker.send(
-            {"op": "call", "name": self.name, "args": body["args"], "kwargs": body["kwargs"], "rng": rng}, tensors
-        )
+        self.worker.send({"op": "call", **request, **tree["$dict"], "rng": rng}, tensors)
         try:
             answer = self._converse("return")
         except StudentError:
@@ -470,17 +482,26 @@ class RemoteSubmission:
         self.workers[part] = worker
         return worker
 
+    def _run(self, part: str, name: str, args: tuple, kwargs: dict, **options: Any) -> Any:
+        if part in self.stopped:  # no fresh worker (and its start-up) per Hypothesis example after a crash
+            raise self.stopped[part]
+        worker = self._worker(part)
+        try:
+            return worker.call(name, args, kwargs, self._reference_for(part), **options)
+        except StudentError as error:
+            if worker.killed:
+                self.stopped[part] = error
+            raise
+
     def function(self, part: str, name: str) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if part in self.stopped:  # no fresh worker (and its start-up) per Hypothesis example after a crash
-                raise self.stopped[part]
-            worker = self._worker(part)
-            try:
-                return worker.call(name, args, kwargs, self._reference_for(part))
-            except StudentError as error:
-                if worker.killed:
-                    self.stopped[part] = error
-                raise
+        return lambda *args, **kwargs: self._run(part, name, args, kwargs)
+
+    def method(self, part: str, instance: Instance, name: str) -> Callable[..., Any]:
+        return lambda *args, **kwargs: self._run(part, name, args, kwargs, instance=instance)
+
+    def gradient(self, part: str, name: str, wrt: Sequence[int]) -> Callable[..., Any]:
+        def call(*args: Any, cotangent: torch.Tensor, **kwargs: Any) -> Any:
+            return self._run(part, name, args, kwargs, wrt=wrt, cotangent=cotangent)
 
         return call
 

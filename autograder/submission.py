@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
+import torch
+
 from autograder.reference import load_reference
-from autograder.worker import student_frame
+from autograder.worker import resolve, student_frame, with_gradients
 
 REFERENCE = load_reference()
 
@@ -45,11 +48,36 @@ class StudentError(Exception):
         return f"{self.part}.{self.function} raised {self.error_type}: {self.message}{where}"
 
 
+@dataclass(frozen=True)
+class Instance:
+    """A fresh object of the student's class: ``cls(*args, **kwargs)``, then the weights ``state`` loaded
+    (a state dict; ``None`` keeps the object's own). Its methods are what a check calls."""
+
+    cls: str
+    args: tuple = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"cls": self.cls, "args": list(self.args), "kwargs": self.kwargs, "state": self.state}
+
+
 class Submission(Protocol):
-    """What a check may ask of a submission."""
+    """What a check may ask of a submission. Every callable it returns raises :class:`StudentError`
+    when the student's code fails."""
 
     def function(self, part: str, name: str) -> Callable[..., Any]:
-        """A callable for the student's ``diffusion.<part>.<name>``; it raises :class:`StudentError`."""
+        """A callable for the student's ``diffusion.<part>.<name>``."""
+        ...
+
+    def method(self, part: str, instance: Instance, name: str) -> Callable[..., Any]:
+        """A callable for the method ``name`` of a fresh ``instance`` of the student's class (one per call)."""
+        ...
+
+    def gradient(self, part: str, name: str, wrt: Sequence[int]) -> Callable[..., Any]:
+        """``g(*args, cotangent=v, **kwargs) -> (value, grads)``: the student's ``name`` and the
+        vector-Jacobian products ``vᵀ · ∂value/∂args[i]`` for ``i`` in ``wrt`` (``None`` where no gradient
+        flows), taken where the student's code runs."""
         ...
 
     def next_check(self) -> None:
@@ -116,6 +144,19 @@ class LocalSubmission:
     def next_check(self) -> None:
         """Nothing to reset in-process."""
 
+    def _guarded(self, part: str, label: str, run: Callable[[], Any]) -> Any:
+        """``run()``, with any failure of the student's code as a :class:`StudentError` of ``part.label``."""
+        try:
+            return run()
+        except StudentError:
+            raise
+        except BaseException as error:  # noqa: BLE001 - student code may raise anything, even SystemExit
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            raise StudentError(
+                part, label, type(error).__name__, str(error), student_frame(error, self.package)
+            ) from None
+
     def function(self, part: str, name: str) -> Callable[..., Any]:
         module = self.module(part)
         fn = getattr(module, name, None)
@@ -123,13 +164,26 @@ class LocalSubmission:
             raise StudentError(part, name, "AttributeError", f"{part}.py defines no function {name}")
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(*args, **kwargs)
-            except BaseException as error:  # noqa: BLE001 - student code may raise anything, even SystemExit
-                if isinstance(error, KeyboardInterrupt):
-                    raise
-                raise StudentError(
-                    part, name, type(error).__name__, str(error), student_frame(error, self.package)
-                ) from None
+            return self._guarded(part, name, lambda: fn(*args, **kwargs))
+
+        return call
+
+    def method(self, part: str, instance: Instance, name: str) -> Callable[..., Any]:
+        label = f"{instance.cls}.{name}"
+
+        def build() -> Callable[..., Any]:
+            with torch.random.fork_rng(devices=[]):  # building draws initial weights: not from the caller's RNG
+                return resolve(self.module(part), name, instance.as_dict())
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            bound = self._guarded(part, label, build)
+            return self._guarded(part, label, lambda: bound(*args, **kwargs))
+
+        return call
+
+    def gradient(self, part: str, name: str, wrt: Sequence[int]) -> Callable[..., Any]:
+        def call(*args: Any, cotangent: torch.Tensor, **kwargs: Any) -> Any:
+            fn = self._guarded(part, name, lambda: resolve(self.module(part), name))
+            return self._guarded(part, name, lambda: with_gradients(fn, list(args), kwargs, list(wrt), cotangent))
 
         return call

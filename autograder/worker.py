@@ -12,7 +12,13 @@ denoiser) is a proxy too (``{"op": "callback"}``), so the grader counts the call
 
 Protocol, one request at a time (grader → worker, then worker → grader until the answer):
     load {part, package, public, proxied}   → loaded | raise
-    call {name, args, kwargs, rng}          → (callback | reference)* → return | raise
+    call {name, args, kwargs, rng, instance?, wrt?, cotangent?}
+                                            → (callback | reference)* → return | raise
+
+A call names a module-level function, or with ``instance`` ``{cls, args, kwargs, state}`` the method
+``name`` of a fresh ``cls(*args, **kwargs)`` with the weights ``state`` loaded (:func:`resolve`);
+with ``wrt`` it also returns the vector-Jacobian product of the answer (:func:`with_gradients`):
+autograd cannot cross the channel, so gradients are taken where the student's function runs.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import signal
 import socket
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -100,7 +107,8 @@ class Worker:
         for other, names in proxied.items():
             if other == part:
                 continue
-            module = _load_file(f"diffusion.{other}", public / f"{other}.py")
+            # A public module another one imported already is the one to patch: it is what importers hold.
+            module = sys.modules.get(f"diffusion.{other}") or _load_file(f"diffusion.{other}", public / f"{other}.py")
             for name in names:
                 setattr(module, name, self._reference_proxy(other, name))
         self.package = package
@@ -108,18 +116,22 @@ class Worker:
         self.codec.schedule_class = sys.modules["diffusion.schedules"].NoiseSchedule
 
     # -- serving -----------------------------------------------------------------------------
-    def call(self, name: str, args: list, kwargs: dict, blob: dict[str, torch.Tensor], rng: str | None) -> None:
-        function = getattr(self.module, name, None)
-        if not callable(function):
-            raise AttributeError(f"{self.module.__name__.removeprefix('diffusion.')}.py defines no function {name}")
+    def call(self, request: dict[str, Any], blob: dict[str, torch.Tensor]) -> None:
         received: dict[str, Any] = {}
         self.codec.reset()
-        args = self.codec.decode(args, blob, received)
-        kwargs = self.codec.decode(kwargs, blob, received)
+        decoded = {
+            key: self.codec.decode(request.get(key), blob, received)
+            for key in ("args", "kwargs", "instance", "cotangent")
+        }
+        function = resolve(self.module, request["name"], decoded["instance"])
+        args, kwargs = decoded["args"], decoded["kwargs"]
         before = {key: obj.clone() for key, obj in received.items() if isinstance(obj, torch.Tensor)}
-        if rng is not None:
-            torch.set_rng_state(blob[rng])
-        value = function(*args, **kwargs)
+        if request.get("rng") is not None:
+            torch.set_rng_state(blob[request["rng"]])
+        if request.get("wrt") is None:
+            value = function(*args, **kwargs)
+        else:
+            value = with_gradients(function, args, kwargs, request["wrt"], decoded["cotangent"])
         # What the call did to its arguments travels back: tensors changed in place, generator states.
         after = {
             key: obj.get_state() if isinstance(obj, torch.Generator) else obj
@@ -140,7 +152,7 @@ class Worker:
                     self.load(request["part"], Path(request["package"]), Path(request["public"]), request["proxied"])
                     write_message(self.writer, {"op": "loaded"})
                 elif request["op"] == "call":
-                    self.call(request["name"], request["args"], request["kwargs"], blob, request.get("rng"))
+                    self.call(request, blob)
                 else:
                     raise ChannelError(f"unknown request {request['op']!r}")
             except ChannelError:
@@ -153,6 +165,57 @@ class Worker:
     def _error_report(self, error: BaseException) -> dict[str, Any]:
         where = student_frame(error, self.package) if self.package is not None else ""
         return {"op": "raise", "type": type(error).__name__, "message": str(error)[:2000], "where": where}
+
+
+def resolve(module: ModuleType, name: str, instance: dict[str, Any] | None = None) -> Callable[..., Any]:
+    """The callable a call names: ``module.<name>``, or with ``instance`` the method ``name`` of a fresh
+    ``module.<cls>(*args, **kwargs)`` whose weights are ``state`` (a state dict; ``None`` keeps its own).
+
+    Raises:
+        AttributeError: the module lacks the function, the class or the method.
+        RuntimeError: the weights do not load (the provided architecture was changed).
+    """
+    part = module.__name__.rpartition(".")[2]
+    if instance is None:
+        function = getattr(module, name, None)
+        if not callable(function):
+            raise AttributeError(f"{part}.py defines no function {name}")
+        return function
+    cls = getattr(module, instance["cls"], None)
+    if not isinstance(cls, type):
+        raise AttributeError(f"{part}.py defines no class {instance['cls']}")
+    obj = cls(*instance.get("args", ()), **instance.get("kwargs", {}))
+    if instance.get("state") is not None:
+        try:
+            obj.load_state_dict(instance["state"])
+        except (RuntimeError, AttributeError) as error:
+            raise RuntimeError(
+                f"{instance['cls']}'s weights do not load into yours: keep the provided architecture "
+                f"(its __init__) as it is ({str(error)[:300]})"
+            ) from None
+    method = getattr(obj, name, None)
+    if not callable(method):
+        raise AttributeError(f"{instance['cls']} defines no method {name}")
+    return method
+
+
+def with_gradients(
+    function: Callable[..., Any], args: list, kwargs: dict, wrt: list[int], cotangent: torch.Tensor
+) -> tuple[Any, list[torch.Tensor | None]]:
+    """``(value, grads)``: ``function(*args, **kwargs)`` and the vector-Jacobian products
+    ``cotangentᵀ · ∂value/∂args[i]`` for each ``i`` in ``wrt`` (``None`` where the value does not depend
+    on ``args[i]`` through autograd)."""
+    args = list(args)
+    inputs = []
+    for index in wrt:
+        args[index] = args[index].detach().clone().requires_grad_(True)
+        inputs.append(args[index])
+    with torch.enable_grad():
+        value = function(*args, **kwargs)
+        if not (isinstance(value, torch.Tensor) and value.requires_grad):
+            return value, [None] * len(inputs)
+        grads = torch.autograd.grad(value, inputs, cotangent, allow_unused=True)
+    return value.detach(), list(grads)
 
 
 def student_frame(error: BaseException, package: Path) -> str:
@@ -178,6 +241,9 @@ def _load_file(name: str, path: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
+    package, _, short = name.rpartition(".")
+    if package in sys.modules:  # `from diffusion import ddpm` reads the package's attribute, not sys.modules
+        setattr(sys.modules[package], short, module)
     return module
 
 

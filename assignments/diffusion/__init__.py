@@ -1,7 +1,7 @@
 """Diffusion models from the equations up: the assignment's package.
 
 Parts (one module each): 1 ``schedules``, 2 ``forward``, 3 ``posterior``, 4 ``losses``,
-5 ``embedding``, 6 ``ddpm``, 7 ``ddim``, 8 ``guidance``. Provided: ``unet``, ``mlp``,
+5 ``embedding``, 6 ``ddpm``, 7 ``ddim``, 8 ``guidance``, 9 ``vae``, 10 ``latent``. Provided: ``unet``, ``mlp``,
 ``data``, ``train``, ``plotting``, ``experiment``.
 
 Conventions: timesteps are 0-based indices (index ``t`` is the paper's step ``t + 1``); ``t`` is a
@@ -17,5 +17,7 @@ PARTS: tuple[str, ...] = (
     "ddpm",
     "ddim",
     "guidance",
+    "vae",
+    "latent",
 )
 """The graded parts in handout order; part ``i + 1`` is the module ``diffusion.<PARTS[i]>``."""

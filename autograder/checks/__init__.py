@@ -8,9 +8,11 @@ from autograder.checks import (
     embedding,  # noqa: F401 - registers the part's checks
     forward,  # noqa: F401 - registers the part's checks
     guidance,  # noqa: F401 - registers the part's checks
+    latent,  # noqa: F401 - registers the part's checks
     losses,  # noqa: F401 - registers the part's checks
     posterior,  # noqa: F401 - registers the part's checks
     schedules,  # noqa: F401 - registers the part's checks
+    vae,  # noqa: F401 - registers the part's checks
 )
 from autograder.checks.framework import REGISTRY, Check
 from autograder.parts import PARTS

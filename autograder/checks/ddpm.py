@@ -138,7 +138,7 @@ def p_mean_variance_variances(sub: Submission) -> None:
     prop()
 
 
-@check("ddpm", 2, "p_mean_variance with clip_denoised clamps pred_x0 to [−1, 1] before the posterior mean")
+@check("ddpm", 1, "p_mean_variance with clip_denoised clamps pred_x0 to [−1, 1] before the posterior mean")
 def p_mean_variance_clipping(sub: Submission) -> None:
     p_mean_variance = sub.function("ddpm", "p_mean_variance")
 
@@ -240,7 +240,7 @@ def p_sample_step(sub: Submission) -> None:
     prop()
 
 
-@check("ddpm", 2, "p_sample_loop calls the model T times with t = T−1, ..., 0 and is reproducible from its generator")
+@check("ddpm", 1, "p_sample_loop calls the model T times with t = T−1, ..., 0 and is reproducible from its generator")
 def p_sample_loop_bookkeeping(sub: Submission) -> None:
     p_sample_loop = sub.function("ddpm", "p_sample_loop")
 

@@ -126,7 +126,7 @@ FORMULA_HINT = (
 )
 
 
-@check("embedding", 2.5, "timestep_embedding = cat[sin(t·freqs), cos(t·freqs)], freqs_i = max_period^(−i/half)")
+@check("embedding", 2, "timestep_embedding = cat[sin(t·freqs), cos(t·freqs)], freqs_i = max_period^(−i/half)")
 def embedding_formula(sub: Submission) -> None:
     timestep_embedding = sub.function("embedding", "timestep_embedding")
 
@@ -150,7 +150,7 @@ def embedding_formula(sub: Submission) -> None:
     prop()
 
 
-@check("embedding", 1, "the embedding has shape (B, dim), dtype float32 and values in [−1, 1], for long and float t")
+@check("embedding", 0.5, "the embedding has shape (B, dim), dtype float32 and values in [−1, 1], for long and float t")
 def embedding_shape_dtype_bounds(sub: Submission) -> None:
     timestep_embedding = sub.function("embedding", "timestep_embedding")
 

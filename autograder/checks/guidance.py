@@ -30,7 +30,7 @@ def _labels(case: Case, num_classes: int) -> torch.Tensor:
     return torch.randint(0, num_classes, (case.shape[0],), generator=generator)
 
 
-@check("guidance", 2, "drop_labels: labels kept or replaced by the null label; p = 0 keeps all, p = 1 drops all")
+@check("guidance", 1.5, "drop_labels: labels kept or replaced by the null label; p = 0 keeps all, p = 1 drops all")
 def drop_labels_contract(sub: Submission) -> None:
     drop_labels = sub.function("guidance", "drop_labels")
 
@@ -155,7 +155,7 @@ def cfg_eps_formula(sub: Submission) -> None:
     prop()
 
 
-@check("guidance", 1, "cfg_eps makes one batched model call of size 2B (labels y and the null label)")
+@check("guidance", 0.5, "cfg_eps makes one batched model call of size 2B (labels y and the null label)")
 def cfg_eps_single_call(sub: Submission) -> None:
     cfg_eps = sub.function("guidance", "cfg_eps")
 
@@ -251,7 +251,7 @@ CFG_N, CFG_TRUTH_PER_CLASS, CFG_STEPS = 3000, 1000, 100
 CFG_THRESHOLD_CLASS, CFG_THRESHOLD = 0.006, 0.0025
 
 
-@check("guidance", 5, "CFG sampling with the exact denoiser: s = 1 samples each class's component, s = 0 the mixture")
+@check("guidance", 4, "CFG sampling with the exact denoiser: s = 1 samples each class's component, s = 0 the mixture")
 def cfg_oracle_sampling(sub: Submission) -> None:
     cfg_eps = sub.function("guidance", "cfg_eps")
     schedule = ScheduleSpec("linear", 1000).build()

@@ -65,7 +65,7 @@ def betas_calls(name: str, **optional: st.SearchStrategy[float]) -> st.SearchStr
 ENDPOINT = st.floats(1e-5, 0.2, allow_nan=False, allow_infinity=False)
 
 
-@check("schedules", 1, "linear_betas(T, beta_start, beta_end) is linspace(beta_start, beta_end, T) in float64")
+@check("schedules", 0.5, "linear_betas(T, beta_start, beta_end) is linspace(beta_start, beta_end, T) in float64")
 def linear_betas_formula(sub: Submission) -> None:
     linear_betas = sub.function("schedules", "linear_betas")
 
@@ -149,7 +149,7 @@ def cosine_betas_clipped(sub: Submission) -> None:
     prop()
 
 
-@check("schedules", 1, "scaled_linear_betas(T) is linspace(√beta_start, √beta_end, T)², in float64")
+@check("schedules", 0.5, "scaled_linear_betas(T) is linspace(√beta_start, √beta_end, T)², in float64")
 def scaled_linear_betas_formula(sub: Submission) -> None:
     scaled_linear_betas = sub.function("schedules", "scaled_linear_betas")
 

@@ -8,7 +8,15 @@ import struct
 import pytest
 import torch
 
-from autograder.channel import MAX_MESSAGE_BYTES, ChannelError, Codec, read_message, write_message
+from autograder.channel import (
+    MAX_MESSAGE_BYTES,
+    ChannelError,
+    Codec,
+    Exposed,
+    StandIn,
+    read_message,
+    write_message,
+)
 from autograder.reference import load_reference
 
 REFERENCE = load_reference()
@@ -65,6 +73,30 @@ def test_callables_become_proxies_and_go_home_as_themselves():
     assert proxy() == ("proxy", 0)
     tree, _ = Codec(NoiseSchedule, lambda n: None).encode(proxy)
     assert sender.decode(tree, {}) is denoiser
+
+
+class Decoder(torch.nn.Module, Exposed):
+    exposed_methods = ("decode",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+
+    def decode(self, z):
+        return 2 * z
+
+
+def test_an_exposed_object_becomes_a_stand_in_whose_methods_go_home():
+    """A VAE handed to the student's code stays with the grader: its stand-in has its methods, as callbacks,
+    and a parameter on its device (``next(vae.parameters()).device`` works on it)."""
+    decoder = Decoder()
+    sender = Codec(NoiseSchedule, lambda n: None)
+    stand_in = cross(decoder, sender)
+    assert isinstance(stand_in, StandIn) and next(stand_in.parameters()).device == torch.device("cpu")
+    assert stand_in.decode(1) == ("proxy", 0)
+    assert not hasattr(stand_in, "weight")
+    tree, _ = Codec(NoiseSchedule, lambda n: None).encode(stand_in.decode)
+    assert sender.decode(tree, {}) == decoder.decode
 
 
 @pytest.mark.parametrize(

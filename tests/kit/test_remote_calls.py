@@ -1,0 +1,86 @@
+"""Calls beyond plain functions, in the sandbox and in-process alike: methods of a fresh object of the
+student's class with given weights, gradients taken where the student's code runs, and objects
+handed to the student's code as stand-ins."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from autograder.checks.latent import LinearVAE, latent_diffusion
+from autograder.checks.strategies import ScheduleSpec
+from autograder.checks.vae import VAE_KWARGS, reference_vae
+from autograder.oracle import SmoothDenoiser
+from autograder.remote import RemoteSubmission
+from autograder.submission import Instance, LocalSubmission, StudentError
+from tests.plugin import ROOT
+
+SOLUTIONS = ROOT / "solutions"
+
+
+@pytest.fixture(scope="module", params=["sandboxed", "in-process"])
+def reference(request):
+    if request.param == "in-process":
+        yield LocalSubmission(SOLUTIONS)
+        return
+    with RemoteSubmission(SOLUTIONS) as submission:
+        yield submission
+
+
+def test_gradients_are_taken_where_the_code_runs(reference):
+    mu, logvar, noise = torch.randn(3, 4, dtype=torch.float64).unbind(0)
+    cotangent = torch.linspace(-1, 1, 4, dtype=torch.float64)
+    value, (d_mu, d_logvar) = reference.gradient("vae", "reparameterize", wrt=(0, 1))(
+        mu, logvar, noise, cotangent=cotangent
+    )
+    assert torch.allclose(value, mu + (0.5 * logvar).exp() * noise)
+    assert torch.equal(d_mu, cotangent)
+    assert torch.allclose(d_logvar, cotangent * 0.5 * (0.5 * logvar).exp() * noise)
+    assert not value.requires_grad
+
+
+def test_a_method_runs_on_a_fresh_object_with_the_given_weights(reference):
+    vae = reference_vae()
+    x = torch.rand(2, 1, 8, 8) * 2 - 1
+    instance = Instance("VAE", kwargs=VAE_KWARGS, state=vae.state_dict())
+    mu, logvar = reference.method("vae", instance, "encode")(x)
+    with torch.no_grad():
+        expected = vae.encode(x)
+    assert torch.equal(mu, expected[0]) and torch.equal(logvar, expected[1])
+    state = torch.get_rng_state()
+    reference.method("vae", Instance("VAE", kwargs=VAE_KWARGS), "encode")(x)  # its own initial weights
+    assert torch.equal(torch.get_rng_state(), state), "building the object must not draw from the caller's RNG"
+
+
+def test_an_object_with_other_weights_is_refused_with_a_clear_message(reference):
+    state = reference_vae().state_dict()
+    wrong = Instance("VAE", kwargs={**VAE_KWARGS, "base_channels": 16}, state=state)
+    with pytest.raises(StudentError, match="keep the provided architecture"):
+        reference.method("vae", wrong, "decode")(torch.zeros(1, 2, 2, 2))
+
+
+def test_an_exposed_object_is_used_through_its_methods(reference):
+    """LatentDiffusion gets the grader's VAE: its calls come back here, its device is known."""
+    vae = LinearVAE()
+    schedule = ScheduleSpec("linear", 10).build()
+    instance = latent_diffusion(vae, SmoothDenoiser(10), schedule)
+    x = torch.rand(3, 1, 4, 4, dtype=torch.float64)
+    z = reference.method("latent", instance, "encode")(x)
+    assert torch.allclose(z, 2.5 * vae.encode(x)[0])
+    assert vae.calls["encode"] == 2  # the student's call and ours
+
+
+def test_other_parts_imported_as_a_package_attribute_are_the_reference(tmp_path):
+    """``from diffusion import ddpm`` in the student's module reaches the reference's sampler, not the stub."""
+    root = tmp_path / "submission"
+    shutil.copytree(SOLUTIONS / "diffusion", root / "diffusion", ignore=shutil.ignore_patterns("__pycache__"))
+    vae = LinearVAE()
+    schedule = ScheduleSpec("linear", 10).build()
+    model = SmoothDenoiser(10)
+    with RemoteSubmission(root) as submission:
+        images = submission.method("latent", latent_diffusion(vae, model, schedule), "sample")(
+            4, sampler="ddpm", generator=torch.Generator().manual_seed(0)
+        )
+    assert images.shape == (4, 1, 4, 4) and model.num_calls == 10
