@@ -12,8 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from autograder import batch, bugzoo, gradescope, grading, release
+from autograder.harness import command as harness
 
-COMMANDS = (grading, batch, gradescope, release, bugzoo)
+COMMANDS = (grading, batch, harness, gradescope, release, bugzoo)
 """The command modules, in the order ``--help`` lists them."""
 
 

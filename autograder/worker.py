@@ -41,6 +41,9 @@ import torch
 from autograder.channel import ChannelError, Codec, read_message, write_message
 from autograder.sandbox import Limits, apply_limits
 
+WHOLE = "*"
+"""The part name that loads the whole package (a harness run of the student's pipeline)."""
+
 
 class RemoteError(Exception):
     """The grader's side of a callback or reference call failed; the student's code sees this."""
@@ -100,7 +103,19 @@ class Worker:
 
     # -- loading -----------------------------------------------------------------------------
     def load(self, part: str, package: Path, public: Path, proxied: dict[str, list[str]]) -> None:
-        """Build ``diffusion``: the public modules with proxies for other parts, the student's ``part``."""
+        """Build ``diffusion``: the public modules with proxies for other parts, the student's ``part``;
+        for ``part`` :data:`WHOLE`, ``package`` is the whole package (the student's parts with the kit's
+        provided modules), imported as it is, with no proxies."""
+        if part == WHOLE:
+            spec = importlib.util.spec_from_file_location(
+                "diffusion", package / "__init__.py", submodule_search_locations=[str(package)]
+            )
+            self.module = importlib.util.module_from_spec(spec)
+            sys.modules["diffusion"] = self.module
+            spec.loader.exec_module(self.module)
+            self.package = package
+            self.codec.schedule_class = importlib.import_module("diffusion.schedules").NoiseSchedule
+            return
         root = ModuleType("diffusion")
         root.__path__ = [str(public)]
         sys.modules["diffusion"] = root
@@ -176,6 +191,10 @@ def resolve(module: ModuleType, name: str, instance: dict[str, Any] | None = Non
         RuntimeError: the weights do not load (the provided architecture was changed).
     """
     part = module.__name__.rpartition(".")[2]
+    if "." in name:  # ``module.function`` of the package loaded whole
+        inner, _, name = name.rpartition(".")
+        module = importlib.import_module(f"{module.__name__}.{inner}")
+        part = inner
     if instance is None:
         function = getattr(module, name, None)
         if not callable(function):

@@ -113,6 +113,23 @@ def plot_points(x: torch.Tensor, y: torch.Tensor | None, path: str | Path, title
     return _save(figure, path)
 
 
+def plot_point_grid(panels: dict[str, torch.Tensor], y: torch.Tensor | None, path: str | Path, ncols: int = 4) -> Path:
+    """Scatters of several sets of 2-D points ``(B, 2)`` side by side, titled by their keys, coloured by ``y``."""
+    if not panels:
+        raise ValueError("plot_point_grid needs at least one set of points")
+    nrows = math.ceil(len(panels) / ncols)
+    figure = _figure(3 * min(ncols, len(panels)), 3 * nrows)
+    axes = figure.subplots(nrows, min(ncols, len(panels)), squeeze=False).flatten()
+    for ax, (title, x) in zip(axes, panels.items(), strict=False):
+        if x.dim() != 2 or x.shape[1] != 2:
+            raise ValueError(f"plot_point_grid needs 2-D points of shape (B, 2); {title!r} has {tuple(x.shape)}")
+        _scatter(ax, x, y, title)
+    for ax in axes[len(panels) :]:
+        ax.set_axis_off()
+    figure.tight_layout()
+    return _save(figure, path)
+
+
 def plot_trajectory(states: Sequence[torch.Tensor], path: str | Path, num_frames: int = 8) -> Path:
     """A row of ``num_frames`` panels along a denoising trajectory, first and last state included.
 

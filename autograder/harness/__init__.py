@@ -1,0 +1,1 @@
+"""The harness: trains briefly with the student's code, samples with its samplers and scores the samples."""

@@ -1,0 +1,72 @@
+"""The harness's profiles: what each trains and samples (plans for :func:`diffusion.evaluate.run_plan`),
+within what limits.
+
+- ``ci``: the 2-D mixture with a cosine schedule of 100 steps; under a minute on two CPU cores.
+- ``cpu``: the 2-D mixture with the linear schedule of 1000 steps (DDPM-1000 against DDIM at 10–100
+  steps); fits 10 minutes on two cores.
+- ``gpu``: the same at a larger scale, on CUDA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from autograder.sandbox import Limits
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named set of plans and the worker's limits for them."""
+
+    name: str
+    plans: dict[str, dict[str, Any]]
+    limits: Limits = field(default_factory=Limits)
+    description: str = ""
+
+
+MIXTURE_CI = {
+    "data": "mixture2d",
+    "T": 100,
+    "schedule": "cosine",
+    "width": 64,
+    "train_steps": 800,
+    "batch_size": 128,
+    "lr": 2e-3,
+    "n_samples": 600,
+    "ddim": ((10, 0.0), (20, 0.0), (50, 0.0), (50, 1.0)),
+    "guidance_scales": (0.0, 1.0, 3.0),
+    "guidance_steps": 20,
+}
+MIXTURE_CPU = {
+    "data": "mixture2d",
+    "T": 1000,
+    "schedule": "linear",
+    "width": 128,
+    "train_steps": 1500,
+    "n_samples": 2000,
+    "ddim": ((10, 0.0), (20, 0.0), (50, 0.0), (100, 0.0), (50, 1.0)),
+    "guidance_scales": (0.0, 1.0, 2.0, 4.0),
+    "guidance_steps": 50,
+}
+
+PROFILES: dict[str, Profile] = {
+    "ci": Profile(
+        "ci",
+        {"mixture2d": MIXTURE_CI},
+        Limits(wall_seconds=300, cpu_seconds=900),
+        "2-D mixture, cosine schedule T=100, under a minute on the CPU",
+    ),
+    "cpu": Profile(
+        "cpu",
+        {"mixture2d": MIXTURE_CPU},
+        Limits(wall_seconds=1200, cpu_seconds=3600),
+        "2-D mixture, linear schedule T=1000: DDPM-1000 against DDIM at 10-100 steps; about 10 minutes on 2 cores",
+    ),
+    "gpu": Profile(
+        "gpu",
+        {"mixture2d": {**MIXTURE_CPU, "width": 256, "train_steps": 6000, "n_samples": 8000}},
+        Limits(wall_seconds=3600, cpu_seconds=14400, memory_bytes=64 << 30),
+        "2-D mixture at a larger scale, on CUDA",
+    ),
+}
