@@ -15,7 +15,7 @@ from typing import Any
 
 from autograder import sandbox
 from autograder.channel import ChannelError
-from autograder.remote import PUBLIC, WorkerProcess, Zygote
+from autograder.remote import PUBLIC, WorkerProcess, Zygote, student_functions
 from autograder.submission import find_package
 from autograder.worker import WHOLE
 
@@ -35,6 +35,14 @@ def stage_package(submission: Path, dest: Path, parts: tuple[str, ...]) -> list[
         else:
             missing.append(part)
     return missing
+
+
+def unfinished_functions(submission: Path, parts: tuple[str, ...]) -> dict[str, list[str]]:
+    """Per part, the functions of the submission that are still stubs (a missing module: all of its part's)."""
+    with tempfile.TemporaryDirectory(prefix="autograder-harness-") as tmp:
+        package = Path(tmp) / "diffusion"
+        stage_package(submission, package, parts)
+        return {part: names for part, names in student_functions(package).items() if names}
 
 
 def run_plan(submission: Path, plan: dict[str, Any], parts: tuple[str, ...], limits: sandbox.Limits) -> dict[str, Any]:

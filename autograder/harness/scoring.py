@@ -45,6 +45,21 @@ HARNESS_CHECKS: tuple[HarnessCheck, ...] = (
 )
 
 
+NEEDS: dict[str, tuple[str, ...]] = {
+    "training": ("schedules", "forward", "losses", "embedding", "guidance"),
+    "ddpm_quality": ("posterior", "ddpm"),
+    "ddim_quality": ("posterior", "ddim"),
+    "cfg_accuracy": ("guidance", "ddim"),
+}
+"""The parts each check runs (training: the schedule, q_sample in the loss, the UNet's embedding, label dropout)."""
+
+
+def unfinished(stubs: dict[str, list[str]], check: str) -> str:
+    """``" (not implemented yet: part.function, ...)"`` for the stubs among the parts ``check`` needs, else ``""``."""
+    names = [f"{part}.{name}" for part in NEEDS[check] for name in stubs.get(part, ())]
+    return f" (not implemented yet: {', '.join(names)})" if names else ""
+
+
 def thresholds(profile: str, plan: str) -> dict[str, float]:
     """The thresholds of ``plan`` in ``profile`` (``thresholds.toml``)."""
     table = tomllib.loads(THRESHOLDS.read_text(encoding="utf-8"))
@@ -95,8 +110,16 @@ class Verdict:
         return self.check.points if self.passed else 0.0
 
 
-def judge(run: dict[str, Any], scores: dict[str, Any], limits: dict[str, float]) -> list[Verdict]:
-    """The points of a run of the 2-D mixture plan against ``limits`` (its thresholds)."""
+def judge(
+    run: dict[str, Any], scores: dict[str, Any], limits: dict[str, float], stubs: dict[str, list[str]]
+) -> list[Verdict]:
+    """The points of a run of the 2-D mixture plan against ``limits`` (its thresholds); a failed check names
+    the functions it needs that are still stubs (``stubs``: part → function names)."""
+    verdicts = _judge(run, scores, limits)
+    return [v if v.passed else Verdict(v.check, False, v.message + unfinished(stubs, v.check.name)) for v in verdicts]
+
+
+def _judge(run: dict[str, Any], scores: dict[str, Any], limits: dict[str, float]) -> list[Verdict]:
     checks = {c.name: c for c in HARNESS_CHECKS}
     runs = scores["runs"]
     verdicts = []
