@@ -12,8 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from autograder import batch, bugzoo, gradescope, grading, release
+from autograder.scoring import command as classifier
 
-COMMANDS = (grading, batch, gradescope, release, bugzoo)
+COMMANDS = (grading, batch, gradescope, release, bugzoo, classifier)
 """The command modules, in the order ``--help`` lists them."""
 
 
