@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 from autograder import batch, bugzoo, gradescope, grading, release
 from autograder.harness import command as harness
+from autograder.scoring import command as classifier
 
-COMMANDS = (grading, batch, harness, gradescope, release, bugzoo)
+COMMANDS = (grading, batch, harness, gradescope, release, bugzoo, classifier)
 """The command modules, in the order ``--help`` lists them."""
 
 

@@ -380,9 +380,10 @@ def load_dataset(name: str, n: int | None = None, seed: int = 0, split: Split = 
 
     Known names: ``"mixture2d"`` (:func:`default_mixture`, points ``(2,)``, default ``n = 10000``),
     ``"shapes16"`` and ``"shapes28"`` (:class:`ShapesDataset`, images ``(1, 16, 16)`` /
-    ``(1, 28, 28)``, default ``n = 10000``), ``"fashion28"`` (Fashion-MNIST from files on this machine,
-    :mod:`diffusion.fashion_mnist`; all of the split by default). The same ``(name, n, seed, split)``
-    gives the same data.
+    ``(1, 28, 28)``, default ``n = 10000``), and read from files on this machine
+    (:mod:`diffusion.image_files`; all of the split by default): ``"fashion28"`` (Fashion-MNIST) and
+    ``"mnist28"`` (MNIST), images ``(1, 28, 28)``, ``"cifar32"`` (CIFAR-10), images ``(3, 32, 32)``.
+    The same ``(name, n, seed, split)`` gives the same data.
 
     Raises:
         ValueError: for an unknown name (the message lists the known ones) or split.
@@ -402,14 +403,20 @@ register_dataset("shapes16", lambda n, seed, split: ShapesDataset(n or 10_000, 1
 register_dataset("shapes28", lambda n, seed, split: ShapesDataset(n or 10_000, 28, split_seed(seed, split)))
 
 
-def _fashion28(n: int | None, seed: int, split: Split) -> Dataset:
-    """Fashion-MNIST's ``split`` (:mod:`diffusion.fashion_mnist`), or ``n`` of its images drawn with ``seed``."""
-    from diffusion.fashion_mnist import fashion_mnist
+def _from_files(name: str) -> DatasetBuilder:
+    """A builder for the data set ``name`` read from files (:mod:`diffusion.image_files`): all of ``split``, or
+    ``n`` of its examples drawn with ``seed``."""
 
-    data = fashion_mnist(split)
-    if n is None:
-        return data
-    return Subset(data, torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n].tolist())
+    def build(n: int | None, seed: int, split: Split) -> Dataset:
+        from diffusion.image_files import load_image_files
+
+        data = load_image_files(name, split)
+        if n is None:
+            return data
+        return Subset(data, torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n].tolist())
+
+    return build
 
 
-register_dataset("fashion28", _fashion28)
+for _name in ("fashion28", "mnist28", "cifar32"):
+    register_dataset(_name, _from_files(_name))

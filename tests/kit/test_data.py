@@ -263,7 +263,7 @@ def test_mixture_dataset_keeps_its_true_distribution() -> None:
 
 
 def test_unknown_names_and_splits_are_rejected_with_a_message() -> None:
-    with pytest.raises(ValueError, match="known: fashion28, mixture2d, shapes16, shapes28"):
+    with pytest.raises(ValueError, match="known: cifar32, fashion28, mixture2d, mnist28, shapes16, shapes28"):
         load_dataset("fashion-mnist-typo")
     with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
         load_dataset("mixture2d", n=10, split="validation")
