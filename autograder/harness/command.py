@@ -23,7 +23,7 @@ from typing import Any
 from autograder import intake
 from autograder.grading import write_json_atomically
 from autograder.harness import plots, runner, scoring
-from autograder.harness.profiles import PROFILES
+from autograder.harness.profiles import PROFILES, image_data
 from autograder.reference import load_reference
 from autograder.submission import StudentError
 
@@ -44,22 +44,25 @@ def run_profile(submission: Path, profile_name: str, out: Path, threads: int | N
     }
     for plan_name, plan in profile.plans.items():
         start = time.perf_counter()
-        plan = {**plan, "threads": threads or os.cpu_count() or 1}
+        plan = {"data": image_data(), **plan} if "data" not in plan else dict(plan)
+        plan["threads"] = threads or os.cpu_count() or 1
         limits = scoring.thresholds(profile.name, plan_name)
         try:
             run = runner.run_plan(submission, plan, REFERENCE.PARTS, profile.limits)
         except StudentError as error:
             run = {"train": {"error": f"{error.error_type}: {error.message}", "losses": []}, "runs": {}}
         if run["train"]["error"] is None:
-            scores = scoring.mixture_scores(run)
+            scores = scoring.score_run(run, plan["data"])
             figures = [
-                plots.plot_samples(run, out / f"samples_{plan_name}.png"),
+                *plots.plot_samples(run, out, plan_name),
                 plots.plot_steps(scores, out / f"steps_{plan_name}.png"),
                 plots.plot_guidance(scores, out / f"guidance_{plan_name}.png"),
             ]
+            if "vae" in run:
+                figures.append(plots.plot_reconstructions(run, out / f"reconstructions_{plan_name}.png"))
         else:
             scores, figures = {"runs": {}}, []
-        verdicts = scoring.judge(run, scores, limits, stubs)
+        verdicts = [] if limits is None else scoring.judge(run, scores, limits, stubs)
         report["plans"][plan_name] = {
             "seconds": time.perf_counter() - start,
             "device": run.get("device"),
@@ -118,11 +121,11 @@ def merge_results(results_path: Path, report: dict[str, Any], fingerprint: str) 
                 }
             )
         for run_name, entry in plan["scores"].get("runs", {}).items():
-            if "energy_distance" in entry:
+            if "distance" in entry:
                 leaderboard.append(
                     {
-                        "name": f"{plan_name} {run_name} energy distance",
-                        "value": round(entry["energy_distance"], 6),
+                        "name": f"{plan_name} {run_name} {entry['metric']} distance",
+                        "value": round(entry["distance"], 6),
                         "order": "asc",
                     }
                 )

@@ -6,6 +6,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -21,30 +22,51 @@ def _figure(width: float, height: float) -> Figure:
     return figure
 
 
-def plot_samples(run: dict[str, Any], path: Path) -> Path:
-    """Every sampler's samples, one panel each, coloured by their labels."""
+def plot_samples(run: dict[str, Any], out: Path, plan: str) -> list[Path]:
+    """Every sampler's samples: 2-D points in one figure of panels coloured by label
+    (``samples_<plan>.png``), images as one grid per sampler with a column per class
+    (``samples_<plan>_<run>.png``)."""
     panels = {name: result["samples"] for name, result in run["runs"].items() if "samples" in result}
-    return plotting.plot_point_grid(panels, run["labels"], path)
+    if not panels:
+        return []
+    if next(iter(panels.values())).dim() == 2:
+        return [plotting.plot_point_grid(panels, run["labels"], out / f"samples_{plan}.png")]
+    return [
+        plotting.save_image_grid(samples[:100], out / f"samples_{plan}_{name}.png", nrow=run["num_classes"])
+        for name, samples in panels.items()
+    ]
+
+
+def plot_reconstructions(run: dict[str, Any], path: Path) -> Path:
+    """Held-out images (odd rows) above their VAE reconstructions (even rows), ten a row."""
+    inputs, reconstructions = run["vae"]["inputs"][:50], run["vae"]["reconstructions"][:50]
+    rows = [torch.cat([inputs[i : i + 10], reconstructions[i : i + 10]]) for i in range(0, len(inputs), 10)]
+    return plotting.save_image_grid(torch.cat(rows), path, nrow=min(10, len(inputs)))
+
+
+def _metric(runs: dict[str, Any]) -> str:
+    metrics = {r["metric"] for r in runs.values() if "metric" in r}
+    return "Fréchet distance (classifier features)" if metrics == {"frechet"} else "energy distance"
 
 
 def plot_steps(scores: dict[str, Any], path: Path) -> Path:
     """Energy distance and seconds per sample against DDIM's steps (η = 0), with DDPM's point."""
     runs = scores["runs"]
     ddim = sorted(
-        (r["steps"], r["energy_distance"], r["seconds_per_sample"])
+        (r["steps"], r["distance"], r["seconds_per_sample"])
         for r in runs.values()
-        if r.get("sampler") == "ddim" and r.get("eta") == 0.0 and "energy_distance" in r
+        if r.get("sampler") == "ddim" and r.get("eta") == 0.0 and "distance" in r
     )
     figure = _figure(10, 4)
     quality, speed = figure.subplots(1, 2)
-    for ax, column, label in ((quality, 1, "energy distance to the data"), (speed, 2, "seconds per sample")):
+    for ax, column, label in ((quality, 1, f"{_metric(runs)} to the data"), (speed, 2, "seconds per sample")):
         if ddim:
             ax.plot([d[0] for d in ddim], [d[column] for d in ddim], "o-", label="DDIM (η = 0)")
         ddpm = runs.get("ddpm", {})
-        if "energy_distance" in ddpm:
+        if "distance" in ddpm:
             ax.plot(
                 [ddpm["steps"]],
-                [(None, ddpm["energy_distance"], ddpm["seconds_per_sample"])[column]],
+                [(None, ddpm["distance"], ddpm["seconds_per_sample"])[column]],
                 "s",
                 color="C3",
                 label="DDPM",
@@ -65,15 +87,15 @@ def plot_steps(scores: dict[str, Any], path: Path) -> Path:
 def plot_guidance(scores: dict[str, Any], path: Path) -> Path:
     """Energy distance and class accuracy against the guidance scale ``s``."""
     cfg = sorted(
-        (r["guidance_scale"], r["energy_distance"], r["accuracy"])
+        (r["guidance_scale"], r["distance"], r["accuracy"])
         for r in scores["runs"].values()
-        if r.get("sampler") == "cfg" and "energy_distance" in r
+        if r.get("sampler") == "cfg" and "distance" in r
     )
     figure = _figure(10, 4)
     quality, accuracy = figure.subplots(1, 2)
     scales = [c[0] for c in cfg]
     quality.plot(scales, [c[1] for c in cfg], "o-")
-    quality.set(xlabel="guidance scale s", ylabel="energy distance to the data", yscale="log")
+    quality.set(xlabel="guidance scale s", ylabel=f"{_metric(scores['runs'])} to the data", yscale="log")
     accuracy.plot(scales, [c[2] for c in cfg], "o-", color="C2")
     accuracy.set(xlabel="guidance scale s", ylabel="class accuracy", ylim=(0, 1.02))
     for ax in (quality, accuracy):

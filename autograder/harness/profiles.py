@@ -3,7 +3,8 @@ within what limits.
 
 - ``ci``: the 2-D mixture with a cosine schedule of 100 steps; under a minute on two CPU cores.
 - ``cpu``: the 2-D mixture with the linear schedule of 1000 steps (DDPM-1000 against DDIM at 10–100
-  steps); fits 10 minutes on two cores.
+  steps), and 28×28 images (Fashion-MNIST when installed, else shapes) in pixel space and in the
+  latent space of a VAE (parts 9 and 10); the image plans are measured only (no points yet).
 - ``gpu``: the same at a larger scale, on CUDA.
 """
 
@@ -50,6 +51,33 @@ MIXTURE_CPU = {
     "guidance_steps": 50,
 }
 
+IMAGES_CPU = {
+    "n_train": 10_000,
+    "T": 1000,
+    "schedule": "linear",
+    "width": 16,
+    "train_steps": 500,
+    "batch_size": 64,
+    "lr": 2e-3,
+    "n_samples": 100,
+    "ddim": ((10, 0.0), (20, 0.0), (50, 0.0), (100, 0.0)),
+    "guidance_scales": (1.0, 3.0),
+    "guidance_steps": 20,
+}
+LATENT_CPU = {**IMAGES_CPU, "latent": True, "width": 32, "train_steps": 800, "vae_steps": 600}
+
+
+def image_data() -> str:
+    """``fashion28`` where Fashion-MNIST is installed, else ``shapes28``."""
+    from autograder.scoring.tensors import data
+
+    try:
+        data.load_dataset("fashion28", n=1)
+    except FileNotFoundError:
+        return "shapes28"
+    return "fashion28"
+
+
 PROFILES: dict[str, Profile] = {
     "ci": Profile(
         "ci",
@@ -59,9 +87,9 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu": Profile(
         "cpu",
-        {"mixture2d": MIXTURE_CPU},
-        Limits(wall_seconds=1200, cpu_seconds=3600),
-        "2-D mixture, linear schedule T=1000: DDPM-1000 against DDIM at 10-100 steps; about 10 minutes on 2 cores",
+        {"mixture2d": MIXTURE_CPU, "images": IMAGES_CPU, "latent": LATENT_CPU},
+        Limits(wall_seconds=2400, cpu_seconds=7200),
+        "2-D mixture and 28x28 images (pixel and latent space), linear schedule T=1000",
     ),
     "gpu": Profile(
         "gpu",

@@ -1,9 +1,10 @@
 """Scores of a harness run and its points.
 
-For the 2-D mixture a run's samples are compared with fresh draws from the true mixture, with the
-same labels: the energy distance (:func:`autograder.oracle.energy_distance`; lower is better) and
-the class accuracy (the share of samples nearest their own label's component). Every score comes
-with two baselines: the floor (a second draw of real data) and the ceiling (standard normal noise).
+A run's samples are scored by :mod:`autograder.scoring`: for the 2-D mixture the energy distance to
+true draws and the Bayes classifier's accuracy on the intended labels, for images the Fréchet distance
+in the data set's classifier's features and that classifier's accuracy; lower distances are better.
+Every score comes with two baselines at the same sample size: the floor (held-out real data) and the
+ceiling (noise).
 
 The points are those of :data:`HARNESS_CHECKS`; their thresholds are in ``thresholds.toml``, next to
 the reference's measured values and the margin.
@@ -11,7 +12,7 @@ the reference's measured values and the margin.
 
 from __future__ import annotations
 
-import importlib
+import functools
 import math
 import tomllib
 from dataclasses import dataclass
@@ -20,11 +21,8 @@ from typing import Any
 
 import torch
 
-from autograder.oracle import energy_distance
-from autograder.reference import load_reference
+from autograder.scoring import score_images, score_points
 
-REFERENCE = load_reference()
-data = importlib.import_module("diffusion.data")
 THRESHOLDS = Path(__file__).with_name("thresholds.toml")
 
 
@@ -60,42 +58,42 @@ def unfinished(stubs: dict[str, list[str]], check: str) -> str:
     return f" (not implemented yet: {', '.join(names)})" if names else ""
 
 
-def thresholds(profile: str, plan: str) -> dict[str, float]:
-    """The thresholds of ``plan`` in ``profile`` (``thresholds.toml``)."""
+def thresholds(profile: str, plan: str) -> dict[str, float] | None:
+    """The thresholds of ``plan`` in ``profile`` (``thresholds.toml``); ``None`` for a plan that is measured
+    only (no points)."""
     table = tomllib.loads(THRESHOLDS.read_text(encoding="utf-8"))
-    try:
-        return table[profile][plan]
-    except KeyError:
-        raise KeyError(f"{THRESHOLDS} has no thresholds for [{profile}.{plan}]") from None
+    return table.get(profile, {}).get(plan)
 
 
-def mixture_scores(run: dict[str, Any], seed: int = 0) -> dict[str, Any]:
-    """Per sampler run: energy distance to the true mixture and class accuracy; with the baselines."""
-    mixture = data.default_mixture()
+def score_run(run: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """Per sampler run of ``dataset``: the distance to the data and the class accuracy
+    (:func:`autograder.scoring.score_points` for the 2-D mixture, :func:`autograder.scoring.score_images`
+    for images), with the baselines at the same sample size and the seconds per sample."""
+    score = score_points if dataset == "mixture2d" else functools.partial(score_images, dataset=dataset)
     labels = run["labels"]
-    n = int(labels.shape[0])
-
-    def truth(offset: int) -> torch.Tensor:
-        return mixture.sample(n, generator=torch.Generator().manual_seed(10_000 + seed + offset), y=labels)[0]
-
-    real = truth(0)
-    scores: dict[str, Any] = {
-        "floor": energy_distance(truth(1), real),
-        "ceiling": energy_distance(torch.randn(n, 2, generator=torch.Generator().manual_seed(seed)), real),
-        "runs": {},
-    }
+    scores: dict[str, Any] = {"runs": {}}
     for name, result in run["runs"].items():
         entry = {k: v for k, v in result.items() if k != "samples"}
         samples = result.get("samples")
         if samples is not None:
             if bool(torch.isfinite(samples).all()):
-                nearest = torch.cdist(samples.double(), mixture.means).argmin(dim=1)
-                entry["energy_distance"] = energy_distance(samples, real)
-                entry["accuracy"] = float((nearest == labels).double().mean())
+                measured = score(samples, labels=labels)
+                entry.update(metric=measured.metric, distance=measured.distance, accuracy=measured.accuracy)
+                scores.update(floor=measured.floor, ceiling=measured.ceiling, real_accuracy=measured.real_accuracy)
             else:
                 entry["error"] = "the samples hold NaN or inf"
-            entry["seconds_per_sample"] = result["seconds"] / n
+            entry["seconds_per_sample"] = result["seconds"] / samples.shape[0]
         scores["runs"][name] = entry
+    if "vae" in run:
+        vae = run["vae"]
+        measured = score(vae["reconstructions"])
+        scores["vae"] = {
+            "recon_error": vae["recon_error"],
+            "distance": measured.distance,
+            "floor": measured.floor,
+            "scale_factor": vae["scale_factor"],
+            "seconds": vae["seconds"],
+        }
     return scores
 
 
@@ -143,13 +141,13 @@ def _judge(run: dict[str, Any], scores: dict[str, Any], limits: dict[str, float]
         if "error" in entry:
             verdicts.append(Verdict(checks[check], False, f"{run_name}: {entry['error']}"))
             continue
-        distance, limit = entry["energy_distance"], limits[f"{check}_energy"]
+        distance, limit = entry["distance"], limits[f"{check}_distance"]
         verdicts.append(
             Verdict(
                 checks[check],
                 distance <= limit,
-                f"{run_name}: energy distance to the data {distance:.5f} (must be at most {limit}; real data "
-                f"{scores['floor']:.5f}, noise {scores['ceiling']:.3f})",
+                f"{run_name}: {entry['metric']} distance to the data {distance:.5g} (must be at most {limit}; "
+                f"real data {scores['floor']:.5g}, noise {scores['ceiling']:.4g})",
             )
         )
     plain, sharp = runs.get("cfg_1", {"error": "not run"}), runs.get(limits["cfg_sharp_run"], {"error": "not run"})

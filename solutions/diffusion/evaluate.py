@@ -14,6 +14,12 @@ returns; you can run the same plan yourself::
    (part 6), your ``ddim_sample_loop`` at each ``(steps, η)`` (part 7), and classifier-free guidance
    at each scale through ``guided_denoiser`` and your ``cfg_eps`` (part 8) with DDIM.
 
+With ``latent=True`` (images only) the plan is latent diffusion (Rombach et al. 2022): first your
+:class:`~diffusion.vae.VAE` is trained on your ``vae_loss`` (:func:`diffusion.vae_training.train_vae`,
+part 9), the UNet then learns the latents ``f · mu(x)`` scaled by your ``latent_scale_factor``, and
+every sampler runs through your :class:`~diffusion.latent.LatentDiffusion` (part 10; DDIM only with
+η = 0), which decodes its latents into images.
+
 A sampler that fails is reported by name and the others still run; a failed training run stops the plan.
 """
 
@@ -26,13 +32,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from diffusion import PARTS, ddim, ddpm, guidance, schedules
+from diffusion import PARTS, ddim, ddpm, guidance, latent, schedules
 from diffusion.data import load_dataset
 from diffusion.experiment import default_device, timed
 from diffusion.mlp import MLPDenoiser
 from diffusion.train import TrainConfig, train
 from diffusion.unet import UNet
+from diffusion.vae import VAE
+from diffusion.vae_training import VAETrainConfig, train_vae
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ class RunPlan:
     T: int = 1000
     schedule: Literal["linear", "cosine"] = "linear"
     width: int = 128
+    attention: bool = False
     train_steps: int = 2000
     batch_size: int = 128
     lr: float = 1e-3
@@ -59,6 +69,12 @@ class RunPlan:
     device: str | None = None
     threads: int | None = None
     losses_every: int = 10
+    latent: bool = False
+    vae_width: int = 16
+    latent_channels: int = 4
+    vae_steps: int = 600
+    vae_lr: float = 2e-3
+    kl_weight: float = 1e-3
 
     def __post_init__(self) -> None:
         if self.schedule not in ("linear", "cosine"):
@@ -77,7 +93,13 @@ def describe(error: BaseException) -> str:
 def _denoiser(plan: RunPlan, example: torch.Tensor, num_classes: int) -> torch.nn.Module:
     if example.dim() == 1:
         return MLPDenoiser(dim=example.shape[0], hidden=plan.width, num_classes=num_classes)
-    return UNet(in_channels=example.shape[0], base_channels=plan.width, channel_mults=(1, 2), num_classes=num_classes)
+    return UNet(
+        in_channels=example.shape[0],
+        base_channels=plan.width,
+        channel_mults=(1, 2),
+        num_classes=num_classes,
+        attention=plan.attention,
+    )
 
 
 def run_plan(plan: dict[str, Any] | RunPlan) -> dict[str, Any]:
@@ -110,6 +132,8 @@ def run_plan(plan: dict[str, Any] | RunPlan) -> dict[str, Any]:
     try:
         betas = (schedules.linear_betas if plan.schedule == "linear" else schedules.cosine_betas)(plan.T)
         schedule = schedules.make_schedule(betas)
+        if plan.latent:
+            vae, scale_factor, dataset = _latent_training_set(plan, dataset, device, report)
         config = TrainConfig(
             steps=plan.train_steps,
             batch_size=plan.batch_size,
@@ -119,16 +143,12 @@ def run_plan(plan: dict[str, Any] | RunPlan) -> dict[str, Any]:
             seed=plan.seed,
             device=str(device),
         )
-        result = train(_denoiser(plan, example, num_classes), schedule, dataset, config, progress=False)
+        result = train(_denoiser(plan, dataset[0][0], num_classes), schedule, dataset, config, progress=False)
     except Exception as error:  # noqa: BLE001 - the student's code may raise anything: reported, nothing sampled
         report["train"]["error"] = describe(error)
         return report
-    losses = result.losses
     report["train"]["seconds"] = time.perf_counter() - start
-    report["train"]["losses"] = [
-        sum(losses[i : i + plan.losses_every]) / len(losses[i : i + plan.losses_every])
-        for i in range(0, len(losses), plan.losses_every)
-    ]
+    report["train"]["losses"] = _means(result.losses, plan.losses_every)
     model = result.ema_model
     shape = (plan.n_samples, *example.shape)
     y = labels.to(device)
@@ -147,27 +167,79 @@ def run_plan(plan: dict[str, Any] | RunPlan) -> dict[str, Any]:
         except Exception as error:  # noqa: BLE001 - one failing sampler does not stop the others
             report["runs"][name] = {**settings, "error": describe(error)}
 
-    if plan.ddpm:
-        sample(
-            "ddpm",
-            {"sampler": "ddpm", "steps": plan.T, "eta": 1.0, "guidance_scale": 1.0},
-            lambda g: ddpm.p_sample_loop(model, schedule, shape, generator=g, device=device, y=y),
+    if plan.latent:
+        pipeline = latent.LatentDiffusion(
+            vae, model, schedule, scale_factor, tuple(dataset[0][0].shape), num_classes=num_classes
         )
+        draw_ddpm = lambda g: pipeline.sample(plan.n_samples, "ddpm", y=y, generator=g)  # noqa: E731
+        draw_ddim = lambda g, steps, eta: pipeline.sample(plan.n_samples, "ddim", steps, y=y, generator=g)  # noqa: E731
+        draw_cfg = lambda g, s: pipeline.sample(  # noqa: E731
+            plan.n_samples, "ddim", plan.guidance_steps, y=y, guidance_scale=s, generator=g
+        )
+    else:
+        draw_ddpm = lambda g: ddpm.p_sample_loop(model, schedule, shape, generator=g, device=device, y=y)  # noqa: E731
+        draw_ddim = lambda g, steps, eta: ddim.ddim_sample_loop(  # noqa: E731
+            model, schedule, shape, num_steps=steps, eta=eta, generator=g, device=device, y=y
+        )
+        draw_cfg = lambda g, s: ddim.ddim_sample_loop(  # noqa: E731
+            guidance.guided_denoiser(model, s, num_classes),
+            schedule,
+            shape,
+            num_steps=plan.guidance_steps,
+            generator=g,
+            device=device,
+            y=y,
+        )
+    if plan.ddpm:
+        sample("ddpm", {"sampler": "ddpm", "steps": plan.T, "eta": 1.0, "guidance_scale": 1.0}, draw_ddpm)
     for steps, eta in plan.ddim:
         sample(
             f"ddim_{steps}_{eta:g}",
             {"sampler": "ddim", "steps": steps, "eta": eta, "guidance_scale": 1.0},
-            lambda g, steps=steps, eta=eta: ddim.ddim_sample_loop(
-                model, schedule, shape, num_steps=steps, eta=eta, generator=g, device=device, y=y
-            ),
+            lambda g, steps=steps, eta=eta: draw_ddim(g, steps, eta),
         )
     for scale in plan.guidance_scales:
-        guided = guidance.guided_denoiser(model, scale, num_classes)
         sample(
             f"cfg_{scale:g}",
             {"sampler": "cfg", "steps": plan.guidance_steps, "eta": 0.0, "guidance_scale": scale},
-            lambda g, guided=guided: ddim.ddim_sample_loop(
-                guided, schedule, shape, num_steps=plan.guidance_steps, generator=g, device=device, y=y
-            ),
+            lambda g, scale=scale: draw_cfg(g, scale),
         )
     return report
+
+
+def _means(values: list[float], every: int) -> list[float]:
+    """Means of consecutive groups of ``every`` values."""
+    return [sum(values[i : i + every]) / len(values[i : i + every]) for i in range(0, len(values), every)]
+
+
+def _latent_training_set(
+    plan: RunPlan, images: Dataset, device: torch.device, report: dict[str, Any]
+) -> tuple[VAE, float, TensorDataset]:
+    """Train the VAE, record its reconstructions of held-out images in ``report["vae"]``, and return it with
+    the scale factor and the data set of scaled latents ``(f · mu(x), y)``."""
+    channels = images[0][0].shape[0]
+    start = time.perf_counter()
+    vae = VAE(in_channels=channels, latent_channels=plan.latent_channels, base_channels=plan.vae_width)
+    config = VAETrainConfig(
+        steps=plan.vae_steps, lr=plan.vae_lr, kl_weight=plan.kl_weight, seed=plan.seed, device=str(device)
+    )
+    history = train_vae(vae, images, config, progress=False)
+    held_out = load_dataset(plan.data, n=plan.n_samples, seed=plan.seed, split="test")
+    inputs = torch.stack([held_out[i][0] for i in range(len(held_out))])
+    with torch.no_grad():
+        mus, labels = [], []
+        for x, y in DataLoader(images, batch_size=256):
+            mus.append(vae.encode(x.to(device))[0].cpu())
+            labels.append(y)
+        reconstructions = vae.decode(vae.encode(inputs.to(device))[0]).cpu()
+    mu = torch.cat(mus)
+    scale_factor = float(latent.latent_scale_factor(mu))
+    report["vae"] = {
+        "seconds": time.perf_counter() - start,
+        "losses": _means([h["loss"] for h in history], plan.losses_every),
+        "inputs": inputs,
+        "reconstructions": reconstructions,
+        "recon_error": float(((reconstructions - inputs) ** 2).mean()),
+        "scale_factor": scale_factor,
+    }
+    return vae, scale_factor, TensorDataset(scale_factor * mu, torch.cat(labels))

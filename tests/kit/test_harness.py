@@ -43,7 +43,7 @@ def test_the_reference_gets_full_harness_points_with_figures(tmp_path):
     names = {entry["name"] for entry in results["leaderboard"]}
     assert {"mixture2d ddpm energy distance", "mixture2d ddim_50_0 energy distance"} <= names
     scores = results["extra_data"]["harness"]["plans"]["mixture2d"]["scores"]
-    assert scores["floor"] < scores["runs"]["ddpm"]["energy_distance"] < scores["ceiling"]
+    assert scores["floor"] < scores["runs"]["ddpm"]["distance"] < scores["ceiling"]
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLER_MUTANTS))
@@ -80,7 +80,7 @@ def test_harness_points_join_the_grade_results_of_the_same_submission(tmp_path):
         "description": "test",
         "plans": {
             "p": {
-                "scores": {"runs": {"ddpm": {"energy_distance": 0.001}}},
+                "scores": {"runs": {"ddpm": {"metric": "energy", "distance": 0.001}}},
                 "verdicts": [
                     {"check": "c", "title": "t", "score": 2.0, "max_score": 2.0, "passed": True, "message": "m"}
                 ],
