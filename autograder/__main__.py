@@ -11,9 +11,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from autograder import batch, bugzoo, gradescope, grading, release
+from autograder import batch, bugzoo, bundle, gradescope, grading, release
 
-COMMANDS = (grading, batch, gradescope, release, bugzoo)
+COMMANDS = (grading, batch, gradescope, release, bundle, bugzoo)
 """The command modules, in the order ``--help`` lists them."""
 
 
