@@ -33,7 +33,8 @@ def main() -> None:
                 execute(path, SOLUTIONS, args.size, Path(workdir), timeout=1800)
                 seconds.append(time.perf_counter() - start)
         runs = ", ".join(f"{s:.1f}" for s in seconds)
-        print(f"{path.stem:<22} size {args.size}: median {statistics.median(seconds):6.1f} s  (runs: {runs})", flush=True)
+        median = statistics.median(seconds)
+        print(f"{path.stem:<22} size {args.size}: median {median:6.1f} s  (runs: {runs})", flush=True)
 
 
 if __name__ == "__main__":
