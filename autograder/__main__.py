@@ -11,11 +11,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from autograder import batch, bugzoo, gradescope, grading, release
+from autograder import batch, bugzoo, bundle, gradescope, grading, release
 from autograder.harness import command as harness
 from autograder.scoring import command as classifier
 
-COMMANDS = (grading, batch, harness, gradescope, release, bugzoo, classifier)
+COMMANDS = (grading, batch, harness, gradescope, release, bundle, bugzoo, classifier)
 """The command modules, in the order ``--help`` lists them."""
 
 

@@ -12,6 +12,10 @@ code cell, nbgrader writes a placeholder stub in each region, and the placeholde
 after its enclosing function, found with :mod:`ast`. Everything outside the markers is kept as it
 is, and files without markers are copied byte for byte.
 
+The notebooks of ``solutions/notebooks/`` are released by ``nbgrader generate_assignment`` itself
+(:func:`autograder.notebooks.release_notebooks`): solutions, hidden tests and outputs cleared, and
+nbgrader's cell metadata and checksums written, to ``assignments/notebooks/``.
+
 ``python -m autograder release`` writes the release; ``--check`` only compares and lists what is
 out of date (for CI).
 """
@@ -28,6 +32,7 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
+from autograder.notebooks import ASSIGNMENT, NotebookError, release_notebooks
 from autograder.reference import ASSIGNMENTS, SOLUTIONS
 
 if TYPE_CHECKING:
@@ -36,9 +41,12 @@ if TYPE_CHECKING:
 SOURCE = SOLUTIONS
 DEST = ASSIGNMENTS
 PACKAGES: tuple[str, ...] = ("diffusion",)
-"""The directories under the source that are released (their generated copies go to the same place under dest)."""
+"""The packages under the source that are released (their generated copies go to the same place under dest)."""
+RELEASED_DIRS: tuple[str, ...] = (*PACKAGES, ASSIGNMENT)
+"""Every directory of the release: the packages and the notebooks."""
 
-IGNORED_DIRS = frozenset({"__pycache__"})
+IGNORED_DIRS = frozenset({"__pycache__", "figures", ".ipynb_checkpoints"})
+"""Directories that are never released nor compared: caches, and what running a notebook writes."""
 STUB_COMMENT = "# YOUR CODE HERE"
 PLACEHOLDER = "__release_stub_placeholder__"
 """What nbgrader's stub raises until :func:`clear_solutions` names the enclosing function."""
@@ -254,8 +262,11 @@ def release_file(source: Path, relative: PurePosixPath) -> bytes:
 def build_release(source: Path) -> dict[PurePosixPath, bytes]:
     """Every released file (path relative to the release root → content), generated from ``source``.
 
+    The notebooks are released only when ``source`` has a ``notebooks/`` directory.
+
     Raises:
-        ReleaseError: if a released package is missing under ``source`` or a file cannot be released.
+        ReleaseError: if a released package is missing under ``source``, a file cannot be released, or
+            nbgrader refuses a notebook.
     """
     release: dict[PurePosixPath, bytes] = {}
     for package in PACKAGES:
@@ -264,6 +275,10 @@ def build_release(source: Path) -> dict[PurePosixPath, bytes]:
         for relative in _files(source / package):
             path = PurePosixPath(package) / relative
             release[path] = release_file(source, path)
+    try:
+        release.update(release_notebooks(source))
+    except NotebookError as error:
+        raise ReleaseError(str(error)) from error
     return release
 
 
@@ -280,7 +295,7 @@ class Difference:
 
 def compare(release: dict[PurePosixPath, bytes], dest: Path) -> list[Difference]:
     """How the released packages under ``dest`` differ from ``release`` (sorted by path)."""
-    present = {PurePosixPath(package) / path for package in PACKAGES for path in _files(dest / package)}
+    present = {PurePosixPath(folder) / path for folder in RELEASED_DIRS for path in _files(dest / folder)}
     differences = [Difference("extra", path) for path in present - release.keys()]
     for path, content in release.items():
         if path not in present:
@@ -304,8 +319,8 @@ def write_release(release: dict[PurePosixPath, bytes], dest: Path) -> list[Diffe
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(release[difference.path])
-    for package in PACKAGES:
-        directories = sorted((p for p in (dest / package).rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+    for folder in RELEASED_DIRS:
+        directories = sorted((p for p in (dest / folder).rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
         for directory in directories:
             if not any(directory.iterdir()):
                 directory.rmdir()
@@ -366,7 +381,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="regenerate assignments/ (the student release) from solutions/",
         description=(
             "Regenerate the student release: every ### BEGIN SOLUTION / ### END SOLUTION region of the "
-            f"packages {', '.join(PACKAGES)} becomes a stub that raises NotImplementedError."
+            f"packages {', '.join(PACKAGES)} becomes a stub that raises NotImplementedError, and "
+            f"`nbgrader generate_assignment` makes the student's copies of the {ASSIGNMENT}/."
         ),
     )
     parser.add_argument("--source", type=Path, default=SOURCE, help="the source of truth (default: solutions/)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import shutil
 import subprocess
 import sys
 from pathlib import Path, PurePosixPath
@@ -263,3 +264,52 @@ def test_stubs_name_methods_and_nested_functions_by_qualname(tmp_path: Path) -> 
     exec(compile(generated, "vae.py", "exec"), namespace)
     with pytest.raises(NotImplementedError, match=r"^vae\.VAE\.encode is not implemented yet$"):
         namespace["VAE"]().encode(1)
+
+
+RELEASED_NOTEBOOKS = sorted((ASSIGNMENTS / "notebooks").glob("*.ipynb"))
+
+
+def test_every_solution_notebook_is_released() -> None:
+    assert [p.name for p in RELEASED_NOTEBOOKS] == sorted(p.name for p in (SOLUTIONS / "notebooks").glob("*.ipynb"))
+    assert RELEASED_NOTEBOOKS
+
+
+@pytest.mark.parametrize("path", RELEASED_NOTEBOOKS, ids=lambda path: path.stem)
+def test_released_notebook_is_cleared_by_nbgrader(path: Path) -> None:
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    graded = [cell for cell in notebook.cells if cell.metadata.get("nbgrader", {}).get("grade")]
+    assert graded, f"{path.name}: no graded cell"
+    for cell in notebook.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        assert "checksum" in meta or not meta, f"{path.name}: nbgrader did not process cell {cell.id}"
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"{path.name}: cell {cell.id} has outputs"
+        if meta.get("solution"):
+            stub = "# YOUR CODE HERE" if cell.cell_type == "code" else "YOUR ANSWER HERE"
+            assert stub in cell.source, f"{path.name}: answer cell {cell.id} is not cleared"
+
+
+def test_release_command_reports_a_notebook_nbgrader_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import nbformat
+
+    source = tmp_path / "src"
+    shutil.copytree(SOLUTIONS / "diffusion", source / "diffusion", ignore=shutil.ignore_patterns("__pycache__"))
+    cell = nbformat.v4.new_code_cell("### BEGIN SOLUTION\nx = 1\n")  # no END SOLUTION
+    cell.metadata["nbgrader"] = {
+        "schema_version": 3,
+        "grade": False,
+        "solution": True,
+        "locked": False,
+        "grade_id": "broken",
+    }
+    (source / "notebooks").mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), source / "notebooks" / "broken.ipynb")
+
+    assert main(["release", "--source", str(source), "--dest", str(tmp_path / "dest")]) == 2
+
+    assert "nbgrader generate_assignment notebooks --force` failed" in capsys.readouterr().err
+    assert not (tmp_path / "dest").exists()

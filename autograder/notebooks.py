@@ -1,0 +1,135 @@
+"""The course's notebooks: released with nbgrader, executed with nbclient.
+
+The notebooks live in ``solutions/notebooks/`` (nbgrader's source directory is ``solutions/``, so
+they are the nbgrader assignment ``notebooks``) and call the student's package ``diffusion``.
+Their release in ``assignments/notebooks/`` is what ``nbgrader generate_assignment`` makes of them
+(solutions, hidden tests and outputs cleared), run in a temporary copy of the course with the
+kit's ``nbgrader_config.py``. A notebook reads its size from ``DIFFUSION_NOTEBOOK_SIZE``
+(``ci``: well under a minute; ``full``, the default: a few minutes on a CPU).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Literal
+
+from autograder.reference import ROOT
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
+
+ASSIGNMENT = "notebooks"
+"""The nbgrader assignment id, and the notebooks' directory under ``solutions/`` and ``assignments/``."""
+CONFIG = ROOT / "nbgrader_config.py"
+"""nbgrader's configuration for the course: source ``solutions/``, release ``assignments/``."""
+SIZE_VARIABLE = "DIFFUSION_NOTEBOOK_SIZE"
+Size = Literal["ci", "full"]
+SIZES: tuple[Size, ...] = ("ci", "full")
+KERNEL = "python3"
+
+
+class NotebookError(Exception):
+    """nbgrader failed on the notebooks, or a notebook cannot be found."""
+
+
+def notebook_paths(source: Path) -> list[Path]:
+    """The notebooks of the assignment under ``source`` (e.g. ``solutions/``), sorted; empty without the directory."""
+    return sorted((source / ASSIGNMENT).glob("*.ipynb"))
+
+
+def make_course(course: Path, source: Path) -> Path:
+    """Lay out an nbgrader course in ``course``: the kit's config and ``source``'s notebooks as its source.
+
+    Only the notebooks are copied (not the figures a run leaves next to them). Returns ``course``.
+    """
+    notebooks = course / "solutions" / ASSIGNMENT
+    notebooks.mkdir(parents=True)
+    shutil.copy2(CONFIG, course / CONFIG.name)
+    for path in notebook_paths(source):
+        shutil.copy2(path, notebooks / path.name)
+    return course
+
+
+def run_nbgrader(course: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run ``python -m nbgrader ARGS`` in the course directory ``course``; return its log.
+
+    Raises:
+        NotebookError: with nbgrader's log, when it exits with an error.
+    """
+    result = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=course,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    log = result.stdout + result.stderr
+    if result.returncode != 0:
+        raise NotebookError(f"`nbgrader {' '.join(args)}` failed (exit {result.returncode}):\n{log}")
+    return log
+
+
+def release_notebooks(source: Path) -> dict[PurePosixPath, bytes]:
+    """The student's notebooks (path under the release root → content), made by ``nbgrader generate_assignment``.
+
+    Empty when ``source`` has no ``notebooks/`` directory.
+
+    Raises:
+        NotebookError: if nbgrader refuses a notebook (e.g. malformed markers or cell metadata).
+    """
+    if not notebook_paths(source):
+        return {}
+    with tempfile.TemporaryDirectory(prefix="nbgrader-release-") as tmp:
+        course = make_course(Path(tmp), source)
+        run_nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+        return {
+            PurePosixPath(ASSIGNMENT, path.name): path.read_bytes() for path in notebook_paths(course / "assignments")
+        }
+
+
+def kernel_env(impl: Path, size: Size) -> dict[str, str]:
+    """The environment of a kernel that imports ``impl/diffusion`` and runs the notebooks at ``size``.
+
+    ``impl`` comes first on ``PYTHONPATH``; one intra-op thread, as in the kit's tests.
+
+    Raises:
+        ValueError: for an unknown size or an ``impl`` without ``diffusion/__init__.py``.
+    """
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}; got {size!r}")
+    if not (impl / "diffusion" / "__init__.py").is_file():
+        raise ValueError(f"{impl} holds no diffusion/ package; pass the directory that contains it")
+    path = os.pathsep.join(p for p in (str(impl.resolve()), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, SIZE_VARIABLE: size, "OMP_NUM_THREADS": "1"}
+
+
+def ensure_kernel() -> None:
+    """Make sure Jupyter knows the ``python3`` kernel, installing ipykernel's spec into ``sys.prefix`` if not."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if KERNEL not in KernelSpecManager().find_kernel_specs():
+        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix"], check=True)
+
+
+def execute(path: Path, impl: Path, size: Size, workdir: Path, timeout: int = 600) -> NotebookNode:
+    """Run the notebook ``path`` top to bottom in ``workdir`` with ``impl``'s package at ``size``; return it run.
+
+    Raises:
+        nbclient.exceptions.CellExecutionError: naming the cell and the error, when a cell fails.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    ensure_kernel()
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook, timeout=timeout, kernel_name=KERNEL, resources={"metadata": {"path": str(workdir)}}
+    )
+    client.execute(env=kernel_env(impl, size))
+    return notebook
