@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset, TensorDataset
 
 
 class GaussianMixture:
@@ -403,6 +403,14 @@ register_dataset("shapes16", lambda n, seed, split: ShapesDataset(n or 10_000, 1
 register_dataset("shapes28", lambda n, seed, split: ShapesDataset(n or 10_000, 28, split_seed(seed, split)))
 
 
+class LabelledImages(TensorDataset):
+    """Pairs ``(x, y)`` of images ``(N, C, H, W)`` and long labels ``(N,)``, with the data set's ``num_classes``."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> None:
+        super().__init__(images, labels)
+        self.num_classes = num_classes
+
+
 def _from_files(name: str) -> DatasetBuilder:
     """A builder for the data set ``name`` read from files (:mod:`diffusion.image_files`): all of ``split``, or
     ``n`` of its examples drawn with ``seed``."""
@@ -410,10 +418,12 @@ def _from_files(name: str) -> DatasetBuilder:
     def build(n: int | None, seed: int, split: Split) -> Dataset:
         from diffusion.image_files import load_image_files
 
-        data = load_image_files(name, split)
-        if n is None:
-            return data
-        return Subset(data, torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n].tolist())
+        images, labels = load_image_files(name, split).tensors
+        num_classes = int(labels.max()) + 1
+        if n is not None:
+            index = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:n]
+            images, labels = images[index], labels[index]
+        return LabelledImages(images, labels, num_classes)
 
     return build
 
