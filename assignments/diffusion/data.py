@@ -416,10 +416,10 @@ def _from_files(name: str) -> DatasetBuilder:
     ``n`` of its examples drawn with ``seed``."""
 
     def build(n: int | None, seed: int, split: Split) -> Dataset:
-        from diffusion.image_files import load_image_files
+        from diffusion.image_files import IMAGE_FILES, load_image_files
 
         images, labels = load_image_files(name, split).tensors
-        num_classes = int(labels.max()) + 1
+        num_classes = IMAGE_FILES[name].num_classes
         if n is not None:
             index = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:n]
             images, labels = images[index], labels[index]

@@ -63,6 +63,7 @@ class ImageFiles:
         how_to_get: the end of every :class:`DataUnavailable` message.
         system_dirs: directories a system package installs the files in.
         archive: the release's tarball, which a directory may hold instead of the files.
+        num_classes: the number of classes (labels ``0..num_classes−1``).
     """
 
     title: str
@@ -73,6 +74,7 @@ class ImageFiles:
     how_to_get: str
     system_dirs: tuple[Path, ...] = ()
     archive: str | None = None
+    num_classes: int = 10
 
 
 def _how_to_get(files: str, where: str, variable: str) -> str:
