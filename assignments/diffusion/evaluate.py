@@ -12,7 +12,8 @@ returns; you can run the same plan yourself::
    with an EMA of the weights, which is the model that samples.
 3. Samples with labels ``0, 1, ..., K−1, 0, 1, ...``: your ``p_sample_loop`` over all ``T`` steps
    (part 6), your ``ddim_sample_loop`` at each ``(steps, η)`` (part 7), and classifier-free guidance
-   at each scale through ``guided_denoiser`` and your ``cfg_eps`` (part 8) with DDIM.
+   at each scale through ``guided_denoiser`` and your ``cfg_eps`` (part 8) with DDIM; for images
+   DDIM clips ``x̂0`` to [−1, 1] (``clip_denoised=True``) as DDPM does by default.
 
 With ``latent=True`` (images only) the plan is latent diffusion (Rombach et al. 2022): first your
 :class:`~diffusion.vae.VAE` is trained on your ``vae_loss`` (:func:`diffusion.vae_training.train_vae`,
@@ -178,8 +179,9 @@ def run_plan(plan: dict[str, Any] | RunPlan) -> dict[str, Any]:
         )
     else:
         draw_ddpm = lambda g: ddpm.p_sample_loop(model, schedule, shape, generator=g, device=device, y=y)  # noqa: E731
+        clip = example.dim() > 1  # images live in [−1, 1]: DDIM clips x̂0 there as DDPM does by default
         draw_ddim = lambda g, steps, eta: ddim.ddim_sample_loop(  # noqa: E731
-            model, schedule, shape, num_steps=steps, eta=eta, generator=g, device=device, y=y
+            model, schedule, shape, num_steps=steps, eta=eta, generator=g, device=device, clip_denoised=clip, y=y
         )
         draw_cfg = lambda g, s: ddim.ddim_sample_loop(  # noqa: E731
             guidance.guided_denoiser(model, s, num_classes),
@@ -188,6 +190,7 @@ def run_plan(plan: dict[str, Any] | RunPlan) -> dict[str, Any]:
             num_steps=plan.guidance_steps,
             generator=g,
             device=device,
+            clip_denoised=clip,
             y=y,
         )
     if plan.ddpm:

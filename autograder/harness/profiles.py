@@ -56,7 +56,7 @@ IMAGES_CPU = {
     "T": 1000,
     "schedule": "linear",
     "width": 16,
-    "train_steps": 500,
+    "train_steps": 1500,
     "batch_size": 64,
     "lr": 2e-3,
     "n_samples": 100,
@@ -64,7 +64,7 @@ IMAGES_CPU = {
     "guidance_scales": (1.0, 3.0),
     "guidance_steps": 20,
 }
-LATENT_CPU = {**IMAGES_CPU, "latent": True, "width": 32, "train_steps": 800, "vae_steps": 600}
+LATENT_CPU = {**IMAGES_CPU, "latent": True, "width": 32, "train_steps": 2000, "vae_steps": 800}
 
 
 def image_data() -> str:
