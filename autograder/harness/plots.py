@@ -95,7 +95,7 @@ def plot_guidance(scores: dict[str, Any], path: Path) -> Path:
     quality, accuracy = figure.subplots(1, 2)
     scales = [c[0] for c in cfg]
     quality.plot(scales, [c[1] for c in cfg], "o-")
-    quality.set(xlabel="guidance scale s", ylabel=f"{_metric(scores['runs'])} to the data", yscale="log")
+    quality.set(xlabel="guidance scale s", ylabel=f"{_metric(scores['runs'])} to the data")
     accuracy.plot(scales, [c[2] for c in cfg], "o-", color="C2")
     accuracy.set(xlabel="guidance scale s", ylabel="class accuracy", ylim=(0, 1.02))
     for ax in (quality, accuracy):

@@ -61,7 +61,7 @@ IMAGES_CPU = {
     "lr": 2e-3,
     "n_samples": 100,
     "ddim": ((10, 0.0), (20, 0.0), (50, 0.0), (100, 0.0)),
-    "guidance_scales": (1.0, 3.0),
+    "guidance_scales": (0.0, 1.0, 2.0, 3.0, 5.0),
     "guidance_steps": 20,
 }
 LATENT_CPU = {**IMAGES_CPU, "latent": True, "width": 32, "train_steps": 2000, "vae_steps": 800}
