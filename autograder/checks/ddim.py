@@ -11,7 +11,7 @@ import math
 from fractions import Fraction
 
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from autograder.checks.framework import GRADING, CheckFailed, calls_problem, check, expect, expect_close, expect_tensor
@@ -81,6 +81,12 @@ def ddim_timesteps_spacings(sub: Submission) -> None:
 
     @GRADING
     @given(subsequence_specs(max_T=1000))
+    # Cases where rounding and truncating differ without a tie, and where T // num_steps ≠ T / num_steps:
+    # the mistakes of the spacings are caught whatever the drawn examples.
+    @example(SubsequenceSpec(8, 4, "linspace"))
+    @example(SubsequenceSpec(8, 3, "trailing"))
+    @example(SubsequenceSpec(10, 4, "uniform"))
+    @example(SubsequenceSpec(1000, 7, "trailing"))
     def prop(spec: SubsequenceSpec) -> None:
         T, n, spacing = spec.T, spec.num_steps, spec.spacing
         example = f"ddim_timesteps(T={T}, num_steps={n}, spacing={spacing!r})"

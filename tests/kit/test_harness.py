@@ -43,7 +43,7 @@ def test_the_reference_gets_full_harness_points_with_figures(tmp_path):
     names = {entry["name"] for entry in results["leaderboard"]}
     assert {"mixture2d ddpm energy distance", "mixture2d ddim_50_0 energy distance"} <= names
     scores = results["extra_data"]["harness"]["plans"]["mixture2d"]["scores"]
-    assert scores["floor"] < scores["runs"]["ddpm"]["distance"] < scores["ceiling"]
+    assert scores["floor"] < scores["ceiling"] / 10 and scores["runs"]["ddpm"]["distance"] < scores["ceiling"] / 10
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLER_MUTANTS))
