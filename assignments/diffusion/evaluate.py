@@ -154,11 +154,40 @@ def run_plan(plan: dict[str, Any] | RunPlan) -> dict[str, Any]:
     shape = (plan.n_samples, *example.shape)
     y = labels.to(device)
 
-    def sample(name: str, settings: dict[str, Any], draw) -> None:
+    pipeline = (
+        latent.LatentDiffusion(vae, model, schedule, scale_factor, tuple(dataset[0][0].shape), num_classes=num_classes)
+        if plan.latent
+        else None
+    )
+    clip = example.dim() > 1  # images live in [−1, 1]: DDIM clips x̂0 there as DDPM does by default
+
+    def draw(generator: torch.Generator, sampler: str, steps: int, eta: float, guidance_scale: float) -> torch.Tensor:
+        """One run's samples: DDPM, DDIM, or DDIM with CFG (``"cfg"``); through LatentDiffusion in a latent plan."""
+        if pipeline is not None:
+            kind = "ddpm" if sampler == "ddpm" else "ddim"
+            return pipeline.sample(
+                plan.n_samples, kind, num_steps=steps, y=y, guidance_scale=guidance_scale, generator=generator
+            )
+        if sampler == "ddpm":
+            return ddpm.p_sample_loop(model, schedule, shape, generator=generator, device=device, y=y)
+        denoiser = guidance.guided_denoiser(model, guidance_scale, num_classes) if sampler == "cfg" else model
+        return ddim.ddim_sample_loop(
+            denoiser,
+            schedule,
+            shape,
+            num_steps=steps,
+            eta=eta,
+            generator=generator,
+            device=device,
+            clip_denoised=clip,
+            y=y,
+        )
+
+    def sample(name: str, settings: dict[str, Any]) -> None:
         generator = torch.Generator().manual_seed(plan.seed + 1 + len(report["runs"]))
         try:
             with torch.no_grad():
-                samples, seconds = timed(lambda: draw(generator), device)
+                samples, seconds = timed(lambda: draw(generator, **settings), device)
             if not isinstance(samples, torch.Tensor) or tuple(samples.shape) != shape:
                 raise ValueError(
                     f"the sampler returned {getattr(samples, 'shape', type(samples).__name__)}, "
@@ -168,45 +197,12 @@ def run_plan(plan: dict[str, Any] | RunPlan) -> dict[str, Any]:
         except Exception as error:  # noqa: BLE001 - one failing sampler does not stop the others
             report["runs"][name] = {**settings, "error": describe(error)}
 
-    if plan.latent:
-        pipeline = latent.LatentDiffusion(
-            vae, model, schedule, scale_factor, tuple(dataset[0][0].shape), num_classes=num_classes
-        )
-        draw_ddpm = lambda g: pipeline.sample(plan.n_samples, "ddpm", y=y, generator=g)  # noqa: E731
-        draw_ddim = lambda g, steps, eta: pipeline.sample(plan.n_samples, "ddim", steps, y=y, generator=g)  # noqa: E731
-        draw_cfg = lambda g, s: pipeline.sample(  # noqa: E731
-            plan.n_samples, "ddim", plan.guidance_steps, y=y, guidance_scale=s, generator=g
-        )
-    else:
-        draw_ddpm = lambda g: ddpm.p_sample_loop(model, schedule, shape, generator=g, device=device, y=y)  # noqa: E731
-        clip = example.dim() > 1  # images live in [−1, 1]: DDIM clips x̂0 there as DDPM does by default
-        draw_ddim = lambda g, steps, eta: ddim.ddim_sample_loop(  # noqa: E731
-            model, schedule, shape, num_steps=steps, eta=eta, generator=g, device=device, clip_denoised=clip, y=y
-        )
-        draw_cfg = lambda g, s: ddim.ddim_sample_loop(  # noqa: E731
-            guidance.guided_denoiser(model, s, num_classes),
-            schedule,
-            shape,
-            num_steps=plan.guidance_steps,
-            generator=g,
-            device=device,
-            clip_denoised=clip,
-            y=y,
-        )
     if plan.ddpm:
-        sample("ddpm", {"sampler": "ddpm", "steps": plan.T, "eta": 1.0, "guidance_scale": 1.0}, draw_ddpm)
+        sample("ddpm", {"sampler": "ddpm", "steps": plan.T, "eta": 1.0, "guidance_scale": 1.0})
     for steps, eta in plan.ddim:
-        sample(
-            f"ddim_{steps}_{eta:g}",
-            {"sampler": "ddim", "steps": steps, "eta": eta, "guidance_scale": 1.0},
-            lambda g, steps=steps, eta=eta: draw_ddim(g, steps, eta),
-        )
+        sample(f"ddim_{steps}_{eta:g}", {"sampler": "ddim", "steps": steps, "eta": eta, "guidance_scale": 1.0})
     for scale in plan.guidance_scales:
-        sample(
-            f"cfg_{scale:g}",
-            {"sampler": "cfg", "steps": plan.guidance_steps, "eta": 0.0, "guidance_scale": scale},
-            lambda g, scale=scale: draw_cfg(g, scale),
-        )
+        sample(f"cfg_{scale:g}", {"sampler": "cfg", "steps": plan.guidance_steps, "eta": 0.0, "guidance_scale": scale})
     return report
 
 

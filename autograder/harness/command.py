@@ -23,7 +23,7 @@ from typing import Any
 from autograder import intake
 from autograder.grading import write_json_atomically
 from autograder.harness import plots, runner, scoring
-from autograder.harness.profiles import PROFILES, image_data
+from autograder.harness.profiles import PROFILES, Profile, image_data
 from autograder.reference import load_reference
 from autograder.submission import StudentError
 
@@ -33,9 +33,13 @@ HARNESS_TAG = "harness"
 
 def run_profile(submission: Path, profile_name: str, out: Path, threads: int | None = None) -> dict[str, Any]:
     """Run every plan of the profile on ``submission``; write the figures; return the report (see the module)."""
-    profile = PROFILES[profile_name]
+    with runner.overlay(submission, REFERENCE.PARTS) as package:
+        return _run_profile(package, PROFILES[profile_name], out, threads)
+
+
+def _run_profile(package: Path, profile: Profile, out: Path, threads: int | None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
-    stubs = runner.unfinished_functions(submission, REFERENCE.PARTS)
+    stubs = runner.unfinished_functions(package)
     report: dict[str, Any] = {
         "profile": profile.name,
         "description": profile.description,
@@ -48,7 +52,7 @@ def run_profile(submission: Path, profile_name: str, out: Path, threads: int | N
         plan["threads"] = threads or os.cpu_count() or 1
         limits = scoring.thresholds(profile.name, plan_name)
         try:
-            run = runner.run_plan(submission, plan, REFERENCE.PARTS, profile.limits)
+            run = runner.run_plan(package, plan, profile.limits)
         except StudentError as error:
             run = {"train": {"error": f"{error.error_type}: {error.message}", "losses": []}, "runs": {}}
         if run["train"]["error"] is None:
@@ -66,7 +70,7 @@ def run_profile(submission: Path, profile_name: str, out: Path, threads: int | N
         report["plans"][plan_name] = {
             "seconds": time.perf_counter() - start,
             "device": run.get("device"),
-            "train": {k: v for k, v in run["train"].items()},
+            "train": run["train"],
             "scores": scores,
             "figures": [str(f) for f in figures],
             "verdicts": [

@@ -7,19 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from autograder.reference import load_reference
 
 REFERENCE = load_reference()
 plotting = importlib.import_module("diffusion.plotting")
-
-
-def _figure(width: float, height: float) -> Figure:
-    figure = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(figure)
-    return figure
 
 
 def plot_samples(run: dict[str, Any], out: Path, plan: str) -> list[Path]:
@@ -57,7 +49,7 @@ def plot_steps(scores: dict[str, Any], path: Path) -> Path:
         for r in runs.values()
         if r.get("sampler") == "ddim" and r.get("eta") == 0.0 and "distance" in r
     )
-    figure = _figure(10, 4)
+    figure = plotting.new_figure(10, 4)
     quality, speed = figure.subplots(1, 2)
     for ax, column, label in ((quality, 1, f"{_metric(runs)} to the data"), (speed, 2, "seconds per sample")):
         if ddim:
@@ -80,8 +72,7 @@ def plot_steps(scores: dict[str, Any], path: Path) -> Path:
     )
     figure.suptitle("Quality and cost against the number of sampling steps")
     figure.tight_layout()
-    figure.savefig(path)
-    return path
+    return plotting.save_figure(figure, path)
 
 
 def plot_guidance(scores: dict[str, Any], path: Path) -> Path:
@@ -91,7 +82,7 @@ def plot_guidance(scores: dict[str, Any], path: Path) -> Path:
         for r in scores["runs"].values()
         if r.get("sampler") == "cfg" and "distance" in r
     )
-    figure = _figure(10, 4)
+    figure = plotting.new_figure(10, 4)
     quality, accuracy = figure.subplots(1, 2)
     scales = [c[0] for c in cfg]
     quality.plot(scales, [c[1] for c in cfg], "o-")
@@ -102,5 +93,4 @@ def plot_guidance(scores: dict[str, Any], path: Path) -> Path:
         ax.grid(True, alpha=0.3)
     figure.suptitle("Classifier-free guidance: quality and class accuracy against the scale")
     figure.tight_layout()
-    figure.savefig(path)
-    return path
+    return plotting.save_figure(figure, path)

@@ -10,6 +10,7 @@ within what limits.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,8 +68,9 @@ IMAGES_CPU = {
 LATENT_CPU = {**IMAGES_CPU, "latent": True, "width": 32, "train_steps": 2000, "vae_steps": 800}
 
 
+@functools.cache
 def image_data() -> str:
-    """``fashion28`` where Fashion-MNIST is installed, else ``shapes28``."""
+    """``fashion28`` where Fashion-MNIST is installed, else ``shapes28`` (probed once per process)."""
     from autograder.scoring.tensors import data
 
     try:

@@ -8,8 +8,10 @@ returns samples and timings; nothing of the grader (scoring, thresholds, truth) 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,49 +24,42 @@ from autograder.worker import WHOLE
 PLAN_FUNCTION = "evaluate.run_plan"
 
 
-def stage_package(submission: Path, dest: Path, parts: tuple[str, ...]) -> list[str]:
-    """Write the kit's public package with the submission's part modules over it into ``dest``; return the
-    parts the submission lacks (their stubs stay)."""
-    package = find_package(submission, parts)
-    shutil.copytree(PUBLIC, dest, ignore=shutil.ignore_patterns("__pycache__"))
-    missing = []
-    for part in parts:
-        source = package / f"{part}.py"
-        if source.is_file():
-            shutil.copyfile(source, dest / f"{part}.py")
-        else:
-            missing.append(part)
-    return missing
-
-
-def unfinished_functions(submission: Path, parts: tuple[str, ...]) -> dict[str, list[str]]:
-    """Per part, the functions of the submission that are still stubs (a missing module: all of its part's)."""
+@contextlib.contextmanager
+def overlay(submission: Path, parts: tuple[str, ...]) -> Iterator[Path]:
+    """A temporary copy of the kit's public package with the submission's part modules laid over it (a part
+    the submission lacks keeps its stub); removed afterwards."""
+    source = find_package(submission, parts)
     with tempfile.TemporaryDirectory(prefix="autograder-harness-") as tmp:
         package = Path(tmp) / "diffusion"
-        stage_package(submission, package, parts)
-        return {part: names for part, names in student_functions(package).items() if names}
+        shutil.copytree(PUBLIC, package, ignore=shutil.ignore_patterns("__pycache__"))
+        for part in parts:
+            if (source / f"{part}.py").is_file():
+                shutil.copyfile(source / f"{part}.py", package / f"{part}.py")
+        yield package
 
 
-def run_plan(submission: Path, plan: dict[str, Any], parts: tuple[str, ...], limits: sandbox.Limits) -> dict[str, Any]:
-    """``diffusion.evaluate.run_plan(plan)`` on the submission's package, sandboxed under ``limits``.
+def unfinished_functions(package: Path) -> dict[str, list[str]]:
+    """Per part, the functions of an :func:`overlay` package that are still stubs (only parts that have some)."""
+    return {part: names for part, names in student_functions(package).items() if names}
+
+
+def run_plan(package: Path, plan: dict[str, Any], limits: sandbox.Limits) -> dict[str, Any]:
+    """``diffusion.evaluate.run_plan(plan)`` on an :func:`overlay` package, sandboxed under ``limits``.
 
     Raises:
         autograder.submission.StudentError: the package could not be imported, or the run crashed, hung or
             broke the limits.
     """
-    with tempfile.TemporaryDirectory(prefix="autograder-harness-") as tmp:
-        package = Path(tmp) / "diffusion"
-        stage_package(submission, package, parts)
-        zygote = Zygote(package, limits)
+    zygote = Zygote(package, limits)
+    try:
+        worker = WorkerProcess(zygote, WHOLE, limits)
         try:
-            worker = WorkerProcess(zygote, WHOLE, limits)
-            try:
-                worker.load({})
-                return worker.call(PLAN_FUNCTION, (plan,), {}, _no_reference)
-            finally:
-                worker.kill()
+            worker.load({})
+            return worker.call(PLAN_FUNCTION, (plan,), {}, _no_reference)
         finally:
-            zygote.close()
+            worker.kill()
+    finally:
+        zygote.close()
 
 
 def _no_reference(part: str, name: str):

@@ -28,14 +28,15 @@ def _prepare(path: str | Path) -> Path:
     return path
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     """A figure of ``width × height`` inches on an Agg canvas."""
     figure = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(figure)
     return figure
 
 
-def _save(figure: Figure, path: str | Path) -> Path:
+def save_figure(figure: Figure, path: str | Path) -> Path:
+    """Write ``figure`` to ``path`` as PNG (creating its directory) and return the path."""
     path = _prepare(path)
     figure.savefig(path, dpi=DPI)
     return path
@@ -69,7 +70,7 @@ def plot_schedules(schedules: dict[str, NoiseSchedule], path: str | Path) -> Pat
         raise ValueError(
             "plot_schedules needs at least one schedule, e.g. {'linear': make_schedule(linear_betas(1000))}"
         )
-    figure = _figure(10, 4)
+    figure = new_figure(10, 4)
     ax_bar, ax_snr = figure.subplots(1, 2)
     for name, schedule in schedules.items():
         t = torch.arange(schedule.T)
@@ -82,7 +83,7 @@ def plot_schedules(schedules: dict[str, NoiseSchedule], path: str | Path) -> Pat
         ax.legend()
         ax.grid(alpha=0.3)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _scatter(ax, x: torch.Tensor, y: torch.Tensor | None, title: str | None, limit: float = 1.5) -> None:
@@ -107,10 +108,10 @@ def plot_points(x: torch.Tensor, y: torch.Tensor | None, path: str | Path, title
     """A 2-D scatter of points ``(B, 2)``, coloured by class ``y`` (long ``(B,)``; ``None``: one colour)."""
     if x.dim() != 2 or x.shape[1] != 2:
         raise ValueError(f"plot_points needs 2-D points of shape (B, 2); got {tuple(x.shape)}")
-    figure = _figure(5, 5)
+    figure = new_figure(5, 5)
     _scatter(figure.subplots(), x, y, title)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_point_grid(panels: dict[str, torch.Tensor], y: torch.Tensor | None, path: str | Path, ncols: int = 4) -> Path:
@@ -118,7 +119,7 @@ def plot_point_grid(panels: dict[str, torch.Tensor], y: torch.Tensor | None, pat
     if not panels:
         raise ValueError("plot_point_grid needs at least one set of points")
     nrows = math.ceil(len(panels) / ncols)
-    figure = _figure(3 * min(ncols, len(panels)), 3 * nrows)
+    figure = new_figure(3 * min(ncols, len(panels)), 3 * nrows)
     axes = figure.subplots(nrows, min(ncols, len(panels)), squeeze=False).flatten()
     for ax, (title, x) in zip(axes, panels.items(), strict=False):
         if x.dim() != 2 or x.shape[1] != 2:
@@ -127,7 +128,7 @@ def plot_point_grid(panels: dict[str, torch.Tensor], y: torch.Tensor | None, pat
     for ax in axes[len(panels) :]:
         ax.set_axis_off()
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_trajectory(states: Sequence[torch.Tensor], path: str | Path, num_frames: int = 8) -> Path:
@@ -141,7 +142,7 @@ def plot_trajectory(states: Sequence[torch.Tensor], path: str | Path, num_frames
         raise ValueError("plot_trajectory needs a non-empty list of states")
     num_frames = min(num_frames, len(states))
     picks = torch.linspace(0, len(states) - 1, num_frames).round().long().tolist()
-    figure = _figure(2 * num_frames, 2.4 if states[0].dim() == 2 else 4.4)
+    figure = new_figure(2 * num_frames, 2.4 if states[0].dim() == 2 else 4.4)
     axes = figure.subplots(1, num_frames, squeeze=False)[0]
     limit = min(4.0, max(1.5, max(float(states[i].detach().abs().max()) for i in picks)))  # one scale for all panels
     for ax, index in zip(axes, picks, strict=True):
@@ -157,4 +158,4 @@ def plot_trajectory(states: Sequence[torch.Tensor], path: str | Path, num_frames
         ax.set_title(title)
         ax.axis("off")
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
