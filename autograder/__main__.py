@@ -1,9 +1,4 @@
-"""``python -m autograder COMMAND``: the TA and instructor command line.
-
-Each command lives in its own module, which exposes ``add_parser(subparsers)``: it registers its
-subparser and sets ``run`` (``args -> exit code``) as the parser's default. To add a command,
-write such a module and list it in :data:`COMMANDS`.
-"""
+"""``python -m autograder COMMAND``: the TA and instructor command line (:mod:`autograder.cli`)."""
 
 from __future__ import annotations
 
@@ -11,12 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from autograder import batch, bugzoo, bundle, gradescope, grading, release
-from autograder.harness import command as harness
-from autograder.scoring import command as classifier
-
-COMMANDS = (grading, batch, harness, gradescope, release, bundle, bugzoo, classifier)
-"""The command modules, in the order ``--help`` lists them."""
+from autograder.cli import COMMANDS
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,8 +18,6 @@ what is missing; grader errors are retried.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import csv
 import io
 import json
@@ -34,13 +32,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from autograder import intake
-from autograder.grading import add_parts_option, kit_version, not_graded, results_json, write_json_atomically
+from autograder.files import write_atomically
+from autograder.grading import not_graded
+from autograder.isolation import intake
+from autograder.isolation.launcher import parent_death_signal
 from autograder.parts import PARTS
 from autograder.reference import ROOT
-from autograder.sandbox import parent_death_signal
+from autograder.results import GRADER_ERROR, kit_version, read_results, results_json, write_results
 
-GRADER_ERROR = "grader error"
 LOG_TAIL = 3000
 
 
@@ -66,11 +65,8 @@ def entries(submissions: Path) -> list[Entry]:
 def is_done(entry: Entry, out: Path, parts: Sequence[str]) -> bool:
     """Whether ``entry`` has a result from this kit version for this very submission and these parts
     (and no grader error)."""
-    try:
-        extra = json.loads(entry.results(out).read_text(encoding="utf-8"))["extra_data"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return (
+    extra = (read_results(entry.results(out)) or {}).get("extra_data")
+    return isinstance(extra, dict) and (
         extra.get("status") != GRADER_ERROR
         and extra.get("kit_version") == kit_version()
         and extra.get("parts") == sorted(parts)
@@ -101,10 +97,9 @@ def grade_one(
             process.kill()
             process.wait()
             code = None
-    with contextlib.suppress(OSError, ValueError):
-        results = json.loads(entry.results(out).read_text(encoding="utf-8"))
-        if code == 0:
-            return results
+    results = read_results(entry.results(out))
+    if results is not None and code == 0:
+        return results
     if code is None:
         what = f"did not finish within {timeout:g} s"
     else:
@@ -118,7 +113,7 @@ def grade_one(
     )
     results = results_json(report)
     results["extra_data"]["submission_sha256"] = intake.fingerprint([entry.path])
-    write_json_atomically(entry.results(out), results)
+    write_results(entry.results(out), results)
     return results
 
 
@@ -148,60 +143,25 @@ def gradebook(students: Sequence[Entry], out: Path) -> Path:
             ]
         )
     path = out / "gradebook.csv"
-    tmp = path.with_suffix(".csv.tmp")
-    tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, buffer.getvalue())
     return path
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``batch SUBMISSIONS --out DIR [--jobs N]``."""
-    parser = subparsers.add_parser(
-        "batch",
-        help="grade a directory of submissions (one folder or .zip per student), resumably",
-        description=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("submissions", type=Path, help="directory with one folder or .zip per student")
-    parser.add_argument("--out", type=Path, required=True, help="directory for the results and gradebook.csv")
-    parser.add_argument("--jobs", type=int, default=1, help="students graded at once (default 1)")
-    parser.add_argument(
-        "--timeout", type=float, default=3600.0, help="seconds one student's grading may take in all (default 3600)"
-    )
-    parser.add_argument("--limits", type=Path, help="TOML file of worker limits per part (see grade --help)")
-    add_parts_option(parser)
-    parser.add_argument("--in-process", action="store_true", help="no sandbox: for trusted code only")
-    parser.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Grade what is missing, write the gradebook, print a summary; 0 when the batch ran."""
-    if not args.submissions.is_dir():
-        print(f"error: {args.submissions} is not a directory of submissions", file=sys.stderr)
-        return 2
-    if args.jobs < 1:
-        print("error: --jobs must be at least 1", file=sys.stderr)
-        return 2
-    options = ["--limits", str(args.limits.resolve())] if args.limits else []
-    options += ["--in-process"] if args.in_process else []
-    parts = args.parts or [part.name for part in PARTS]
-    students = entries(args.submissions)
-    todo = [entry for entry in students if not is_done(entry, args.out, parts)]
-    print(f"{len(students)} submission(s) in {args.submissions}; {len(students) - len(todo)} already graded")
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+def grade_all(
+    todo: Sequence[Entry], out: Path, parts: Sequence[str], options: Sequence[str], *, jobs: int, timeout: float
+) -> dict[str, int]:
+    """Grade ``todo``, ``jobs`` students at once with a progress bar; how many ended with each status."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
     statuses: dict[str, int] = {}
     with (
-        ThreadPoolExecutor(max_workers=args.jobs) as pool,
+        ThreadPoolExecutor(max_workers=jobs) as pool,
         tqdm(total=len(todo), unit="submission", desc="grading", file=sys.stderr) as progress,
     ):
-        futures = {pool.submit(grade_one, e, args.out, parts, options, threads, args.timeout): e for e in todo}
+        futures = {pool.submit(grade_one, e, out, parts, options, threads, timeout): e for e in todo}
         for future in as_completed(futures):
             results = future.result()
             status = results["extra_data"]["status"]
             statuses[status] = statuses.get(status, 0) + 1
             progress.set_postfix_str(f"{futures[future].student}: {results['score']:g} ({status})")
             progress.update()
-    path = gradebook(students, args.out)
-    summary = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())) or "nothing to grade"
-    print(f"this run: {summary}; wrote {path}")
-    return 0
+    return statuses

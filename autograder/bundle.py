@@ -10,13 +10,10 @@ a notebook that carries outputs (reference results). The release must also be up
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import re
 import shutil
-import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -116,43 +113,3 @@ def write(bundle: Path, out: Path) -> None:
                 archive.write(path, path.relative_to(bundle).as_posix())
     else:
         shutil.copytree(bundle, out)
-
-
-def run(args: argparse.Namespace) -> int:
-    """``bundle``: 0 when written, 1 when the release is stale or the bundle leaks, 2 on bad arguments."""
-    out: Path = args.out
-    if out.exists():
-        print(f"error: {out} exists; pass a new path (a directory, or a file ending in .zip)", file=sys.stderr)
-        return 2
-    try:
-        stale = release.compare(release.build_release(release.SOURCE), release.DEST)
-    except release.ReleaseError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if stale:
-        print(f"assignments/ is out of date ({len(stale)} files); run `{release.RELEASE_COMMAND}` first")
-        return 1
-    with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
-        bundle = Path(tmp) / "bundle"
-        assemble(bundle)
-        leaks = find_leaks(bundle)
-        if leaks:
-            print(f"refusing to write the bundle: {len(leaks)} leaks")
-            for leak in leaks:
-                print(f"  {leak.path}: {leak.reason}")
-            return 1
-        write(bundle, out)
-        count = sum(1 for p in bundle.rglob("*") if p.is_file())
-    print(f"{out}: the student bundle, {count} files, checked: no solution, hidden test, zoo file or output")
-    return 0
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register the ``bundle`` subcommand."""
-    parser = subparsers.add_parser(
-        "bundle",
-        help="build the student bundle (assignments/, public tests, pyproject.toml, README) and check it leaks nothing",
-        description=__doc__.split("\n\n")[1],
-    )
-    parser.add_argument("--out", type=Path, required=True, help="a new directory, or a file ending in .zip")
-    parser.set_defaults(run=run)

@@ -17,7 +17,6 @@ Students never see the bundle: Gradescope keeps ``/autograder/source`` to itself
 
 from __future__ import annotations
 
-import argparse
 import stat
 import zipfile
 from pathlib import Path
@@ -72,23 +71,3 @@ def build(out: Path, root: Path = ROOT) -> Path:
         for file in _files(root):
             bundle.write(file, file.relative_to(root).as_posix())
     return out
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``gradescope --out ZIP``."""
-    parser = subparsers.add_parser(
-        "gradescope",
-        help="build the Gradescope autograder bundle (setup.sh, run_autograder, the hidden checks)",
-        description=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--out", type=Path, default=Path("autograder.zip"), help="the zip to write")
-    parser.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    path = build(args.out)
-    with zipfile.ZipFile(path) as bundle:
-        count = len(bundle.namelist())
-    print(f"wrote {path} ({count} files, {path.stat().st_size / 2**20:.1f} MiB); upload it as the autograder")
-    return 0

@@ -1,4 +1,7 @@
-"""The graded parts, their handout numbers and their points (100 in all, weighted by difficulty)."""
+"""The graded parts, their handout numbers and their points (100 in all, weighted by difficulty).
+
+The one list of parts the grader uses (``tests/kit/test_grading.py`` checks that the reference
+package's own ``diffusion.PARTS`` names the same modules in the same order)."""
 
 from __future__ import annotations
 
@@ -28,3 +31,5 @@ PARTS: tuple[Part, ...] = (
     Part(10, "latent", "Latent diffusion", 5),
 )
 PART_BY_NAME: dict[str, Part] = {part.name: part for part in PARTS}
+PART_NAMES: tuple[str, ...] = tuple(part.name for part in PARTS)
+"""The part modules, ``diffusion.<name>``, in handout order."""

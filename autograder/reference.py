@@ -2,7 +2,7 @@
 
 The trusted grader computes every expected value and builds every input (schedules, denoisers,
 the Gaussian-mixture oracle) with the reference package in ``solutions/``, never with the
-student's. Student modules loaded by :mod:`autograder.submission` import ``diffusion.*`` too and
+student's. Student modules loaded by :mod:`autograder.isolation.submission` import ``diffusion.*`` too and
 so see the reference for every part but their own: this is what isolates the parts.
 """
 

@@ -23,9 +23,9 @@ from autograder.checks.strategies import (
     step_cases,
     subsequence_specs,
 )
+from autograder.isolation.submission import StudentError, Submission
 from autograder.oracle import KnowsX0, MixtureOracle, SmoothDenoiser, data, energy_distance, single_threaded
 from autograder.reference import load_reference
-from autograder.submission import StudentError, Submission
 
 REFERENCE = load_reference()
 ref = REFERENCE.ddim

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from autograder.checks.framework import GRADING, CheckFailed, calls_problem, check, expect, expect_close, expect_tensor
 from autograder.checks.strategies import Case, ScheduleSpec, cases, mixed_t_cases, schedule_specs, shapes
+from autograder.isolation.submission import Submission
 from autograder.oracle import GaussianMixture, MixtureOracle, SmoothDenoiser, energy_distance, single_threaded
 from autograder.reference import load_reference
-from autograder.submission import Submission
 
 REFERENCE = load_reference()
 ref = REFERENCE.ddpm

@@ -16,8 +16,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor, tolerances
+from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
-from autograder.submission import Submission
 
 REFERENCE = load_reference()
 ref = REFERENCE.embedding

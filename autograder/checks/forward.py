@@ -12,8 +12,8 @@ from hypothesis import given
 
 from autograder.checks.framework import GRADING, CheckFailed, check, expect_close, expect_reference_on_cases, rtol_for
 from autograder.checks.strategies import Case, cases
+from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
-from autograder.submission import Submission
 
 REFERENCE = load_reference()
 ref = REFERENCE.forward

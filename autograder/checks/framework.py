@@ -3,7 +3,7 @@
 A check is a function ``check(sub: Submission) -> None`` registered with :func:`check`; it passes
 by returning and fails by raising :class:`CheckFailed` with a message for the student (the part,
 the identity, the smallest counterexample, expected vs got and a hint at the usual mistake).
-A :class:`~autograder.submission.StudentError` from the student's code fails it too.
+A :class:`~autograder.isolation.submission.StudentError` from the student's code fails it too.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import torch
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
+from autograder.isolation.submission import Submission
 from autograder.parts import PART_BY_NAME
-from autograder.submission import Submission
 
 GRADING = settings(
     derandomize=True,

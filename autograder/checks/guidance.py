@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
 from autograder.checks.strategies import Case, ScheduleSpec, cases
+from autograder.isolation.submission import Submission
 from autograder.oracle import MixtureOracle, SmoothDenoiser, energy_distance, single_threaded
 from autograder.reference import load_reference
-from autograder.submission import Submission
 
 REFERENCE = load_reference()
 extract = REFERENCE.schedules.extract

@@ -18,11 +18,11 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.channel import Exposed
 from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
 from autograder.checks.strategies import ScheduleSpec
+from autograder.isolation.submission import Instance, StudentError, Submission
 from autograder.oracle import MixtureOracle, SmoothDenoiser, energy_distance, single_threaded
-from autograder.submission import Instance, StudentError, Submission
+from autograder.sandbox.channel import Exposed
 
 SCALE = 2.5
 """The scale factor ``f`` of the checks: unscaled latents are 1/2.5 the size of the mixture's points."""

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor, rtol_for
 from autograder.checks.posterior import float32_slack
 from autograder.checks.strategies import Case, ScheduleSpec, cases, shapes
+from autograder.isolation.submission import StudentError, Submission
 from autograder.reference import load_reference
-from autograder.submission import StudentError, Submission
 
 REFERENCE = load_reference()
 ref = REFERENCE.losses

@@ -27,8 +27,8 @@ from autograder.checks.framework import (
     tolerances,
 )
 from autograder.checks.strategies import Case, ScheduleSpec, cases
+from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
-from autograder.submission import Submission
 
 REFERENCE = load_reference()
 ref = REFERENCE.posterior

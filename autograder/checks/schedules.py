@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
 from autograder.checks.strategies import Case, ScheduleSpec, cases, schedule_lengths, schedule_specs
+from autograder.isolation.submission import StudentError, Submission
 from autograder.reference import load_reference
-from autograder.submission import StudentError, Submission
 
 REFERENCE = load_reference()
 ref = REFERENCE.schedules

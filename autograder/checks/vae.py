@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
 from autograder.checks.losses import MC_STANDARD_ERRORS, ScalarGaussians, monte_carlo_kl
 from autograder.checks.strategies import shapes
+from autograder.isolation.submission import Instance, Submission
 from autograder.reference import load_reference
-from autograder.submission import Instance, Submission
 
 REFERENCE = load_reference()
 ref = REFERENCE.vae

@@ -14,7 +14,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from autograder.sandbox import Limits
+from autograder.sandbox.limits import Limits
 
 
 @dataclass(frozen=True)

@@ -15,24 +15,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from autograder import sandbox
-from autograder.channel import ChannelError
-from autograder.remote import PUBLIC, WorkerProcess, Zygote, student_functions
-from autograder.submission import find_package
-from autograder.worker import WHOLE
+from autograder.isolation import calls
+from autograder.isolation.intake import find_package
+from autograder.isolation.processes import PUBLIC, WorkerProcess, Zygote
+from autograder.isolation.remote import student_functions
+from autograder.parts import PART_NAMES
+from autograder.sandbox.channel import ChannelError
+from autograder.sandbox.limits import Limits
+from autograder.sandbox.worker import WHOLE
 
 PLAN_FUNCTION = "evaluate.run_plan"
 
 
 @contextlib.contextmanager
-def overlay(submission: Path, parts: tuple[str, ...]) -> Iterator[Path]:
+def overlay(submission: Path) -> Iterator[Path]:
     """A temporary copy of the kit's public package with the submission's part modules laid over it (a part
     the submission lacks keeps its stub); removed afterwards."""
-    source = find_package(submission, parts)
+    source = find_package(submission)
     with tempfile.TemporaryDirectory(prefix="autograder-harness-") as tmp:
         package = Path(tmp) / "diffusion"
         shutil.copytree(PUBLIC, package, ignore=shutil.ignore_patterns("__pycache__"))
-        for part in parts:
+        for part in PART_NAMES:
             if (source / f"{part}.py").is_file():
                 shutil.copyfile(source / f"{part}.py", package / f"{part}.py")
         yield package
@@ -43,11 +46,11 @@ def unfinished_functions(package: Path) -> dict[str, list[str]]:
     return {part: names for part, names in student_functions(package).items() if names}
 
 
-def run_plan(package: Path, plan: dict[str, Any], limits: sandbox.Limits) -> dict[str, Any]:
+def run_plan(package: Path, plan: dict[str, Any], limits: Limits) -> dict[str, Any]:
     """``diffusion.evaluate.run_plan(plan)`` on an :func:`overlay` package, sandboxed under ``limits``.
 
     Raises:
-        autograder.submission.StudentError: the package could not be imported, or the run crashed, hung or
+        autograder.isolation.submission.StudentError: the package could not be imported, or the run crashed, hung or
             broke the limits.
     """
     zygote = Zygote(package, limits)
@@ -55,7 +58,7 @@ def run_plan(package: Path, plan: dict[str, Any], limits: sandbox.Limits) -> dic
         worker = WorkerProcess(zygote, WHOLE, limits)
         try:
             worker.load({})
-            return worker.call(PLAN_FUNCTION, (plan,), {}, _no_reference)
+            return calls.call(worker, PLAN_FUNCTION, (plan,), {}, _no_reference)
         finally:
             worker.kill()
     finally:

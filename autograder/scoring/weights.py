@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from autograder.files import replacing, write_atomically
 from autograder.reference import load_reference
 from autograder.scoring.classifier import ClassifierConfig, FeatureClassifier, default_device
 
@@ -41,12 +41,6 @@ def cached() -> Path:
     return image_files.cache_dir() / "classifiers"
 
 
-def _write_atomically(path: Path, write) -> None:
-    tmp = path.with_name(f"{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def save_classifier(model: FeatureClassifier, directory: Path, figures: dict) -> dict:
     """Write ``model`` to ``directory/NAME.safetensors`` and its record to ``NAME.json``; return the record.
 
@@ -56,10 +50,11 @@ def save_classifier(model: FeatureClassifier, directory: Path, figures: dict) ->
     name = model.config.dataset
     weights = directory / f"{name}.safetensors"
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    _write_atomically(weights, lambda tmp: save_file(state, tmp, metadata=model.config.to_metadata()))
+    with replacing(weights) as tmp:
+        save_file(state, tmp, metadata=model.config.to_metadata())
     data = weights.read_bytes()
     record = {"weights": weights.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), **figures}
-    _write_atomically(directory / f"{name}.json", lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n"))
+    write_atomically(directory / f"{name}.json", json.dumps(record, indent=2) + "\n")
     return record
 
 

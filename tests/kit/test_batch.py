@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder.intake import MAX_FILE_BYTES
+from autograder.isolation.intake import MAX_FILE_BYTES
+from autograder.isolation.launcher import isolation
 from autograder.parts import PART_BY_NAME
-from autograder.sandbox import isolation
 from tests.plugin import ROOT
 
 SOLUTIONS = ROOT / "solutions" / "diffusion"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.bugzoo import judge_alternative, judge_mutant, judge_whole
 from autograder.parts import PARTS
 from autograder.reference import SOLUTIONS
 from autograder.zoo import ALTERNATIVES, MUTANTS
+from autograder.zoo.validation import judge_alternative, judge_mutant, judge_whole
 
 MIN_MUTANTS, MIN_ALTERNATIVES = 40, 5
 

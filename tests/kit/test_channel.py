@@ -8,7 +8,8 @@ import struct
 import pytest
 import torch
 
-from autograder.channel import (
+from autograder.reference import load_reference
+from autograder.sandbox.channel import (
     MAX_MESSAGE_BYTES,
     ChannelError,
     Codec,
@@ -17,7 +18,6 @@ from autograder.channel import (
     read_message,
     write_message,
 )
-from autograder.reference import load_reference
 
 REFERENCE = load_reference()
 NoiseSchedule = REFERENCE.schedules.NoiseSchedule

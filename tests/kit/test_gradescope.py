@@ -15,8 +15,9 @@ import jsonschema
 import pytest
 
 from autograder import gradescope
-from autograder.grading import not_graded, results_json
+from autograder.grading import not_graded
 from autograder.parts import PART_BY_NAME
+from autograder.results import results_json
 from tests.plugin import ROOT
 
 SCHEMA = json.loads((ROOT / "autograder" / "gradescope_results.schema.json").read_text(encoding="utf-8"))

@@ -9,10 +9,11 @@ import sys
 
 import pytest
 
-from autograder.bugzoo import apply
-from autograder.grading import grade, results_json
+from autograder.grading import grade
 from autograder.parts import PARTS
+from autograder.results import results_json
 from autograder.zoo import MUTANTS
+from autograder.zoo.validation import apply
 from tests.plugin import ROOT
 
 TEST_KEYS = {"name", "score", "max_score", "status", "output", "visibility", "tags"}
@@ -79,7 +80,7 @@ def test_submission_without_code_scores_zero_with_a_reason(tmp_path):
     (tmp_path / "README.txt").write_text("nothing here")
     results = results_json(grade(tmp_path))
     assert results["score"] == 0
-    assert "no submission found" in results["output"]
+    assert "no part of the assignment found" in results["output"]
     assert all("no submission found" in test["output"] for test in results["tests"])
 
 
@@ -96,7 +97,7 @@ def test_grading_twice_gives_identical_scores_and_feedback(tmp_path, mutant):
 
 
 def test_limits_file_sets_limits_per_part_and_rejects_unknown_names(tmp_path):
-    from autograder.grading import read_limits
+    from autograder.cli.options import read_limits
 
     path = tmp_path / "limits.toml"
     path.write_text("[default]\nwall_seconds = 30\n[ddpm]\nwall_seconds = 300\ncpu_seconds = 900\n")

@@ -10,9 +10,10 @@ import sys
 
 import pytest
 
-from autograder.bugzoo import apply
-from autograder.harness.command import HARNESS_TAG, merge_results
+from autograder.harness.pipeline import harness_results
+from autograder.results import HARNESS_TAG, read_results
 from autograder.zoo import MUTANTS
+from autograder.zoo.validation import apply
 from tests.plugin import ROOT
 
 SAMPLER_MUTANTS = {"p_sample_variance_not_std": "ddpm_quality", "step_alpha_bar_prev_from_t_minus_1": "ddim_quality"}
@@ -87,9 +88,11 @@ def test_harness_points_join_the_grade_results_of_the_same_submission(tmp_path):
             }
         },
     }
-    merged = merge_results(path, report, "abc")
+    merged = harness_results(read_results(path), report, "abc")
     assert merged["score"] == 102.0 and len(merged["tests"]) == 2
     assert merged["leaderboard"] == [{"name": "p ddpm energy distance", "value": 0.001, "order": "asc"}]
+    assert merged["output"].startswith("graded\n\nharness, profile ci: test")
     path.write_text(json.dumps(merged))
-    assert merge_results(path, report, "abc")["score"] == 102.0  # a second harness run replaces the first
-    assert merge_results(path, report, "another submission")["score"] == 2.0
+    again = harness_results(read_results(path), report, "abc")  # a second harness run replaces the first
+    assert again["score"] == 102.0 and again["output"] == merged["output"]
+    assert harness_results(read_results(path), report, "another submission")["score"] == 2.0

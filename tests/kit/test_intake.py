@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.intake import MAX_FILE_BYTES, fingerprint, stage
+from autograder.isolation.intake import MAX_FILE_BYTES, fingerprint, stage
 from tests.plugin import ROOT
 
 SOLUTIONS = ROOT / "solutions" / "diffusion"

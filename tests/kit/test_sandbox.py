@@ -21,9 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from autograder.grading import grade, results_json
+from autograder.grading import grade
+from autograder.isolation.launcher import isolation
 from autograder.parts import PART_BY_NAME
-from autograder.sandbox import Limits, isolation
+from autograder.results import results_json
+from autograder.sandbox.limits import Limits
 from tests.plugin import ROOT
 
 SANDBOXED = isolation().sandboxed

@@ -27,9 +27,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from autograder.reference import load_reference
+from autograder.parts import PART_NAMES
 
-PART_NAMES: tuple[str, ...] = load_reference().PARTS
 MAX_FILE_BYTES = 1 << 20
 """A part module is a few KiB; a file over 1 MiB is not source code and is skipped."""
 MAX_TOTAL_BYTES = 16 << 20
@@ -99,17 +98,11 @@ def stage(sources: Sequence[Path], dest: Path) -> Staged:
             (),
             f"cannot grade {', '.join(s.name for s in sources)}: hand in a directory, a .zip, or the .py files",
         )
-    package = _find_package(dest)
-    notes = copier.notes + (_encoding_notes(package) if package else [])
-    if package is None:
-        expected = ", ".join(f"{name}.py" for name in PART_NAMES)
-        return Staged(
-            None,
-            tuple(notes),
-            f"no part of the assignment found: expected a diffusion/ folder or the files {expected} "
-            f"(up to {MAX_DEPTH - 1} folders down); found {copier.summary()}",
-        )
-    return Staged(package, tuple(notes), None)
+    try:
+        package = find_package(dest)
+    except FileNotFoundError as error:
+        return Staged(None, tuple(copier.notes), f"{error}; found {copier.summary()}")
+    return Staged(package, tuple(copier.notes + _encoding_notes(package)), None)
 
 
 class _Copier:
@@ -191,15 +184,24 @@ class _Copier:
             self._target(name).write_bytes(archive.read(member))
 
 
-def _find_package(root: Path) -> Path | None:
-    """The shallowest directory under ``root`` holding a part module (``diffusion/`` first at one depth)."""
+def find_package(root: Path) -> Path:
+    """The directory holding the student's part modules: the shallowest under ``root``, up to
+    :data:`MAX_DEPTH` − 1 folders down, that holds one (``diffusion/`` first at one depth).
+
+    Raises:
+        FileNotFoundError: saying what was looked for, when no directory holds a part module.
+    """
     level = [root]
     for _ in range(MAX_DEPTH):
         for folder in sorted(level, key=lambda p: (p.name != "diffusion", str(p))):
             if any((folder / f"{name}.py").is_file() for name in PART_NAMES):
                 return folder
         level = [child for folder in level for child in sorted(folder.iterdir()) if child.is_dir()]
-    return None
+    expected = ", ".join(f"{name}.py" for name in PART_NAMES)
+    raise FileNotFoundError(
+        f"no part of the assignment found: expected a diffusion/ folder or the files {expected} "
+        f"(up to {MAX_DEPTH - 1} folders down)"
+    )
 
 
 def _encoding_notes(package: Path) -> list[str]:

@@ -22,8 +22,10 @@ from typing import Any, Protocol
 
 import torch
 
+from autograder.isolation.intake import find_package
+from autograder.parts import PART_NAMES
 from autograder.reference import load_reference
-from autograder.worker import resolve, student_frame, with_gradients
+from autograder.sandbox.calls import resolve, student_frame, with_gradients
 
 REFERENCE = load_reference()
 
@@ -85,28 +87,11 @@ class Submission(Protocol):
         ...
 
 
-def find_package(root: Path, part_names: tuple[str, ...]) -> Path:
-    """The directory holding the student's part modules: ``root/diffusion/``, or ``root`` itself when
-    the ``.py`` files are laid flat (as Gradescope uploads them).
-
-    Raises:
-        FileNotFoundError: with what was looked for, when neither layout is there.
-    """
-    for candidate in (root / "diffusion", root):
-        if candidate.is_dir() and any((candidate / f"{name}.py").is_file() for name in part_names):
-            return candidate
-    expected = ", ".join(f"{name}.py" for name in part_names)
-    raise FileNotFoundError(
-        f"no submission found in {root}: expected a diffusion/ package or the files {expected} directly in it"
-    )
-
-
 class LocalSubmission:
     """A submission loaded into this process, one part at a time (no sandbox: for trusted code and tests)."""
 
-    def __init__(self, root: Path, part_names: tuple[str, ...] = REFERENCE.PARTS) -> None:
-        self.package = find_package(Path(root), part_names).resolve()
-        self.part_names = part_names
+    def __init__(self, root: Path) -> None:
+        self.package = find_package(Path(root)).resolve()
         self._modules: dict[str, ModuleType | StudentError] = {}
 
     def module(self, part: str) -> ModuleType:
@@ -127,9 +112,9 @@ class LocalSubmission:
         package = ModuleType(package_name)
         package.__path__ = [str(self.package)]
         sys.modules[package_name] = package
-        for other in self.part_names:
+        for other in PART_NAMES:
             if other != part:
-                sys.modules[f"{package_name}.{other}"] = importlib.import_module(f"diffusion.{other}")
+                sys.modules[f"{package_name}.{other}"] = getattr(REFERENCE, other)
         spec = importlib.util.spec_from_file_location(f"{package_name}.{part}", path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module

@@ -2,8 +2,8 @@
 
 It runs in its own process, forked by :func:`zygote` (inside bubblewrap where available), and sees
 only the submission, the kit's public modules (``assignments/diffusion``, with no solution in them)
-and this file with :mod:`autograder.channel` and :mod:`autograder.sandbox`. It never sees the hidden
-checks, the reference or the results.
+and the package :mod:`autograder.sandbox`. It never sees the hidden checks, the reference or the
+results.
 
 Part isolation without the reference: the student's module ``diffusion.<P>`` imports the other
 parts from the public modules, in which every student function is replaced by a proxy that asks
@@ -16,8 +16,8 @@ Protocol, one request at a time (grader → worker, then worker → grader until
                                             → (callback | reference)* → return | raise
 
 A call names a module-level function, or with ``instance`` ``{cls, args, kwargs, state}`` the method
-``name`` of a fresh ``cls(*args, **kwargs)`` with the weights ``state`` loaded (:func:`resolve`);
-with ``wrt`` it also returns the vector-Jacobian product of the answer (:func:`with_gradients`):
+``name`` of a fresh ``cls(*args, **kwargs)`` with the weights ``state`` loaded; with ``wrt`` it also
+returns the vector-Jacobian product of the answer (see :mod:`autograder.sandbox.calls`):
 autograd cannot cross the channel, so gradients are taken where the student's function runs.
 """
 
@@ -30,16 +30,15 @@ import os
 import signal
 import socket
 import sys
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import torch
 
-from autograder.channel import ChannelError, Codec, read_message, write_message
-from autograder.sandbox import Limits, apply_limits
+from autograder.sandbox.calls import resolve, student_frame, with_gradients
+from autograder.sandbox.channel import ChannelError, Codec, read_message, write_message
+from autograder.sandbox.limits import Limits, apply_limits
 
 WHOLE = "*"
 """The part name that loads the whole package (a harness run of the student's pipeline)."""
@@ -180,77 +179,6 @@ class Worker:
     def _error_report(self, error: BaseException) -> dict[str, Any]:
         where = student_frame(error, self.package) if self.package is not None else ""
         return {"op": "raise", "type": type(error).__name__, "message": str(error)[:2000], "where": where}
-
-
-def resolve(module: ModuleType, name: str, instance: dict[str, Any] | None = None) -> Callable[..., Any]:
-    """The callable a call names: ``module.<name>``, or with ``instance`` the method ``name`` of a fresh
-    ``module.<cls>(*args, **kwargs)`` whose weights are ``state`` (a state dict; ``None`` keeps its own).
-
-    Raises:
-        AttributeError: the module lacks the function, the class or the method.
-        RuntimeError: the weights do not load (the provided architecture was changed).
-    """
-    part = module.__name__.rpartition(".")[2]
-    if "." in name:  # ``module.function`` of the package loaded whole
-        inner, _, name = name.rpartition(".")
-        module = importlib.import_module(f"{module.__name__}.{inner}")
-        part = inner
-    if instance is None:
-        function = getattr(module, name, None)
-        if not callable(function):
-            raise AttributeError(f"{part}.py defines no function {name}")
-        return function
-    cls = getattr(module, instance["cls"], None)
-    if not isinstance(cls, type):
-        raise AttributeError(f"{part}.py defines no class {instance['cls']}")
-    obj = cls(*instance.get("args", ()), **instance.get("kwargs", {}))
-    if instance.get("state") is not None:
-        try:
-            obj.load_state_dict(instance["state"])
-        except (RuntimeError, AttributeError) as error:
-            raise RuntimeError(
-                f"{instance['cls']}'s weights do not load into yours: keep the provided architecture "
-                f"(its __init__) as it is ({str(error)[:300]})"
-            ) from None
-    method = getattr(obj, name, None)
-    if not callable(method):
-        raise AttributeError(f"{instance['cls']} defines no method {name}")
-    return method
-
-
-def with_gradients(
-    function: Callable[..., Any], args: list, kwargs: dict, wrt: list[int], cotangent: torch.Tensor
-) -> tuple[Any, list[torch.Tensor | None]]:
-    """``(value, grads)``: ``function(*args, **kwargs)`` and the vector-Jacobian products
-    ``cotangentᵀ · ∂value/∂args[i]`` for each ``i`` in ``wrt`` (``None`` where the value does not depend
-    on ``args[i]`` through autograd)."""
-    args = list(args)
-    inputs = []
-    for index in wrt:
-        args[index] = args[index].detach().clone().requires_grad_(True)
-        inputs.append(args[index])
-    with torch.enable_grad():
-        value = function(*args, **kwargs)
-        if not (isinstance(value, torch.Tensor) and value.requires_grad):
-            return value, [None] * len(inputs)
-        grads = torch.autograd.grad(value, inputs, cotangent, allow_unused=True)
-    return value.detach(), list(grads)
-
-
-def student_frame(error: BaseException, package: Path) -> str:
-    """Where in the student's files ``error`` arose: ``file.py:line in function`` (``file.py:line``
-    for a syntax error), from the innermost traceback frame inside ``package``; ``""`` if none is."""
-    if isinstance(error, SyntaxError) and error.filename and _inside(error.filename, package):
-        return f"{Path(error.filename).name}:{error.lineno}"
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if _inside(f.filename, package)]
-    return f"{Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
-
-
-def _inside(filename: str, directory: Path) -> bool:
-    try:
-        return Path(filename).resolve().is_relative_to(directory)
-    except (OSError, ValueError):
-        return False
 
 
 def _load_file(name: str, path: Path) -> ModuleType:

@@ -1,20 +1,20 @@
 """How the workers' sandbox is started: inside bubblewrap where it runs, else a limited subprocess.
 
-One sandbox per submission runs the zygote (:func:`autograder.worker.zygote`), which forks a worker
-per part; "the worker" below is any process in it. The bubblewrap sandbox (Debian's ``bubblewrap``)
-gives the worker a new PID, network, IPC and UTS
-namespace (no network at all), a read-only view of the system and of the Python installation, the
-staged worker code and public modules at ``/sandbox`` (read-only) and one writable scratch
-directory at ``/scratch`` holding a copy of the submission. The kit's repository (solutions,
-hidden checks), the output directory, home directories and the environment are not visible.
-When the grader runs as root, the worker drops to the unprivileged user ``nobody`` inside the
-sandbox, so that the process limit applies to it.
+One sandbox per submission runs the zygote (:func:`autograder.sandbox.worker.zygote`), which forks a
+worker per part; "the worker" below is any process in it. The bubblewrap sandbox (Debian's
+``bubblewrap``) gives the worker a new PID, network, IPC and UTS namespace (no network at all), a
+read-only view of the system and of the Python installation, the staged :mod:`autograder.sandbox`
+package and public modules at ``/sandbox`` (read-only) and one writable scratch directory at
+``/scratch`` holding a copy of the submission. The kit's repository (solutions, hidden checks), the
+output directory, home directories and the environment are not visible. When the grader runs as
+root, the worker drops to the unprivileged user ``nobody`` inside the sandbox, so that the process
+limit applies to it.
 
 Everywhere: resource limits (CPU seconds, address space, processes, file size; each worker applies
-its part's with :func:`apply_limits`), a session of its own so the whole process group is killed at
-the wall-time limit. Where bubblewrap cannot run
-(macOS, a container without user namespaces) the worker is a plain subprocess with those limits
-only, and :func:`isolation` says so, for the report.
+its part's with :func:`autograder.sandbox.limits.apply_limits`), a session of its own so the whole
+process group is killed at the wall-time limit. Where bubblewrap cannot run (macOS, a container
+without user namespaces) the worker is a plain subprocess with those limits only, and
+:func:`isolation` says so, for the report.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -31,29 +30,12 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.sandbox.limits import Limits, apply_limits
+
 NOBODY = 65534
 PR_SET_PDEATHSIG = 1
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-BOOT = "import sys; sys.path.insert(0, {stage!r}); from autograder.worker import zygote; zygote()"
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Resource limits of one worker (configurable per part)."""
-
-    wall_seconds: float = 120.0
-    """Per call: a call that takes longer is killed with its whole process group."""
-    import_seconds: float = 60.0
-    """To start the worker and import the student's module (``import torch`` alone takes seconds on a busy
-    machine)."""
-    cpu_seconds: int = 600
-    """CPU time of the worker process over its life."""
-    memory_bytes: int = 8 << 30
-    """Address space (RLIMIT_AS); torch alone reserves about 3 GiB of it."""
-    processes: int = 64
-    """Processes and threads the worker may add (RLIMIT_NPROC, above what its user already runs)."""
-    file_bytes: int = 256 << 20
-    """Largest file the worker may write."""
+BOOT = "import sys; sys.path.insert(0, {stage!r}); from autograder.sandbox.worker import zygote; zygote()"
 
 
 @dataclass(frozen=True)
@@ -178,15 +160,6 @@ def parent_death_signal() -> None:
     """
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def apply_limits(limits: Limits, processes: int) -> None:
-    """Apply ``limits`` to this process (``processes`` is the RLIMIT_NPROC value: see :func:`nproc`)."""
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
-    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
 
 
 def nproc(limits: Limits) -> int:

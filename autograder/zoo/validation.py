@@ -1,6 +1,6 @@
 """The bug zoo's validation: the hidden checks must catch every mistake and pass every correct rewrite.
 
-``python -m autograder zoo`` grades the reference (full marks in every part), the generated stubs
+``python -m autograder zoo`` (:mod:`autograder.cli.zoo`) grades the reference (full marks in every part), the generated stubs
 (zero), every alternative (full marks) and every mutant (loses points in its part), prints the
 validation table with the total time and exits 1 if any expectation fails.
 
@@ -12,15 +12,13 @@ first failed check), and an alternative on the parts it edits.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
-import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.grading import grade
-from autograder.parts import PARTS
 from autograder.reference import ASSIGNMENTS, SOLUTIONS
 from autograder.zoo import ALTERNATIVES, MUTANTS, Alternative, Edit, Mutant
 
@@ -92,15 +90,15 @@ def judge_whole(subject: str, root: Path, full: bool) -> list[Verdict]:
     return verdicts
 
 
-def validate(part: str | None = None) -> list[Verdict]:
-    """The whole validation (reference, stubs, alternatives, mutants), or only the edits of ``part``."""
+def validate(parts: Collection[str] | None = None) -> list[Verdict]:
+    """The whole validation (reference, stubs, alternatives, mutants), or only the edits of ``parts``."""
     verdicts = []
-    if part is None:
+    if parts is None:
         verdicts += judge_whole("reference", SOLUTIONS, full=True) + judge_whole("stubs", ASSIGNMENTS, full=False)
     for alternative in ALTERNATIVES:
-        if part is None or part in {edit.part for edit in alternative.edits}:
+        if parts is None or {edit.part for edit in alternative.edits} & set(parts):
             verdicts += judge_alternative(alternative)
-    verdicts += [judge_mutant(m) for m in MUTANTS if part in (None, m.edit.part)]
+    verdicts += [judge_mutant(m) for m in MUTANTS if parts is None or m.edit.part in parts]
     return verdicts
 
 
@@ -116,23 +114,3 @@ def table(verdicts: list[Verdict]) -> str:
         f"{sum(not v.ok for v in verdicts)} expectation(s) failed"
     )
     return "\n".join(lines)
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``zoo [--part PART]``."""
-    parser = subparsers.add_parser(
-        "zoo",
-        help="check the hidden checks: reference full marks, stubs zero, every mutant caught, every variant passes",
-    )
-    parser.add_argument(
-        "--part", choices=[p.name for p in PARTS], help="only the mutants and alternatives of this part"
-    )
-    parser.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    start = time.perf_counter()
-    verdicts = validate(args.part)
-    print(table(verdicts))
-    print(f"total time {time.perf_counter() - start:.1f} s")
-    return 0 if all(v.ok for v in verdicts) else 1

@@ -1,0 +1,52 @@
+"""``python -m autograder batch SUBMISSIONS --out DIR [--jobs N]``: grade a class (see :mod:`autograder.batch`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from autograder import batch
+from autograder.cli.options import add_limits_option, add_parts_option
+from autograder.parts import PART_NAMES
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``batch SUBMISSIONS --out DIR [--jobs N]``."""
+    parser = subparsers.add_parser(
+        "batch",
+        help="grade a directory of submissions (one folder or .zip per student), resumably",
+        description=batch.__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("submissions", type=Path, help="directory with one folder or .zip per student")
+    parser.add_argument("--out", type=Path, required=True, help="directory for the results and gradebook.csv")
+    parser.add_argument("--jobs", type=int, default=1, help="students graded at once (default 1)")
+    parser.add_argument(
+        "--timeout", type=float, default=3600.0, help="seconds one student's grading may take in all (default 3600)"
+    )
+    add_limits_option(parser)
+    add_parts_option(parser)
+    parser.add_argument("--in-process", action="store_true", help="no sandbox: for trusted code only")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Grade what is missing, write the gradebook, print a summary; 0 when the batch ran."""
+    if not args.submissions.is_dir():
+        print(f"error: {args.submissions} is not a directory of submissions", file=sys.stderr)
+        return 2
+    if args.jobs < 1:
+        print("error: --jobs must be at least 1", file=sys.stderr)
+        return 2
+    options = ["--limits", str(args.limits.resolve())] if args.limits else []
+    options += ["--in-process"] if args.in_process else []
+    parts = args.parts or list(PART_NAMES)
+    students = batch.entries(args.submissions)
+    todo = [entry for entry in students if not batch.is_done(entry, args.out, parts)]
+    print(f"{len(students)} submission(s) in {args.submissions}; {len(students) - len(todo)} already graded")
+    statuses = batch.grade_all(todo, args.out, parts, options, jobs=args.jobs, timeout=args.timeout)
+    path = batch.gradebook(students, args.out)
+    summary = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())) or "nothing to grade"
+    print(f"this run: {summary}; wrote {path}")
+    return 0

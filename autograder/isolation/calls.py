@@ -1,0 +1,150 @@
+"""One call of a student's function in a worker, from the grader's side: the conversation until it
+answers.
+
+The grader sends the arguments (and its global RNG state, so a function that draws from
+``torch``'s global generator behaves as it would in-process), serves the worker's requests to run
+a denoiser the check passed (counted here, never sent) or the reference's version of another
+part, and takes back the answer, the arguments the call changed in place and the generators' new
+states.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from autograder.isolation.processes import WorkerProcess
+from autograder.isolation.submission import Instance, StudentError
+from autograder.reference import load_reference
+from autograder.sandbox.channel import ChannelError, Codec
+
+REFERENCE = load_reference()
+
+
+def call(
+    worker: WorkerProcess,
+    name: str,
+    args: tuple,
+    kwargs: dict,
+    reference: Callable[..., Any],
+    instance: Instance | None = None,
+    wrt: Sequence[int] | None = None,
+    cotangent: torch.Tensor | None = None,
+) -> Any:
+    """Run ``name(*args, **kwargs)`` in ``worker`` (a method of a fresh ``instance``; with its gradients
+    with respect to the arguments ``wrt``, see :func:`autograder.sandbox.calls.with_gradients`); serve its
+    callbacks and reference calls meanwhile."""
+    label = name if instance is None else f"{instance.cls}.{name}"
+    request = {"name": name, "wrt": None if wrt is None else list(wrt)}
+    payload = {"instance": None if instance is None else instance.as_dict(), "cotangent": cotangent}
+    return _Call(worker, label, reference).run(request, args, kwargs, payload)
+
+
+def _call_arguments(request: Any) -> tuple[tuple, dict]:
+    if not isinstance(request, dict) or not isinstance(request.get("args"), list | tuple):
+        raise ChannelError("a malformed request from the worker")
+    kwargs = request.get("kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise ChannelError("a malformed request from the worker")
+    return tuple(request["args"]), kwargs
+
+
+def _write_back(after: Any, sources: dict[str, Any], function: str, part: str) -> None:
+    """Apply what the call did to its arguments: in-place changes of tensors, generators' new states."""
+    if not isinstance(after, dict):
+        raise ChannelError("malformed argument changes")
+    for key, value in after.items():
+        source = sources.get(key)
+        if not isinstance(value, torch.Tensor) or source is None:
+            raise ChannelError(f"an argument change for {key!r} that was not sent")
+        if isinstance(source, torch.Generator):
+            source.set_state(value)
+        elif value.shape == source.shape and value.dtype == source.dtype:
+            with torch.no_grad():
+                source.copy_(value)
+        else:
+            raise StudentError(part, function, "ValueError", "changed the shape or dtype of an argument in place")
+
+
+class _Call:
+    """One call of a student function: the conversation with the worker until it answers.
+
+    While the call runs, the worker may ask the grader to run a callable the check passed
+    (``callback``: the check's denoiser, counted by the check) or the reference's version of
+    another part (``reference``); a reference function may in turn call a callable of the
+    worker's (a lambda the student wrapped around the model), which asks the worker back.
+    """
+
+    def __init__(self, worker: WorkerProcess, name: str, reference: Callable[..., Any]) -> None:
+        self.worker, self.name, self.reference = worker, name, reference
+        self.codec = Codec(REFERENCE.schedules.NoiseSchedule, self._worker_callable)
+        self.deadline = time.monotonic() + worker.limits.wall_seconds
+        self.refusals: list[BaseException] = []
+
+    def run(self, request: dict[str, Any], args: tuple, kwargs: dict, payload: dict[str, Any]) -> Any:
+        """Send the call ``request`` with its arguments and ``payload`` (more values for the worker), then converse."""
+        sources: dict[str, Any] = {}
+        tree, tensors = self.codec.encode({"args": list(args), "kwargs": kwargs, **payload}, sources)
+        rng = f"k{len(tensors)}"
+        tensors[rng] = torch.get_rng_state()
+        self.worker.send({"op": "call", **request, **tree["$dict"], "rng": rng}, tensors)
+        try:
+            answer = self._converse("return")
+        except StudentError:
+            if self.refusals:  # the check's denoiser refused what the student passed: its message is clearer
+                raise self.refusals[0] from None
+            raise
+        if not isinstance(answer, dict) or {"value", "after", "rng"} - answer.keys():
+            raise self.worker.failure(self.name, "the worker's answer is malformed")
+        _write_back(answer["after"], sources, self.name, self.worker.part)
+        torch.set_rng_state(answer["rng"])
+        return answer["value"]
+
+    def _worker_callable(self, number: int) -> Callable[..., Any]:
+        def proxy(*args: Any, **kwargs: Any) -> Any:
+            tree, tensors = self.codec.encode({"args": list(args), "kwargs": kwargs})
+            self.worker.send({"op": "callback", "id": number, "value": tree}, tensors)
+            return self._converse("result")
+
+        return proxy
+
+    def _converse(self, final: str) -> Any:
+        """Serve the worker's requests until it sends ``final``; return that message's value."""
+        while True:
+            message, blob = self.worker.answer(self.name, self.deadline - time.monotonic())
+            op = message.get("op")
+            try:
+                if op == final:
+                    return self.codec.decode(message.get("value"), blob)
+                if op == "error" and final == "result":
+                    raise RemoteCallError(str(message.get("message", ""))[:2000])
+                if op not in ("callback", "reference"):
+                    raise ChannelError(f"unexpected message {op!r}")
+                request = self.codec.decode(message.get("value"), blob)
+                args, kwargs = _call_arguments(request)
+                if op == "callback":
+                    function = self.codec.callables.get(message.get("id"))
+                    if function is None:
+                        raise ChannelError(f"no callable {message.get('id')!r} was passed")
+                else:
+                    function = self.reference(str(message.get("part")), str(message.get("name")))
+            except ChannelError as error:
+                raise self.worker.failure(self.name, str(error)) from None
+            try:
+                result = function(*args, **kwargs)
+            except StudentError:
+                raise
+            except Exception as error:  # noqa: BLE001 - the grader's side refused: the worker's code sees it
+                if op == "callback":
+                    self.refusals.append(error)
+                self.worker.send({"op": "error", "message": f"{type(error).__name__}: {error}"[:2000]})
+                continue
+            tree, tensors = self.codec.encode(result)
+            self.worker.send({"op": "result", "value": tree}, tensors)
+
+
+class RemoteCallError(Exception):
+    """A callable of the worker's, called by the reference on the worker's behalf, failed there."""

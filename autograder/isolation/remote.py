@@ -1,0 +1,154 @@
+"""The grader's side of the sandboxed workers: a :class:`~autograder.isolation.submission.Submission`
+whose calls run in another process (:mod:`autograder.isolation.calls`).
+
+The parent draws every input and does every comparison; the worker only runs the student's
+function. A worker that crashes, hangs past its wall-time limit or answers garbage fails the call
+in flight with a :class:`StudentError`, and the next call starts a fresh worker. Workers are forked
+from one sandboxed :class:`~autograder.isolation.processes.Zygote` per submission.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autograder.isolation import calls
+from autograder.isolation.intake import find_package
+from autograder.isolation.processes import PUBLIC, WorkerProcess, Zygote
+from autograder.isolation.submission import Instance, StudentError
+from autograder.parts import PART_NAMES
+from autograder.sandbox.channel import ChannelError
+from autograder.sandbox.limits import Limits
+
+
+def student_functions(public: Path = PUBLIC) -> dict[str, list[str]]:
+    """Per part, the functions the modules in ``public`` leave as stubs (they raise ``NotImplementedError``);
+    none for a module that does not parse."""
+    functions = {}
+    for part in PART_NAMES:
+        try:
+            tree = ast.parse((public / f"{part}.py").read_text(encoding="utf-8"))
+        except (SyntaxError, ValueError, UnicodeDecodeError):
+            functions[part] = []
+            continue
+        functions[part] = [
+            node.name
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef)
+            and any(
+                isinstance(inner, ast.Raise)
+                and isinstance(inner.exc, ast.Call)
+                and getattr(inner.exc.func, "id", "") == "NotImplementedError"
+                for inner in ast.walk(node)
+            )
+        ]
+    return functions
+
+
+class RemoteSubmission:
+    """A submission whose functions run in sandboxed workers, one per part (see the module docstring).
+
+    The workers are forked from one :class:`Zygote` per submission, which imports torch once; a
+    part's worker starts when a check first asks for that part, and the previous part's stops.
+
+    Args:
+        root: the submission (a ``diffusion/`` package or its ``.py`` files laid flat).
+        limits: the workers' limits, per part name, with ``"default"`` for the others.
+    """
+
+    def __init__(self, root: Path, limits: dict[str, Limits] | None = None) -> None:
+        self.package = find_package(Path(root)).resolve()
+        self.limits = limits or {}
+        self.proxied = student_functions()
+        self.zygote = Zygote(self.package, self._widest())
+        self.workers: dict[str, WorkerProcess] = {}
+        self.import_errors: dict[str, StudentError] = {}
+        self.stopped: dict[str, StudentError] = {}
+        """Parts whose worker died or was stopped during the current check: it fails at once from then on."""
+
+    def next_check(self) -> None:
+        """A new check starts: a worker stopped in the previous one may be started afresh."""
+        self.stopped.clear()
+
+    def _limits(self, part: str) -> Limits:
+        return self.limits.get(part, self.limits.get("default", Limits()))
+
+    def _widest(self) -> Limits:
+        """The largest of every limit over the parts: the zygote's (a worker can lower a limit, not raise it)."""
+        configured = [*self.limits.values(), self._limits("")]
+        return Limits(**{f.name: max(getattr(c, f.name) for c in configured) for f in fields(Limits)})
+
+    def _worker(self, part: str) -> WorkerProcess:
+        if part in self.import_errors:
+            raise self.import_errors[part]
+        if not (self.package / f"{part}.py").is_file():
+            raise StudentError(part, "(module)", "FileNotFoundError", f"the submission has no {part}.py")
+        worker = self.workers.get(part)
+        if worker is not None and worker.alive():
+            return worker
+        for other in list(self.workers):
+            self.workers.pop(other).kill()
+        if not self.zygote.alive():  # student code killed it: a new one
+            self.zygote.close()
+            self.zygote = Zygote(self.package, self._widest())
+        worker = WorkerProcess(self.zygote, part, self._limits(part))
+        try:
+            worker.load(self.proxied)
+        except StudentError as error:
+            worker.kill()
+            self.import_errors[part] = error
+            raise
+        self.workers[part] = worker
+        return worker
+
+    def _run(self, part: str, name: str, args: tuple, kwargs: dict, **options: Any) -> Any:
+        if part in self.stopped:  # no fresh worker (and its start-up) per Hypothesis example after a crash
+            raise self.stopped[part]
+        worker = self._worker(part)
+        try:
+            return calls.call(worker, name, args, kwargs, self._reference_for(part), **options)
+        except StudentError as error:
+            if worker.killed:
+                self.stopped[part] = error
+            raise
+
+    def function(self, part: str, name: str) -> Callable[..., Any]:
+        return lambda *args, **kwargs: self._run(part, name, args, kwargs)
+
+    def method(self, part: str, instance: Instance, name: str) -> Callable[..., Any]:
+        return lambda *args, **kwargs: self._run(part, name, args, kwargs, instance=instance)
+
+    def gradient(self, part: str, name: str, wrt: Sequence[int]) -> Callable[..., Any]:
+        def call(*args: Any, cotangent: torch.Tensor, **kwargs: Any) -> Any:
+            return self._run(part, name, args, kwargs, wrt=wrt, cotangent=cotangent)
+
+        return call
+
+    def _reference_for(self, graded: str) -> Callable[[str, str], Callable[..., Any]]:
+        """The reference's other parts, on request of the worker grading ``graded`` (never ``graded`` itself)."""
+
+        def reference(part: str, name: str) -> Callable[..., Any]:
+            if part == graded or name not in self.proxied.get(part, ()):
+                raise ChannelError(f"the worker asked for the reference's {part}.{name}, which it may not use")
+            return getattr(importlib.import_module(f"diffusion.{part}"), name)
+
+        return reference
+
+    def close(self) -> None:
+        """Stop every worker and the zygote."""
+        for worker in self.workers.values():
+            worker.kill()
+        self.workers.clear()
+        self.zygote.close()
+
+    def __enter__(self) -> RemoteSubmission:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
