@@ -81,7 +81,7 @@ def test_submission_without_code_scores_zero_with_a_reason(tmp_path):
     results = results_json(grade(tmp_path))
     assert results["score"] == 0
     assert "no part of the assignment found" in results["output"]
-    assert all("no submission found" in test["output"] for test in results["tests"])
+    assert all("no part of the assignment found" in test["output"] for test in results["tests"])
 
 
 @pytest.mark.parametrize("mutant", MUTANTS[:1], ids=lambda m: m.name)
