@@ -38,8 +38,7 @@ def ddim_timesteps(T: int, num_steps: int, spacing: Spacing = "uniform") -> torc
     ``"uniform"`` (diffusers' "leading") ``τ_k = k · (T // num_steps)``;
     ``"linspace"`` ``τ = round(linspace(0, T − 1, num_steps))``;
     ``"trailing"`` ``τ_k = round(T − k · T / num_steps) − 1``, sorted; for ``k = 0..num_steps−1``.
-    Where the exact value is a half-integer, either neighbour is correct; this one rounds numpy's
-    float as diffusers does.
+    ``round`` is to the nearest integer; where the exact value is a half-integer, either neighbour will do.
 
     Raises:
         ValueError: if ``num_steps`` is not in ``1..T`` or ``spacing`` is unknown.

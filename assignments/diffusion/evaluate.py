@@ -1,25 +1,28 @@
 """Train briefly and sample with every sampler setting of a plan, timing each (provided).
 
-The grading harness runs :func:`run_plan` on your package in its sandbox and scores the samples it
-returns; you can run the same plan yourself::
+The grading harness runs :func:`run_plan` on your package and scores the samples it returns; you can run the same
+plan yourself::
 
     python -c "from diffusion.evaluate import run_plan; print(run_plan({'train_steps': 300})['train'])"
+
+:func:`run_plan` runs two phases, :func:`train_phase` (steps 1 and 2) and :func:`sample_phase` (step 3):
 
 1. The schedule from your ``make_schedule`` with your ``linear_betas`` or ``cosine_betas`` (part 1).
 2. A class-conditional denoiser (:class:`~diffusion.mlp.MLPDenoiser` for 2-D points,
    :class:`~diffusion.unet.UNet` for images, both using your ``timestep_embedding``, part 5) trained
    by :func:`diffusion.train.train` with your ``ddpm_loss`` (part 4) and ``drop_labels`` (part 8),
    with an EMA of the weights, which is the model that samples.
-3. Samples with labels ``0, 1, ..., K−1, 0, 1, ...``: your ``p_sample_loop`` over all ``T`` steps
-   (part 6), your ``ddim_sample_loop`` at each ``(steps, η)`` (part 7), and classifier-free guidance
-   at each scale through ``guided_denoiser`` and your ``cfg_eps`` (part 8) with DDIM; for images
-   DDIM clips ``x̂0`` to [−1, 1] (``clip_denoised=True``) as DDPM does by default.
+3. Samples with labels ``0, 1, ..., K−1, 0, 1, ...`` for each run of :func:`build_runs`, drawn and timed by
+   :func:`sample_run`: your ``p_sample_loop`` over all ``T`` steps (part 6), your ``ddim_sample_loop`` at each
+   ``(steps, η)`` (part 7), and classifier-free guidance at each scale through ``guided_denoiser`` and your
+   ``cfg_eps`` (part 8) with DDIM; for images DDIM clips ``x̂0`` to [−1, 1] (``clip_denoised=True``) as DDPM
+   does by default.
 
 With ``latent=True`` (images only) the plan is latent diffusion (Rombach et al. 2022): first your
-:class:`~diffusion.vae.VAE` is trained on your ``vae_loss`` (:func:`diffusion.vae_training.train_vae`,
-part 9), the UNet then learns the latents ``f · mu(x)`` scaled by your ``latent_scale_factor``, and
-every sampler runs through your :class:`~diffusion.latent.LatentDiffusion` (part 10; DDIM only with
-η = 0), which decodes its latents into images.
+:class:`~diffusion.vae.VAE` is trained on your ``vae_loss`` (:func:`train_latents` with
+:func:`diffusion.vae_training.train_vae`, part 9), the UNet then learns the latents ``f · mu(x)`` scaled by your
+``latent_scale_factor``, and every sampler runs through your :class:`~diffusion.latent.LatentDiffusion` (part 10;
+DDIM only with η = 0), which decodes its latents into images.
 
 A sampler that fails is reported by name and the others still run; a failed training run stops the plan.
 """
@@ -29,6 +32,7 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,12 +41,16 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from diffusion import PARTS, ddim, ddpm, guidance, latent, schedules
 from diffusion.data import load_dataset
-from diffusion.experiment import default_device, timed
 from diffusion.mlp import MLPDenoiser
+from diffusion.runtime import default_device, timed
+from diffusion.schedules import NoiseSchedule
 from diffusion.train import TrainConfig, train
 from diffusion.unet import UNet
 from diffusion.vae import VAE
 from diffusion.vae_training import VAETrainConfig, train_vae
+
+Report = dict[str, Any]
+"""What :func:`run_plan` returns (its docstring lists the keys)."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +99,195 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error)[:500]}{where}"
 
 
+@dataclass(frozen=True)
+class SamplerRun:
+    """One run of the sampling phase: its name in ``report["runs"]`` and the sampler's settings.
+
+    ``sampler`` is ``"ddpm"`` (all ``T`` steps), ``"ddim"`` or ``"cfg"`` (DDIM with classifier-free guidance at
+    ``guidance_scale``).
+    """
+
+    name: str
+    sampler: Literal["ddpm", "ddim", "cfg"]
+    steps: int
+    eta: float
+    guidance_scale: float
+
+    def settings(self) -> dict[str, Any]:
+        """``{"sampler", "steps", "eta", "guidance_scale"}``, the settings the report records with the run."""
+        return {"sampler": self.sampler, "steps": self.steps, "eta": self.eta, "guidance_scale": self.guidance_scale}
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What :func:`train_phase` hands to :func:`sample_phase`.
+
+    ``model`` is the EMA denoiser, ``data_shape`` the shape of one training example (of the images in a latent
+    plan), and ``pipeline`` the :class:`~diffusion.latent.LatentDiffusion` that samples a latent plan (``None``
+    otherwise).
+    """
+
+    model: torch.nn.Module
+    schedule: NoiseSchedule
+    num_classes: int
+    data_shape: tuple[int, ...]
+    pipeline: latent.LatentDiffusion | None
+
+
+def run_plan(plan: dict[str, Any] | RunPlan) -> Report:
+    """Train and sample as the module docstring says: :func:`train_phase`, then :func:`sample_phase`.
+
+    Returns:
+        ``{"plan", "device", "num_classes", "labels", "train": {"seconds", "losses", "error"}, "runs"}``:
+        ``labels`` are ``(n_samples,)``; ``losses`` are means over ``losses_every`` steps; ``runs`` maps
+        ``"ddpm"``, ``"ddim_<steps>_<η>"`` and ``"cfg_<s>"`` to ``{"sampler", "steps", "eta", "guidance_scale",
+        "seconds", "samples"}`` (samples on the CPU, shape ``(n_samples, ...)``) or, for a sampler that failed,
+        ``{"error"}``. A latent plan adds ``"vae"`` (:func:`train_latents`).
+    """
+    plan = plan if isinstance(plan, RunPlan) else RunPlan(**plan)
+    if plan.threads is not None:
+        torch.set_num_threads(plan.threads)
+    device = torch.device(plan.device or default_device())
+    dataset = load_dataset(plan.data, n=plan.n_train, seed=plan.seed)
+    report = new_report(plan, device, int(dataset.num_classes))
+    trained = train_phase(plan, dataset, device, report)
+    if trained is not None:  # a failed training run stops the plan
+        sample_phase(plan, trained, device, report)
+    return report
+
+
+def new_report(plan: RunPlan, device: torch.device, num_classes: int) -> Report:
+    """The report before training: the plan, the device, ``K = num_classes`` and the sample labels
+    ``0, 1, ..., K−1, 0, 1, ...`` of shape ``(n_samples,)``; no losses and no runs yet."""
+    return {
+        "plan": asdict(plan),
+        "device": str(device),
+        "num_classes": num_classes,
+        "labels": torch.arange(plan.n_samples) % num_classes,
+        "train": {"seconds": 0.0, "losses": [], "error": None},
+        "runs": {},
+    }
+
+
+def train_phase(plan: RunPlan, dataset: Dataset, device: torch.device, report: Report) -> Trained | None:
+    """Build the schedule and the training data, train the denoiser (after the VAE in a latent plan).
+
+    ``dataset`` holds ``(x, y)`` pairs, ``x`` of shape ``(D,)`` for points or ``(C, H, W)`` for images. The global
+    RNG is seeded with ``plan.seed`` first. Records ``report["train"]``'s seconds and losses (means over
+    ``losses_every`` steps), and ``report["vae"]`` in a latent plan.
+
+    Returns:
+        the trained model and what sampling needs; ``None`` when training failed, with the error recorded in
+        ``report["train"]["error"]``.
+    """
+    num_classes = report["num_classes"]
+    data_shape = tuple(dataset[0][0].shape)
+    torch.manual_seed(plan.seed)
+    start = time.perf_counter()
+    try:
+        betas = (schedules.linear_betas if plan.schedule == "linear" else schedules.cosine_betas)(plan.T)
+        schedule = schedules.make_schedule(betas)
+        if plan.latent:
+            vae, scale_factor, dataset = train_latents(plan, dataset, device, report)
+        denoiser = _denoiser(plan, dataset[0][0], num_classes)
+        result = train(denoiser, schedule, dataset, _train_config(plan, device), progress=False)
+    except Exception as error:  # noqa: BLE001 - the student's code may raise anything: reported, nothing sampled
+        report["train"]["error"] = describe(error)
+        return None
+    report["train"]["seconds"] = time.perf_counter() - start
+    report["train"]["losses"] = _means(result.losses, plan.losses_every)
+    pipeline = (
+        latent.LatentDiffusion(
+            vae, result.ema_model, schedule, scale_factor, tuple(dataset[0][0].shape), num_classes=num_classes
+        )
+        if plan.latent
+        else None
+    )
+    return Trained(result.ema_model, schedule, num_classes, data_shape, pipeline)
+
+
+def build_runs(plan: RunPlan) -> list[SamplerRun]:
+    """The sampler runs of a plan, in order: ``ddpm`` (if ``plan.ddpm``), ``ddim_<steps>_<η>`` for each pair of
+    ``plan.ddim``, then ``cfg_<s>`` (DDIM, η = 0, ``guidance_steps`` steps) for each scale of
+    ``plan.guidance_scales``."""
+    runs = [SamplerRun("ddpm", "ddpm", plan.T, 1.0, 1.0)] if plan.ddpm else []
+    runs += [SamplerRun(f"ddim_{steps}_{eta:g}", "ddim", steps, eta, 1.0) for steps, eta in plan.ddim]
+    runs += [SamplerRun(f"cfg_{s:g}", "cfg", plan.guidance_steps, 0.0, s) for s in plan.guidance_scales]
+    return runs
+
+
+def sample_phase(plan: RunPlan, trained: Trained, device: torch.device, report: Report) -> None:
+    """Run every run of :func:`build_runs` with :func:`sample_run` into ``report["runs"]``, one after the other.
+
+    Every run samples the report's labels ``(n_samples,)`` and draws its noise from its own generator, seeded
+    ``plan.seed + 1 + i`` where ``i`` is the number of runs already in the report.
+    """
+    y = report["labels"].to(device)
+    runs = report["runs"]
+    for run in build_runs(plan):
+        generator = torch.Generator().manual_seed(plan.seed + 1 + len(runs))
+        runs[run.name] = sample_run(trained, run, y, generator, device)
+
+
+def sample_run(
+    trained: Trained, run: SamplerRun, y: torch.Tensor, generator: torch.Generator, device: torch.device
+) -> dict[str, Any]:
+    """Draw the samples of one run with :func:`draw`, timed, without gradients.
+
+    Args:
+        y: the labels ``(n,)`` on ``device``, one sample each.
+
+    Returns:
+        ``{"sampler", "steps", "eta", "guidance_scale", "seconds", "samples"}`` with the samples float32 on the
+        CPU, shape ``(n, *trained.data_shape)``; or the settings and ``"error"`` (:func:`describe`) when the
+        sampler raised or returned something else.
+    """
+    shape = (len(y), *trained.data_shape)
+    try:
+        with torch.no_grad():
+            samples, seconds = timed(partial(draw, trained, run, y, generator, device), device)
+        if not isinstance(samples, torch.Tensor) or tuple(samples.shape) != shape:
+            raise ValueError(
+                f"the sampler returned {getattr(samples, 'shape', type(samples).__name__)}, "
+                f"expected a tensor of shape {shape}"
+            )
+        return {**run.settings(), "seconds": seconds, "samples": samples.detach().float().cpu()}
+    except Exception as error:  # noqa: BLE001 - one failing sampler does not stop the others
+        return {**run.settings(), "error": describe(error)}
+
+
+def draw(
+    trained: Trained, run: SamplerRun, y: torch.Tensor, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    """One run's samples ``(n, *trained.data_shape)`` for the labels ``y`` ``(n,)``, all noise from ``generator``:
+    DDPM, DDIM, or DDIM with CFG; through :class:`~diffusion.latent.LatentDiffusion` in a latent plan."""
+    n = len(y)
+    if trained.pipeline is not None:
+        kind = "ddpm" if run.sampler == "ddpm" else "ddim"
+        return trained.pipeline.sample(
+            n, kind, num_steps=run.steps, y=y, guidance_scale=run.guidance_scale, generator=generator
+        )
+    shape = (n, *trained.data_shape)
+    if run.sampler == "ddpm":
+        return ddpm.p_sample_loop(trained.model, trained.schedule, shape, generator=generator, device=device, y=y)
+    model = trained.model
+    if run.sampler == "cfg":
+        model = guidance.guided_denoiser(trained.model, run.guidance_scale, trained.num_classes)
+    return ddim.ddim_sample_loop(
+        model,
+        trained.schedule,
+        shape,
+        num_steps=run.steps,
+        eta=run.eta,
+        generator=generator,
+        device=device,
+        clip_denoised=len(trained.data_shape) > 1,  # images live in [−1, 1]: clip x̂0 there as DDPM does
+        y=y,
+    )
+
+
 def _denoiser(plan: RunPlan, example: torch.Tensor, num_classes: int) -> torch.nn.Module:
+    """An untrained denoiser for examples like ``example``: an MLP for points ``(D,)``, a UNet for ``(C, H, W)``."""
     if example.dim() == 1:
         return MLPDenoiser(dim=example.shape[0], hidden=plan.width, num_classes=num_classes)
     return UNet(
@@ -103,107 +299,17 @@ def _denoiser(plan: RunPlan, example: torch.Tensor, num_classes: int) -> torch.n
     )
 
 
-def run_plan(plan: dict[str, Any] | RunPlan) -> dict[str, Any]:
-    """Train and sample as the module docstring says.
-
-    Returns:
-        ``{"plan", "device", "num_classes", "labels", "train": {"seconds", "losses", "error"}, "runs"}``:
-        ``losses`` are means over ``losses_every`` steps; ``runs`` maps ``"ddpm"``, ``"ddim_<steps>_<η>"``
-        and ``"cfg_<s>"`` to ``{"sampler", "steps", "eta", "guidance_scale", "seconds", "samples"}``
-        (samples on the CPU, shape ``(n_samples, ...)``) or, for a sampler that failed, ``{"error"}``.
-    """
-    plan = plan if isinstance(plan, RunPlan) else RunPlan(**plan)
-    if plan.threads is not None:
-        torch.set_num_threads(plan.threads)
-    device = torch.device(plan.device or default_device())
-    dataset = load_dataset(plan.data, n=plan.n_train, seed=plan.seed)
-    example, _ = dataset[0]
-    num_classes = int(dataset.num_classes)
-    labels = torch.arange(plan.n_samples) % num_classes
-    report: dict[str, Any] = {
-        "plan": asdict(plan),
-        "device": str(device),
-        "num_classes": num_classes,
-        "labels": labels,
-        "train": {"seconds": 0.0, "losses": [], "error": None},
-        "runs": {},
-    }
-    torch.manual_seed(plan.seed)
-    start = time.perf_counter()
-    try:
-        betas = (schedules.linear_betas if plan.schedule == "linear" else schedules.cosine_betas)(plan.T)
-        schedule = schedules.make_schedule(betas)
-        if plan.latent:
-            vae, scale_factor, dataset = _latent_training_set(plan, dataset, device, report)
-        config = TrainConfig(
-            steps=plan.train_steps,
-            batch_size=plan.batch_size,
-            lr=plan.lr,
-            ema_decay=plan.ema_decay,
-            p_uncond=plan.p_uncond,
-            seed=plan.seed,
-            device=str(device),
-        )
-        result = train(_denoiser(plan, dataset[0][0], num_classes), schedule, dataset, config, progress=False)
-    except Exception as error:  # noqa: BLE001 - the student's code may raise anything: reported, nothing sampled
-        report["train"]["error"] = describe(error)
-        return report
-    report["train"]["seconds"] = time.perf_counter() - start
-    report["train"]["losses"] = _means(result.losses, plan.losses_every)
-    model = result.ema_model
-    shape = (plan.n_samples, *example.shape)
-    y = labels.to(device)
-
-    pipeline = (
-        latent.LatentDiffusion(vae, model, schedule, scale_factor, tuple(dataset[0][0].shape), num_classes=num_classes)
-        if plan.latent
-        else None
+def _train_config(plan: RunPlan, device: torch.device) -> TrainConfig:
+    """The denoiser's training settings of a plan."""
+    return TrainConfig(
+        steps=plan.train_steps,
+        batch_size=plan.batch_size,
+        lr=plan.lr,
+        ema_decay=plan.ema_decay,
+        p_uncond=plan.p_uncond,
+        seed=plan.seed,
+        device=str(device),
     )
-    clip = example.dim() > 1  # images live in [−1, 1]: DDIM clips x̂0 there as DDPM does by default
-
-    def draw(generator: torch.Generator, sampler: str, steps: int, eta: float, guidance_scale: float) -> torch.Tensor:
-        """One run's samples: DDPM, DDIM, or DDIM with CFG (``"cfg"``); through LatentDiffusion in a latent plan."""
-        if pipeline is not None:
-            kind = "ddpm" if sampler == "ddpm" else "ddim"
-            return pipeline.sample(
-                plan.n_samples, kind, num_steps=steps, y=y, guidance_scale=guidance_scale, generator=generator
-            )
-        if sampler == "ddpm":
-            return ddpm.p_sample_loop(model, schedule, shape, generator=generator, device=device, y=y)
-        denoiser = guidance.guided_denoiser(model, guidance_scale, num_classes) if sampler == "cfg" else model
-        return ddim.ddim_sample_loop(
-            denoiser,
-            schedule,
-            shape,
-            num_steps=steps,
-            eta=eta,
-            generator=generator,
-            device=device,
-            clip_denoised=clip,
-            y=y,
-        )
-
-    def sample(name: str, settings: dict[str, Any]) -> None:
-        generator = torch.Generator().manual_seed(plan.seed + 1 + len(report["runs"]))
-        try:
-            with torch.no_grad():
-                samples, seconds = timed(lambda: draw(generator, **settings), device)
-            if not isinstance(samples, torch.Tensor) or tuple(samples.shape) != shape:
-                raise ValueError(
-                    f"the sampler returned {getattr(samples, 'shape', type(samples).__name__)}, "
-                    f"expected a tensor of shape {shape}"
-                )
-            report["runs"][name] = {**settings, "seconds": seconds, "samples": samples.detach().float().cpu()}
-        except Exception as error:  # noqa: BLE001 - one failing sampler does not stop the others
-            report["runs"][name] = {**settings, "error": describe(error)}
-
-    if plan.ddpm:
-        sample("ddpm", {"sampler": "ddpm", "steps": plan.T, "eta": 1.0, "guidance_scale": 1.0})
-    for steps, eta in plan.ddim:
-        sample(f"ddim_{steps}_{eta:g}", {"sampler": "ddim", "steps": steps, "eta": eta, "guidance_scale": 1.0})
-    for scale in plan.guidance_scales:
-        sample(f"cfg_{scale:g}", {"sampler": "cfg", "steps": plan.guidance_steps, "eta": 0.0, "guidance_scale": scale})
-    return report
 
 
 def _means(values: list[float], every: int) -> list[float]:
@@ -211,11 +317,16 @@ def _means(values: list[float], every: int) -> list[float]:
     return [sum(values[i : i + every]) / len(values[i : i + every]) for i in range(0, len(values), every)]
 
 
-def _latent_training_set(
-    plan: RunPlan, images: Dataset, device: torch.device, report: dict[str, Any]
+def train_latents(
+    plan: RunPlan, images: Dataset, device: torch.device, report: Report
 ) -> tuple[VAE, float, TensorDataset]:
-    """Train the VAE, record its reconstructions of held-out images in ``report["vae"]``, and return it with
-    the scale factor and the data set of scaled latents ``(f · mu(x), y)``."""
+    """Train the VAE on ``images`` ``(C, H, W)``, record its reconstructions of held-out images in ``report["vae"]``,
+    and return it with the scale factor ``f`` and the data set of scaled latents ``(f · mu(x), y)``, each latent
+    ``(latent_channels, H/4, W/4)``.
+
+    ``report["vae"]`` holds ``{"seconds", "losses", "inputs", "reconstructions", "recon_error", "scale_factor"}``:
+    ``n_samples`` held-out images ``(n_samples, C, H, W)`` and their reconstructions, their mean squared error.
+    """
     channels = images[0][0].shape[0]
     start = time.perf_counter()
     vae = VAE(in_channels=channels, latent_channels=plan.latent_channels, base_channels=plan.vae_width)

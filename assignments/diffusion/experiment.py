@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,25 +23,10 @@ from diffusion.data import load_dataset
 from diffusion.ddim import ddim_sample_loop
 from diffusion.ddpm import p_sample_loop
 from diffusion.plotting import save_image_grid
+from diffusion.runtime import default_device, timed
 from diffusion.schedules import linear_betas, make_schedule
 from diffusion.train import TrainConfig, train
 from diffusion.unet import UNet
-
-
-def default_device() -> str:
-    """``"cuda"`` when a GPU is visible, else ``"cpu"``."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def timed(sample: Callable[[], torch.Tensor], device: torch.device) -> tuple[torch.Tensor, float]:
-    """Run ``sample()`` and return its result and the wall time in seconds (synchronising a GPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    out = sample()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return out, time.perf_counter() - start
 
 
 def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:

@@ -132,7 +132,7 @@ class LatentDiffusion:
            :func:`diffusion.ddim.ddim_sample_loop` with ``num_steps`` (part 7) or
            :func:`diffusion.ddpm.p_sample_loop` over all ``T`` steps (part 6) with
            ``clip_denoised=False``: latents are not confined to [−1, 1]. The samplers draw their
-           noise on the CPU from ``generator``; call them through their modules (``ddim.…``).
+           noise on the CPU from ``generator``.
         4. Decode.
 
         Args:

@@ -21,8 +21,7 @@ import torch
 class NoiseSchedule:
     """The per-timestep coefficients of a diffusion process (provided).
 
-    All fields are ``float64`` tensors of shape ``(T,)``. The grader builds this directly from
-    tensors, so later parts are always graded on a correct schedule.
+    All fields are ``float64`` tensors of shape ``(T,)``.
     """
 
     betas: torch.Tensor
@@ -46,8 +45,7 @@ class NoiseSchedule:
 def expand_like(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Reshape per-sample values ``(B,)`` to ``(B, 1, ..., 1)`` in ``x``'s dtype and device (provided).
 
-    The one broadcasting helper of the package: :func:`extract` uses it, and so does any code
-    that holds a per-sample coefficient rather than a per-timestep table.
+    Use it for a per-sample coefficient; for a per-timestep table use :func:`extract`, which calls it.
     """
     return values.to(device=x.device, dtype=x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
 

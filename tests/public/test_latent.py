@@ -82,6 +82,9 @@ class StandIns:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[tuple[str, dict, dict]] = []
         self.cfg_calls: list[dict] = []
+        # The stand-ins replace the modules' attributes, so LatentDiffusion.sample meets them only when it looks the
+        # functions up in their modules at call time (ddim.ddim_sample_loop(...), guidance.guided_denoiser, which
+        # calls guidance.cfg_eps); a copy of a sampler, or a name imported into latent.py, would bypass them.
         for module, name in [(ddim, "ddim_sample_loop"), (ddpm, "p_sample_loop")]:
             monkeypatch.setattr(module, name, self.sampler(name, inspect.signature(getattr(module, name))))
         self.cfg_signature = inspect.signature(guidance.cfg_eps)
