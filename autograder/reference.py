@@ -48,3 +48,9 @@ def _with_parts(package: ModuleType) -> ModuleType:
     for part in package.PARTS:
         importlib.import_module(f"diffusion.{part}")
     return package
+
+
+def reference_module(name: str) -> ModuleType:
+    """The reference's module ``diffusion.<name>`` (a part or a provided module such as ``data``)."""
+    load_reference()
+    return importlib.import_module(f"diffusion.{name}")

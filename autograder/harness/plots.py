@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from autograder.reference import load_reference
+from autograder.reference import reference_module
 
-REFERENCE = load_reference()
-plotting = importlib.import_module("diffusion.plotting")
+plotting = reference_module("plotting")
 
 
 def plot_samples(run: dict[str, Any], out: Path, plan: str) -> list[Path]:

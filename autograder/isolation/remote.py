@@ -10,7 +10,6 @@ from one sandboxed :class:`~autograder.isolation.processes.Zygote` per submissio
 from __future__ import annotations
 
 import ast
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -23,6 +22,7 @@ from autograder.isolation.intake import find_package
 from autograder.isolation.processes import PUBLIC, WorkerProcess, Zygote
 from autograder.isolation.submission import Instance, StudentError
 from autograder.parts import PART_NAMES
+from autograder.reference import reference_module
 from autograder.sandbox.channel import ChannelError
 from autograder.sandbox.limits import Limits
 
@@ -136,7 +136,7 @@ class RemoteSubmission:
         def reference(part: str, name: str) -> Callable[..., Any]:
             if part == graded or name not in self.proxied.get(part, ()):
                 raise ChannelError(f"the worker asked for the reference's {part}.{name}, which it may not use")
-            return getattr(importlib.import_module(f"diffusion.{part}"), name)
+            return getattr(reference_module(part), name)
 
         return reference
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-
 import torch
 from torch.utils.data import DataLoader
 
-from autograder.reference import load_reference
+from autograder.reference import reference_module
 
-load_reference()
-data = importlib.import_module("diffusion.data")  # the reference's provided data module (after load_reference)
+data = reference_module("data")
 
 
 def load_tensors(

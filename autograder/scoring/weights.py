@@ -8,7 +8,6 @@ Looked for in :data:`SHIPPED` (the kit's own, committed for the small data sets)
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from pathlib import Path
 
@@ -17,11 +16,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from autograder.files import replacing, write_atomically
-from autograder.reference import load_reference
+from autograder.reference import reference_module
 from autograder.scoring.classifier import ClassifierConfig, FeatureClassifier, default_device
 
-load_reference()
-image_files = importlib.import_module("diffusion.image_files")
+image_files = reference_module("image_files")
 
 SHIPPED = Path(__file__).resolve().parent / "weights"
 """The classifiers that ship with the kit."""
