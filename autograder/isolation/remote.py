@@ -21,7 +21,7 @@ from autograder.isolation import calls
 from autograder.isolation.intake import find_package
 from autograder.isolation.processes import PUBLIC, WorkerProcess, Zygote
 from autograder.isolation.submission import Instance, StudentError
-from autograder.parts import PART_NAMES
+from autograder.parts import PART_BY_NAME, PART_NAMES
 from autograder.reference import reference_module
 from autograder.sandbox.channel import ChannelError
 from autograder.sandbox.limits import Limits
@@ -131,11 +131,19 @@ class RemoteSubmission:
         return call
 
     def _reference_for(self, graded: str) -> Callable[[str, str], Callable[..., Any]]:
-        """The reference's other parts, on request of the worker grading ``graded`` (never ``graded`` itself)."""
+        """The reference's functions of the parts ``graded`` needs (:attr:`autograder.parts.Part.needs`), on
+        request of its worker; a function of any other part is refused where the student's code called it.
+
+        Raises:
+            ChannelError: the worker asked for something that is not a student function of a part.
+        """
+        needs = PART_BY_NAME[graded].needs
 
         def reference(part: str, name: str) -> Callable[..., Any]:
-            if part == graded or name not in self.proxied.get(part, ()):
-                raise ChannelError(f"the worker asked for the reference's {part}.{name}, which it may not use")
+            if name not in self.proxied.get(part, ()):
+                raise ChannelError(f"the worker asked for the reference's {part}.{name}, which is not a function")
+            if part not in needs:
+                return _refused(graded, f"{part}.{name}", needs)
             return getattr(reference_module(part), name)
 
         return reference
@@ -152,3 +160,17 @@ class RemoteSubmission:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _refused(graded: str, function: str, needs: tuple[str, ...]) -> Callable[..., Any]:
+    """A stand-in for a function ``graded`` may not use: calling it raises, in the student's code, an error
+    that says which parts it may use."""
+    allowed = ", ".join(needs) or "none"
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(
+            f"{graded}.py called {function}, which it may not use while {graded} is graded: it may use the "
+            f"other parts {allowed} (write the rest yourself)"
+        )
+
+    return refused

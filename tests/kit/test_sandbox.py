@@ -300,3 +300,73 @@ def test_the_fallback_without_bubblewrap_survives_the_catalogue_and_says_so_loud
     results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert "NOT SANDBOXED" in results["output"] and "NOT SANDBOXED" in graded.stdout
     assert results["score"] == PART_BY_NAME["forward"].points
+
+
+# A graded part may call only the reference functions of the parts it needs (autograder.parts.Part.needs).
+# These launder their answer through another part's reference: forward's q_sample out of losses' ddpm_loss
+# (which computes q_sample to feed the model), posterior's mean out of ddpm's p_mean_variance (which computes
+# the posterior mean of its x̂0), DDIM's loop as DDPM's (DDIM with η = 1 on all steps).
+LAUNDERED_FORWARD = """
+import torch
+from diffusion import losses
+
+
+def q_sample(schedule, x0, t, noise):
+    seen = []
+
+    def model(x_t, t_, **kwargs):
+        seen.append(x_t)
+        return torch.zeros_like(x_t)
+
+    losses.ddpm_loss(model, schedule, x0, t=t, noise=noise)
+    return seen[0]
+
+
+def q_step(schedule, x_prev, t, noise):
+    return x_prev
+
+
+def q_mean_variance(schedule, x0, t):
+    return x0, x0
+"""
+LAUNDERED_POSTERIOR = """
+import torch
+from diffusion import ddpm
+
+
+def q_posterior_mean_variance(schedule, x0, x_t, t):
+    alpha_bar = schedule.alpha_bars.to(x0.dtype)[t].reshape(-1, *[1] * (x0.dim() - 1))
+    eps = (x_t - alpha_bar.sqrt() * x0) / (1 - alpha_bar).sqrt()
+    out = ddpm.p_mean_variance(lambda x, s, **k: eps, schedule, x_t, t, clip_denoised=False)
+    return out["mean"], out["variance"], out["log_variance"]
+"""
+LAUNDERED_DDIM = """
+from diffusion import ddpm
+
+
+def ddim_sample_loop(model, schedule, shape, num_steps=50, eta=0.0, spacing="uniform", generator=None,
+                     device=None, progress=False, **model_kwargs):
+    return ddpm.p_sample_loop(model, schedule, shape, generator=generator, device=device, **model_kwargs)
+"""
+
+
+@pytest.mark.parametrize(
+    ("part", "source", "function"),
+    [
+        ("forward", LAUNDERED_FORWARD, "q_sample"),
+        ("posterior", LAUNDERED_POSTERIOR, "q_posterior_mean_variance"),
+        ("ddim", LAUNDERED_DDIM, "ddim_sample_loop"),
+    ],
+    ids=["forward-through-losses", "posterior-through-ddpm", "ddim-through-ddpm"],
+)
+def test_a_part_cannot_launder_its_answer_through_another_parts_reference(tmp_path, part, source, function):
+    root = tmp_path / "submission"
+    shutil.copytree(ROOT / "solutions" / "diffusion", root / "diffusion", ignore=shutil.ignore_patterns("__pycache__"))
+    module = root / "diffusion" / f"{part}.py"
+    module.write_text(source if part == "forward" else module.read_text() + source)
+    results = results_json(grade(root, parts={part}, limits={"default": FAST}))
+    laundered = [t for t in results["tests"] if function in t["output"] or function in t["name"]]
+    assert laundered and all(t["score"] == 0 for t in laundered), [(t["name"], t["score"]) for t in laundered]
+    assert any("which it may not use" in t["output"] for t in laundered)
+    if part == "forward":
+        assert results["score"] == 0
