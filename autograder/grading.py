@@ -23,8 +23,8 @@ from autograder.checks.framework import Check, CheckFailed
 from autograder.isolation import intake
 from autograder.isolation.launcher import isolation
 from autograder.isolation.remote import RemoteSubmission
-from autograder.isolation.submission import LocalSubmission, StudentError, Submission
-from autograder.results import NOT_GRADED, CheckResult, GradeReport, Status
+from autograder.isolation.submission import GraderError, LocalSubmission, StudentError, Submission
+from autograder.results import GRADER_ERROR, NOT_GRADED, CheckResult, GradeReport, Status
 from autograder.sandbox.limits import Limits
 
 
@@ -54,6 +54,8 @@ def _verdict(check: Check, submission: Submission) -> tuple[float, str]:
         if isinstance(raised, KeyboardInterrupt):
             raise
         error = _first_leaf(raised)
+        if isinstance(error, GraderError):
+            raise error from None  # the grader's failure ends grading: never a check's zero
         if isinstance(error, CheckFailed):
             output = str(error)
         elif isinstance(error, StudentError):
@@ -92,6 +94,8 @@ def grade(
         submission = RemoteSubmission(root, limits) if sandboxed else LocalSubmission(root)
     except FileNotFoundError as error:
         return not_graded(str(error), time.perf_counter() - start, parts)
+    except GraderError as error:
+        return not_graded(str(error), time.perf_counter() - start, parts, status=GRADER_ERROR)
     results = []
     try:
         for check in selected:
@@ -99,6 +103,8 @@ def grade(
             results.append(run_check(check, submission))
             if fail_fast and not results[-1].passed:
                 break
+    except GraderError as error:
+        return not_graded(str(error), time.perf_counter() - start, parts, status=GRADER_ERROR)
     finally:
         if sandboxed:
             submission.close()

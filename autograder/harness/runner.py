@@ -20,7 +20,6 @@ from autograder.isolation.intake import find_package
 from autograder.isolation.processes import PUBLIC, WorkerProcess, Zygote
 from autograder.isolation.remote import student_functions
 from autograder.parts import PART_NAMES
-from autograder.sandbox.channel import ChannelError
 from autograder.sandbox.limits import Limits
 from autograder.sandbox.worker import WHOLE
 
@@ -58,12 +57,10 @@ def run_plan(package: Path, plan: dict[str, Any], limits: Limits) -> dict[str, A
         worker = WorkerProcess(zygote, WHOLE, limits)
         try:
             worker.load({})
-            return calls.call(worker, PLAN_FUNCTION, (plan,), {}, _no_reference)
+            return calls.call(
+                worker, PLAN_FUNCTION, (plan,), {}, calls.no_reference("the harness runs the package alone")
+            )
         finally:
             worker.kill()
     finally:
         zygote.close()
-
-
-def _no_reference(part: str, name: str):
-    raise ChannelError(f"the worker asked for the reference's {part}.{name}; the harness runs the package alone")

@@ -24,6 +24,15 @@ from autograder.sandbox.channel import ChannelError, Codec
 REFERENCE = load_reference()
 
 
+def no_reference(context: str) -> Callable[[str, str], Callable[..., Any]]:
+    """A ``reference`` for :func:`call` that refuses every reference call, saying why (``context``)."""
+
+    def reference(part: str, name: str) -> Callable[..., Any]:
+        raise ChannelError(f"the worker asked for the reference's {part}.{name}; {context}")
+
+    return reference
+
+
 def call(
     worker: WorkerProcess,
     name: str,

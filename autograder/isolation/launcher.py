@@ -119,10 +119,10 @@ def command(stage: Path, scratch: Path) -> list[str]:
         *_namespaces(),
         "--die-with-parent",
         "--new-session",
+        "--tmpfs", "/tmp",  # first: a Python installed under /tmp (a venv) is bound over it, not hidden by it
         *_system_binds(),
         "--proc", "/proc",
         "--dev", "/dev",
-        "--tmpfs", "/tmp",
         "--ro-bind", str(stage), "/sandbox",
         "--bind", str(scratch), "/scratch",
         "--chdir", "/scratch",

@@ -40,6 +40,8 @@ PUBLIC = ASSIGNMENTS / "diffusion"
 SANDBOX_PACKAGE = Path(autograder.sandbox.__file__).parent
 """What is staged into the sandbox as the grader's code: this package, whole."""
 STDERR_TAIL = 2000
+ZYGOTE_POLL_SECONDS = 0.1
+"""How often a wait for the zygote looks whether it died (it cannot answer then: no need to wait on)."""
 
 
 PIPE_BYTES = 1 << 20
@@ -125,10 +127,15 @@ class Zygote:
 
     def _ask(self, request: dict[str, Any], fds: list[int], seconds: float) -> dict[str, Any]:
         """Send ``request`` (with ``fds``) and wait ``seconds`` for the answer; :class:`ChannelError` if none."""
+        deadline = time.monotonic() + seconds
+        reply = None
         try:
             socket.send_fds(self.control, [json.dumps(request).encode()], fds)
-            ready, _, _ = select.select([self.control], [], [], seconds)
-            reply = json.loads(self.control.recv(1 << 16)) if ready else None
+            while self.process.poll() is None and (remaining := deadline - time.monotonic()) > 0:
+                ready, _, _ = select.select([self.control], [], [], min(remaining, ZYGOTE_POLL_SECONDS))
+                if ready:
+                    reply = json.loads(self.control.recv(1 << 16))
+                    break
         except (OSError, ValueError):
             reply = None
         if not isinstance(reply, dict):
@@ -195,8 +202,8 @@ class WorkerProcess:
         self.reader.deadline = time.monotonic() + seconds
         return read_message(self.reader)
 
-    def load(self, proxied: dict[str, list[str]]) -> None:
-        """Import the student's module of this part in the worker.
+    def load(self, proxied: dict[str, list[str]], public: bool = False) -> None:
+        """Import the student's module of this part in the worker (with ``public``, the kit's public one).
 
         Raises:
             StudentError: the import failed (syntax error, missing module, error at import time...).
@@ -204,7 +211,7 @@ class WorkerProcess:
         request = {
             "op": "load",
             "part": self.part,
-            "package": str(self.zygote.package_inside),
+            "package": str(self.zygote.public_inside if public else self.zygote.package_inside),
             "public": str(self.zygote.public_inside),
             "proxied": proxied,
         }

@@ -19,8 +19,9 @@ import torch
 
 from autograder.isolation import calls
 from autograder.isolation.intake import find_package
+from autograder.isolation.launcher import isolation
 from autograder.isolation.processes import PUBLIC, WorkerProcess, Zygote
-from autograder.isolation.submission import Instance, StudentError
+from autograder.isolation.submission import GraderError, Instance, StudentError
 from autograder.parts import PART_BY_NAME, PART_NAMES
 from autograder.reference import reference_module
 from autograder.sandbox.channel import ChannelError
@@ -51,6 +52,15 @@ def student_functions(public: Path = PUBLIC) -> dict[str, list[str]]:
     return functions
 
 
+PROOF_ARGS = (torch.arange(4, dtype=torch.float64), torch.tensor([1, 3]), torch.zeros(2, 3))
+PROOF_ANSWER = torch.tensor([[1.0], [3.0]])
+"""The known-good call: ``extract(a, t, x)`` of the public (provided) ``schedules`` module, and its answer."""
+PROOF_ATTEMPTS = 3
+WORKER_FAILURES = ("WorkerDied", "TimeoutError")
+"""How a worker that did not answer is reported (see :meth:`WorkerProcess.failure`): not an exception of the
+student's code, so the sandbox is proven again before the student is told."""
+
+
 class RemoteSubmission:
     """A submission whose functions run in sandboxed workers, one per part (see the module docstring).
 
@@ -68,9 +78,39 @@ class RemoteSubmission:
         self.proxied = student_functions()
         self.zygote = Zygote(self.package, self._widest())
         self.workers: dict[str, WorkerProcess] = {}
+        self.prove_sandbox()
         self.import_errors: dict[str, StudentError] = {}
         self.stopped: dict[str, StudentError] = {}
         """Parts whose worker died or was stopped during the current check: it fails at once from then on."""
+
+    def prove_sandbox(self, attempts: int = PROOF_ATTEMPTS) -> None:
+        """Run a known-good call in a fresh worker (the public ``schedules.extract``), with a fresh zygote after
+        each failure, up to ``attempts`` times.
+
+        Raises:
+            GraderError: no attempt succeeded: the sandbox cannot run code here, whatever the submission.
+        """
+        failure = ""
+        for _ in range(attempts):
+            if not self.zygote.alive():
+                self.zygote.close()
+                self.zygote = Zygote(self.package, self._widest())
+            worker = WorkerProcess(self.zygote, "schedules", self._widest())
+            try:
+                worker.load({}, public=True)
+                got = calls.call(worker, "extract", PROOF_ARGS, {}, calls.no_reference("the proof needs none"))
+                if isinstance(got, torch.Tensor) and torch.equal(got, PROOF_ANSWER):
+                    return
+                failure = f"it answered {got!r:.200}"
+            except StudentError as error:
+                failure = f"{error.error_type}: {error.message}"
+            finally:
+                worker.kill()
+            self.zygote.close()
+        raise GraderError(
+            f"the sandbox could not run a known-good call ({attempts} attempts; {isolation().description}): "
+            f"{failure[:1500]}"
+        )
 
     def next_check(self) -> None:
         """A new check starts: a worker stopped in the previous one may be started afresh."""
@@ -102,6 +142,8 @@ class RemoteSubmission:
             worker.load(self.proxied)
         except StudentError as error:
             worker.kill()
+            if error.error_type in WORKER_FAILURES:
+                self.prove_sandbox()  # a sandbox that cannot run a known-good call is the grader's failure
             self.import_errors[part] = error
             raise
         self.workers[part] = worker

@@ -50,6 +50,11 @@ class StudentError(Exception):
         return f"{self.part}.{self.function} raised {self.error_type}: {self.message}{where}"
 
 
+class GraderError(Exception):
+    """The grader could not run the student's code (the sandbox does not start or cannot run a known-good
+    call): never the student's zero; the report says so and a batch grades the submission again."""
+
+
 @dataclass(frozen=True)
 class Instance:
     """A fresh object of the student's class: ``cls(*args, **kwargs)``, then the weights ``state`` loaded

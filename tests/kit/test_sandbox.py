@@ -370,3 +370,28 @@ def test_a_part_cannot_launder_its_answer_through_another_parts_reference(tmp_pa
     assert any("which it may not use" in t["output"] for t in laundered)
     if part == "forward":
         assert results["score"] == 0
+
+
+def test_a_sandbox_that_cannot_run_code_is_a_grader_error_never_the_students_zero(tmp_path, monkeypatch):
+    """The grader proves its sandbox with a known-good call before grading: when no worker can start, the
+    report is a grader error (a batch grades it again), not "your module could not be imported"."""
+    from autograder.isolation import launcher
+
+    monkeypatch.setattr(launcher, "command", lambda stage, scratch: [sys.executable, "-c", "raise SystemExit(3)"])
+    results = results_json(grade(ROOT / "solutions", parts={"schedules"}, limits={"default": FAST}))
+    assert results["extra_data"]["status"] == "grader error"
+    assert results["score"] == 0
+    for test in results["tests"]:
+        assert "the sandbox could not run a known-good call" in test["output"]
+        assert "could not be imported" not in test["output"]
+
+
+def test_the_reference_gets_full_marks_with_python_in_a_venv_under_tmp(tmp_path):
+    """bubblewrap mounts a fresh /tmp: a Python installed under /tmp must stay visible to the worker."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    out = tmp_path / "out"
+    command = [str(venv / "bin" / "python"), "-m", "autograder", "grade", "solutions", "--parts", "schedules"]
+    subprocess.run([*command, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert results["score"] == PART_BY_NAME["schedules"].points, results["output"]
