@@ -40,8 +40,13 @@ RAW_DTYPES = {
     for dtype in (torch.bfloat16, torch.float8_e4m3fn, torch.float8_e5m2)
 }
 """Dtypes numpy (and so the blob) lacks: they cross as integers of their size, viewed back on arrival."""
-MAX_MESSAGE_BYTES = 2 << 30
-"""A larger frame is a garbage answer, refused before it is read."""
+MAX_HEADER_BYTES = 4 << 20
+"""The JSON tree of a message (tensors travel in the blob): a larger one is a garbage answer, refused before it
+is read, since decoding JSON costs the reader several times its size."""
+MAX_BLOB_BYTES = 512 << 20
+"""The tensors of a message: the harness's samples of a run fit many times over."""
+MAX_TENSORS = 4096
+"""Tensors in one message."""
 
 
 class Exposed:
@@ -249,19 +254,34 @@ def read_message(stream: BinaryIO) -> tuple[dict[str, Any], dict[str, torch.Tens
     """
     prefix = _read_exactly(stream, HEADER.size)
     head_size, blob_size = HEADER.unpack(prefix)
-    if head_size + blob_size > MAX_MESSAGE_BYTES:
-        raise ChannelError(f"message of {head_size + blob_size} bytes refused (limit {MAX_MESSAGE_BYTES})")
+    if head_size > MAX_HEADER_BYTES or blob_size > MAX_BLOB_BYTES:
+        raise ChannelError(
+            f"message of {head_size} + {blob_size} bytes refused (limits {MAX_HEADER_BYTES} for its values, "
+            f"{MAX_BLOB_BYTES} for its tensors)"
+        )
     try:
         header = json.loads(_read_exactly(stream, head_size).decode("utf-8"))
         blob = _read_exactly(stream, blob_size)
+        if blob and _tensor_count(blob) > MAX_TENSORS:
+            raise ChannelError(f"message of more than {MAX_TENSORS} tensors refused")
         tensors = {key: torch.from_numpy(array) for key, array in load_arrays(blob).items()} if blob else {}
-    except (UnicodeDecodeError, ValueError) as error:
-        raise ChannelError(f"malformed message: {error}") from None
+    except ChannelError:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise ChannelError(f"malformed message: {type(error).__name__}: {str(error)[:200]}") from None
     except Exception as error:  # noqa: BLE001 - safetensors raises its own error types on a corrupt blob
         raise ChannelError(f"malformed tensors: {error}") from None
     if not isinstance(header, dict):
         raise ChannelError("malformed message: the header is not an object")
     return header, tensors
+
+
+def _tensor_count(blob: bytes) -> int:
+    """How many tensors a safetensors blob declares (its JSON header, read before any tensor is loaded)."""
+    (size,) = struct.unpack("<Q", blob[:8])
+    if size > min(len(blob) - 8, MAX_HEADER_BYTES):
+        raise ValueError("the tensors' header is larger than the blob")
+    return sum(1 for key in json.loads(blob[8 : 8 + size]) if key != "__metadata__")
 
 
 def _read_exactly(stream: BinaryIO, size: int) -> bytes:

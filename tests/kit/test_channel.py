@@ -10,7 +10,9 @@ import torch
 
 from autograder.reference import load_reference
 from autograder.sandbox.channel import (
-    MAX_MESSAGE_BYTES,
+    MAX_BLOB_BYTES,
+    MAX_HEADER_BYTES,
+    MAX_TENSORS,
     ChannelError,
     Codec,
     Exposed,
@@ -121,7 +123,17 @@ def test_garbage_trees_are_channel_errors(tree):
 
 def test_oversized_and_truncated_frames_are_refused():
     with pytest.raises(ChannelError, match="refused"):
-        read_message(io.BytesIO(struct.pack("<IQ", 10, MAX_MESSAGE_BYTES)))
+        read_message(io.BytesIO(struct.pack("<IQ", 10, MAX_BLOB_BYTES + 1)))
+    with pytest.raises(ChannelError, match="refused"):  # before a byte of the 200 MB is read
+        read_message(io.BytesIO(struct.pack("<IQ", 200 << 20, 0)))
+    many = io.BytesIO()
+    write_message(many, {}, {f"k{i}": torch.zeros(()) for i in range(MAX_TENSORS + 1)})
+    with pytest.raises(ChannelError, match="tensors refused"):
+        read_message(io.BytesIO(many.getvalue()))
+    deep = ("[" * 100_000).encode()
+    with pytest.raises(ChannelError, match="malformed"):
+        read_message(io.BytesIO(struct.pack("<IQ", len(deep), 0) + deep))
+    assert MAX_HEADER_BYTES + MAX_BLOB_BYTES < 1 << 30
     with pytest.raises(ChannelError, match="closed"):
         read_message(io.BytesIO(struct.pack("<IQ", 10, 0) + b"{}"))
     with pytest.raises(ChannelError, match="malformed"):
