@@ -21,7 +21,6 @@ from hypothesis.errors import Flaky
 from autograder import checks
 from autograder.checks.framework import Check, CheckFailed
 from autograder.isolation import intake
-from autograder.isolation.launcher import isolation
 from autograder.isolation.remote import RemoteSubmission
 from autograder.isolation.submission import GraderError, LocalSubmission, StudentError, Submission
 from autograder.results import GRADER_ERROR, NOT_GRADED, CheckResult, GradeReport, Status
@@ -108,7 +107,7 @@ def grade(
     finally:
         if sandboxed:
             submission.close()
-    how = isolation().description if sandboxed else "in the grader's process (trusted code only)"
+    how = submission.protections if sandboxed else "in the grader's process (trusted code only)"
     return GradeReport(tuple(results), f"Student code ran {how}.", time.perf_counter() - start)
 
 

@@ -27,9 +27,11 @@ import signal
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.isolation.budget import Budget
 from autograder.sandbox.limits import Limits, apply_limits
 
 NOBODY = 65534
@@ -168,12 +170,15 @@ def nproc(limits: Limits) -> int:
     return limits.processes if os.geteuid() == 0 else _processes_of_this_user() + limits.processes
 
 
-def limiter(limits: Limits):
-    """A ``preexec_fn`` applying ``limits`` in the child before it runs anything."""
+def limiter(limits: Limits, budget: Budget | None = None) -> Callable[[], None]:
+    """A ``preexec_fn`` applying ``limits`` in the child before it runs anything, in ``budget``'s control
+    groups when there are some."""
     processes = nproc(limits)
 
     def apply() -> None:
         parent_death_signal()
+        if budget is not None:
+            budget.enter()
         apply_limits(limits, processes)
 
     return apply

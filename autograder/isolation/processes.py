@@ -30,6 +30,7 @@ import torch
 
 import autograder.sandbox
 from autograder.isolation import launcher
+from autograder.isolation.budget import tree_budget
 from autograder.isolation.submission import StudentError
 from autograder.reference import ASSIGNMENTS
 from autograder.sandbox.channel import ChannelError, read_message, write_message
@@ -107,6 +108,7 @@ class Zygote:
         self.package_inside = (Path("/scratch") if sandboxed else scratch) / "submission"
         self.public_inside = (Path("/sandbox") if sandboxed else stage) / "public"
         self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.budget = tree_budget(limits.tree_memory_bytes, limits.processes)
         self.output = open(self.outputs / "zygote.txt", "wb")  # noqa: SIM115 - lives as long as the zygote
         self.process = subprocess.Popen(
             launcher.command(stage, scratch),
@@ -117,7 +119,7 @@ class Zygote:
             env={**launcher.environment(scratch), "AUTOGRADER_ZYGOTE": str(theirs.fileno())},
             cwd=scratch,
             start_new_session=True,
-            preexec_fn=launcher.limiter(limits),
+            preexec_fn=launcher.limiter(limits, self.budget),
         )
         theirs.close()
         self.closed = False
@@ -158,13 +160,16 @@ class Zygote:
             return None
 
     def close(self) -> None:
-        """Kill the zygote and with it every worker (its process group; bubblewrap's PID namespace)."""
+        """Kill the zygote and with it every worker (its process group; bubblewrap's PID namespace; every
+        process left in its control group, a daemon that left the process group included)."""
         if self.closed:
             return
         self.closed = True
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+        if self.budget is not None:
+            self.budget.close()
         self.control.close()
         self.output.close()
         shutil.rmtree(self.tmp, ignore_errors=True)

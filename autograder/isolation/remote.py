@@ -112,6 +112,13 @@ class RemoteSubmission:
             f"{failure[:1500]}"
         )
 
+    @property
+    def protections(self) -> str:
+        """What isolates the workers here, for the report."""
+        budget = self.zygote.budget
+        tree = budget.description if budget else "limits per process only (no control group could be made here)"
+        return f"{isolation().description}; {tree}"
+
     def next_check(self) -> None:
         """A new check starts: a worker stopped in the previous one may be started afresh."""
         self.stopped.clear()

@@ -23,6 +23,9 @@ class Limits:
     """Processes and threads the worker may add (RLIMIT_NPROC, above what its user already runs)."""
     file_bytes: int = 256 << 20
     """Largest file the worker may write."""
+    tree_memory_bytes: int = 8 << 30
+    """Resident memory of the whole worker tree together (the zygote, its workers and every process they start),
+    where the grader can make a control group (see ``autograder.isolation.budget``)."""
 
 
 def apply_limits(limits: Limits, processes: int) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from autograder.grading import grade
+from autograder.isolation.budget import tree_budget
 from autograder.isolation.launcher import isolation
 from autograder.parts import PART_BY_NAME
 from autograder.results import results_json
@@ -63,6 +64,8 @@ class Hostile:
     returns: bool = False
     """Whether the functions answer what ``attack`` returns (else a wrong value)."""
     sandbox_only: bool = False
+    budget_only: bool = False
+    """Only a control group stops it (the grader's budget for the whole worker tree)."""
     limits: Limits = FAST
     absent: tuple[str, ...] = ()
     """Text that must not appear anywhere in the results (a leaked secret)."""
@@ -178,6 +181,25 @@ CATALOGUE = {
         limits=Limits(wall_seconds=3.0, processes=32),
         present=("wall-time limit",),
     ),
+    "forked children hold the memory limit many times": Hostile(
+        """
+        children = []
+        for _ in range(4):
+            pid = os.fork()
+            if pid == 0:
+                block = bytearray(400 << 20)
+                for i in range(0, len(block), 4096):
+                    block[i] = 1
+                time.sleep(2)
+                os._exit(0)
+            children.append(pid)
+        held = sum(os.waitpid(pid, 0)[1] == 0 for pid in children)
+        raise RuntimeError(f"children held: {held} of 4")
+        """,
+        budget_only=True,
+        limits=Limits(wall_seconds=30.0, cpu_seconds=60, memory_bytes=6 << 30, tree_memory_bytes=1 << 30),
+        absent=("children held: 4 of 4",),
+    ),
     "allocate 50 GiB": Hostile("return torch.empty(50 << 30, dtype=torch.uint8)", returns=True),
     "NaN": Hostile("return torch.full_like(x, float('nan'))", returns=True),
     "wrong shape": Hostile("return torch.zeros(1, 2, 3, 4)", returns=True),
@@ -185,6 +207,9 @@ CATALOGUE = {
     "wrong device": Hostile("return x.to('meta')", returns=True),
 }
 FORK_NEEDS = SANDBOXED or os.geteuid() != 0
+BUDGET = tree_budget(1 << 30, 8)
+if BUDGET is not None:
+    BUDGET.close()
 
 
 def hostile(tmp_path: Path, entry: Hostile) -> Path:
@@ -208,6 +233,8 @@ def test_a_hostile_submission_scores_at_most_its_ceiling_and_the_grader_goes_on(
     entry = CATALOGUE[name]
     if entry.sandbox_only and not SANDBOXED:
         pytest.skip(f"needs bubblewrap: {isolation().description}")
+    if entry.budget_only and not BUDGET:
+        pytest.skip("no control group can be made here: only per-process limits hold")
     if name == "fork bomb" and not FORK_NEEDS:
         pytest.skip("the process limit does not apply to root outside the sandbox")
     monkeypatch.setenv("AUTOGRADER_TEST_SECRET", SECRET_VALUE)
