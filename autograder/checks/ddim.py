@@ -15,6 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from autograder.checks.framework import GRADING, CheckFailed, calls_problem, check, expect, expect_close, expect_tensor
+from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import (
     ScheduleSpec,
     StepCase,
@@ -80,6 +81,7 @@ def ddim_timesteps_spacings(sub: Submission) -> None:
     ddim_timesteps = sub.function("ddim", "ddim_timesteps")
 
     @GRADING
+    @pinned_seed("ddim_timesteps_spacings")
     @given(subsequence_specs(max_T=1000))
     # Cases where rounding and truncating differ without a tie, and where T // num_steps ≠ T / num_steps:
     # the mistakes of the spacings are caught whatever the drawn examples.
@@ -167,6 +169,7 @@ def ddim_step_formula(sub: Submission) -> None:
     ddim_step = sub.function("ddim", "ddim_step")
 
     @GRADING
+    @pinned_seed("ddim_step_formula")
     @given(step_cases())
     def prop(step: StepCase) -> None:
         case = step.case
@@ -200,6 +203,7 @@ def ddim_step_clip_and_noise(sub: Submission) -> None:
     ddim_step = sub.function("ddim", "ddim_step")
 
     @settings(parent=GRADING, max_examples=15)
+    @pinned_seed("ddim_step_clip_and_noise")
     @given(step_cases())
     def prop(step: StepCase) -> None:
         case = step.case
@@ -309,6 +313,7 @@ def ddim_invert_recurrence(sub: Submission) -> None:
     ddim_invert = sub.function("ddim", "ddim_invert")
 
     @settings(parent=GRADING, max_examples=20)
+    @pinned_seed("ddim_invert_recurrence")
     @given(subsequence_specs(max_T=20), st.sampled_from(["linear", "cosine"]), shapes())
     def prop(spec: SubsequenceSpec, kind: str, shape: tuple[int, ...]) -> None:
         schedule = ScheduleSpec(kind, spec.T).build()
@@ -456,6 +461,7 @@ def ddim_loop_bookkeeping(sub: Submission) -> None:
     ddim_sample_loop = sub.function("ddim", "ddim_sample_loop")
 
     @settings(parent=GRADING, max_examples=15)
+    @pinned_seed("ddim_loop_bookkeeping")
     @given(subsequence_specs(max_T=40, etas=(0.0, 1.0)), shapes())
     def prop(spec: SubsequenceSpec, shape: tuple[int, ...]) -> None:
         schedule = ScheduleSpec("linear", spec.T).build()

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autograder.checks.framework import GRADING, CheckFailed, calls_problem, check, expect, expect_close, expect_tensor
+from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, ScheduleSpec, cases, mixed_t_cases, schedule_specs, shapes
 from autograder.isolation.submission import Submission
 from autograder.oracle import GaussianMixture, MixtureOracle, SmoothDenoiser, energy_distance, single_threaded
@@ -102,6 +103,7 @@ def p_mean_variance_variances(sub: Submission) -> None:
     p_mean_variance = sub.function("ddpm", "p_mean_variance")
 
     @GRADING
+    @pinned_seed("p_mean_variance_variances")
     @given(cases(), st.sampled_from(VARIANCES))
     def prop(case: Case, variance: str) -> None:
         schedule, x_t, t = case.schedule, case.randn(), case.timesteps()
@@ -173,6 +175,7 @@ def p_mean_variance_model_kwargs(sub: Submission) -> None:
     p_mean_variance = sub.function("ddpm", "p_mean_variance")
 
     @settings(parent=GRADING, max_examples=10)
+    @pinned_seed("p_mean_variance_model_kwargs")
     @given(cases(max_T=10))
     def prop(case: Case) -> None:
         schedule, x_t, t = case.schedule, case.randn(), case.timesteps()
@@ -245,6 +248,7 @@ def p_sample_loop_bookkeeping(sub: Submission) -> None:
     p_sample_loop = sub.function("ddpm", "p_sample_loop")
 
     @settings(parent=GRADING, max_examples=15)
+    @pinned_seed("p_sample_loop_bookkeeping")
     @given(schedule_specs(1, 12), shapes(), st.integers(0, 2**16))
     def prop(spec: ScheduleSpec, shape: tuple[int, ...], seed: int) -> None:
         schedule = spec.build()

@@ -11,6 +11,7 @@ import torch
 from hypothesis import given
 
 from autograder.checks.framework import GRADING, CheckFailed, check, expect_close, expect_reference_on_cases, rtol_for
+from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, cases
 from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
@@ -72,6 +73,7 @@ def composed_steps_match_closed_form(sub: Submission) -> None:
     q_step = sub.function("forward", "q_step")
 
     @GRADING
+    @pinned_seed("composed_steps_match_closed_form")
     @given(cases(dtypes=(torch.float64,)))
     def prop(case: Case) -> None:
         schedule, x0, t = case.schedule, case.data(), case.timesteps()
@@ -108,6 +110,7 @@ def q_mean_variance_moments(sub: Submission) -> None:
     q_mean_variance = sub.function("forward", "q_mean_variance")
 
     @GRADING
+    @pinned_seed("q_mean_variance_moments")
     @given(cases())
     def prop(case: Case) -> None:
         schedule, x0, t = case.schedule, case.data(), case.timesteps()

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
+from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, ScheduleSpec, cases
 from autograder.isolation.submission import Submission
 from autograder.oracle import MixtureOracle, SmoothDenoiser, energy_distance, single_threaded
@@ -35,6 +36,7 @@ def drop_labels_contract(sub: Submission) -> None:
     drop_labels = sub.function("guidance", "drop_labels")
 
     @GRADING
+    @pinned_seed("drop_labels_contract")
     @given(
         st.integers(1, 64),
         st.integers(1, 12),
@@ -160,6 +162,7 @@ def cfg_eps_single_call(sub: Submission) -> None:
     cfg_eps = sub.function("guidance", "cfg_eps")
 
     @settings(parent=GRADING, max_examples=10)
+    @pinned_seed("cfg_eps_single_call")
     @given(cases(), st.integers(1, 10))
     def prop(case: Case, num_classes: int) -> None:
         schedule, x_t, t = case.schedule, case.randn(), case.timesteps()

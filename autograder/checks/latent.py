@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
+from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import ScheduleSpec
 from autograder.isolation.submission import Instance, StudentError, Submission
 from autograder.oracle import MixtureOracle, SmoothDenoiser, energy_distance, single_threaded
@@ -81,6 +82,7 @@ def latent_scale_factor_unit_variance(sub: Submission) -> None:
     latent_scale_factor = sub.function("latent", "latent_scale_factor")
 
     @GRADING
+    @pinned_seed("latent_scale_factor_unit_variance")
     @given(
         st.integers(64, 256),
         st.sampled_from([0.05, 0.4, 1.0, 7.0, 20.0]),

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor, rtol_for
 from autograder.checks.posterior import float32_slack
+from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, ScheduleSpec, cases, shapes
 from autograder.isolation.submission import StudentError, Submission
 from autograder.reference import load_reference
@@ -320,6 +321,7 @@ def ddpm_loss_given_t_and_noise(sub: Submission) -> None:
     ddpm_loss = sub.function("losses", "ddpm_loss")
 
     @GRADING
+    @pinned_seed("ddpm_loss_given_t_and_noise")
     @given(cases())
     def prop(case: Case) -> None:
         schedule, x0, t, noise, y = case.schedule, case.data(), case.timesteps(), case.randn(), labels_for(case)
@@ -557,6 +559,7 @@ def vlb_term_rejects_t0(sub: Submission) -> None:
     vlb_term = sub.function("losses", "vlb_term")
 
     @settings(parent=GRADING, max_examples=10)
+    @pinned_seed("vlb_term_rejects_t0")
     @given(cases_with_t0())
     @example(Case(ScheduleSpec("linear", 5), (3, 2), torch.float32, (4, 2, 0), 0))
     def prop(case: Case) -> None:

@@ -26,6 +26,7 @@ from autograder.checks.framework import (
     rtol_for,
     tolerances,
 )
+from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, ScheduleSpec, cases
 from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
@@ -166,6 +167,7 @@ def posterior_log_variance_clipped(sub: Submission) -> None:
     q_posterior = sub.function("posterior", "q_posterior_mean_variance")
 
     @GRADING
+    @pinned_seed("posterior_log_variance_clipped")
     @given(cases(min_T=2))
     def prop(case: Case) -> None:
         schedule, x0, x_t, t = case.schedule, case.data(), case.randn(), case.timesteps()

@@ -16,6 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
+from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, ScheduleSpec, cases, schedule_lengths, schedule_specs
 from autograder.isolation.submission import StudentError, Submission
 from autograder.reference import load_reference
@@ -300,6 +301,7 @@ def make_schedule_rejects_invalid_betas(sub: Submission) -> None:
     make_schedule = sub.function("schedules", "make_schedule")
 
     @GRADING
+    @pinned_seed("make_schedule_rejects_invalid_betas")
     @given(bad_betas())
     @example(BadBetas((0.1, 0.2, 0.3), 1, 0.0))
     @example(BadBetas((0.1, 0.2, 0.3), 2, 1.0))
@@ -330,6 +332,7 @@ def snr_formula(sub: Submission) -> None:
     snr = sub.function("schedules", "snr")
 
     @GRADING
+    @pinned_seed("snr_formula")
     @given(cases())
     @example(Case(ScheduleSpec("cosine", 1000), (3,), torch.float32, (999, 0, 500), 0))
     def prop(case: Case) -> None:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
 from autograder.checks.losses import MC_STANDARD_ERRORS, ScalarGaussians, monte_carlo_kl
+from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import shapes
 from autograder.isolation.submission import Instance, Submission
 from autograder.reference import load_reference
@@ -89,6 +90,7 @@ def reparameterize_gradients(sub: Submission) -> None:
     with_gradients = sub.gradient("vae", "reparameterize", wrt=(0, 1))
 
     @GRADING
+    @pinned_seed("reparameterize_gradients")
     @given(GAUSSIANS)
     def prop(case: Gaussians) -> None:
         mu, logvar, noise = case.tensors()
@@ -227,6 +229,7 @@ def vae_loss_parts_and_weighting(sub: Submission) -> None:
     vae_loss = sub.function("vae", "vae_loss")
 
     @GRADING
+    @pinned_seed("vae_loss_parts_and_weighting")
     @given(LOSS_CASES)
     def prop(case: LossCase) -> None:
         x, x_recon, mu, logvar = case.tensors()
