@@ -14,7 +14,17 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from autograder.checks.framework import GRADING, CheckFailed, calls_problem, check, expect, expect_close, expect_tensor
+from autograder.checks.denoisers import KnowsX0, MixtureOracle, SmoothDenoiser, data, mixture_truth
+from autograder.checks.framework import (
+    GRADING,
+    CheckFailed,
+    calls_problem,
+    check,
+    expect,
+    expect_close,
+    expect_tensor,
+    single_threaded,
+)
 from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import (
     ScheduleSpec,
@@ -25,12 +35,12 @@ from autograder.checks.strategies import (
     subsequence_specs,
 )
 from autograder.isolation.submission import StudentError, Submission
-from autograder.oracle import KnowsX0, MixtureOracle, SmoothDenoiser, data, energy_distance, single_threaded
 from autograder.reference import load_reference
+from autograder.scoring.energy import energy_distance
 
 REFERENCE = load_reference()
 ref = REFERENCE.ddim
-extract, expand_like = REFERENCE.schedules.extract, REFERENCE.schedules.expand_like
+extract = REFERENCE.schedules.extract
 
 SPACING_RULES = {
     "uniform": "k·(T // num_steps) for k = 0..num_steps−1",
@@ -577,9 +587,7 @@ def ddim_loop_oracle(sub: Submission) -> None:
             f"ddim_sample_loop must return floating samples of shape {tuple(start.shape)}\n  example: {example}",
         )
         expect(bool(torch.isfinite(samples).all()), f"ddim_sample_loop returned NaN or inf\n  example: {example}")
-        labels = torch.arange(ORACLE_N, dtype=torch.long) % mixture.num_classes
-        truth = mixture.sample(ORACLE_N, generator=torch.Generator().manual_seed(seed + 200), y=labels)[0]
-        distance = energy_distance(samples, truth)
+        distance = energy_distance(samples, mixture_truth(mixture, ORACLE_N, seed + 200))
         expect(
             distance <= threshold,
             "ddim_sample_loop with the exact denoiser E[eps | x_t] of a 2-D Gaussian mixture must sample it\n"

@@ -13,12 +13,22 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder.checks.framework import GRADING, CheckFailed, calls_problem, check, expect, expect_close, expect_tensor
+from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, mixture_truth
+from autograder.checks.framework import (
+    GRADING,
+    CheckFailed,
+    calls_problem,
+    check,
+    expect,
+    expect_close,
+    expect_tensor,
+    single_threaded,
+)
 from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, ScheduleSpec, cases, mixed_t_cases, schedule_specs, shapes
 from autograder.isolation.submission import Submission
-from autograder.oracle import GaussianMixture, MixtureOracle, SmoothDenoiser, energy_distance, single_threaded
 from autograder.reference import load_reference
+from autograder.scoring.energy import energy_distance
 
 REFERENCE = load_reference()
 ref = REFERENCE.ddpm
@@ -413,12 +423,6 @@ def p_sample_loop_transitions(sub: Submission) -> None:
 ORACLE_N = 4000
 ORACLE_THRESHOLD = 0.003
 ORACLE_RUNS = (("linear", 1000, 11), ("cosine", 1000, 12))
-
-
-def mixture_truth(mixture: GaussianMixture, n: int, seed: int) -> torch.Tensor:
-    """``n`` true samples of ``mixture``, the classes in exact proportion (less noise than i.i.d.)."""
-    labels = torch.arange(n, dtype=torch.long) % mixture.num_classes
-    return mixture.sample(n, generator=torch.Generator().manual_seed(seed), y=labels)[0]
 
 
 @check("ddpm", 4, "p_sample_loop with the exact denoiser of a 2-D Gaussian mixture samples that mixture")

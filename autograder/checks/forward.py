@@ -18,7 +18,7 @@ from autograder.reference import load_reference
 
 REFERENCE = load_reference()
 ref = REFERENCE.forward
-extract = REFERENCE.schedules.extract
+extract, expand_like = REFERENCE.schedules.extract, REFERENCE.schedules.expand_like
 
 
 def expect_two_term_formula(sub: Submission, name: str, tables, *, what: str, hint: str) -> None:
@@ -78,8 +78,8 @@ def composed_steps_match_closed_form(sub: Submission) -> None:
     def prop(case: Case) -> None:
         schedule, x0, t = case.schedule, case.data(), case.timesteps()
 
-        def active(s: int) -> torch.Tensor:  # the samples whose t has not been reached yet
-            return (t >= s).reshape(-1, *([1] * (x0.dim() - 1)))
+        def active(s: int) -> torch.Tensor:  # the samples whose t has not been reached yet, (B, 1, ..., 1)
+            return expand_like(t, x0) >= s
 
         def step(s: int) -> torch.Tensor:
             return torch.full_like(t, s)

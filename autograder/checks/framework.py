@@ -8,7 +8,8 @@ A :class:`~autograder.isolation.submission.StudentError` from the student's code
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -200,3 +201,19 @@ def calls_problem(
     if not all(isinstance(c.kwargs.get("y"), torch.Tensor) and torch.equal(c.kwargs["y"], labels) for c in calls):
         return f"called with y={labels.tolist()}, the model got keyword arguments {calls[0].kwargs}"
     return ""
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run the block with one intra-op thread (then restore the setting).
+
+    Sampling with the oracle is thousands of small tensor operations; on a loaded machine (a pool
+    grading several submissions, or two cores shared) torch's thread pool makes them many times
+    slower than one thread does.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

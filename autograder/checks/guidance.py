@@ -14,12 +14,21 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
+from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, mixture_truth
+from autograder.checks.framework import (
+    GRADING,
+    CheckFailed,
+    check,
+    expect,
+    expect_close,
+    expect_tensor,
+    single_threaded,
+)
 from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, ScheduleSpec, cases
 from autograder.isolation.submission import Submission
-from autograder.oracle import MixtureOracle, SmoothDenoiser, energy_distance, single_threaded
 from autograder.reference import load_reference
+from autograder.scoring.energy import energy_distance
 
 REFERENCE = load_reference()
 extract = REFERENCE.schedules.extract
@@ -277,7 +286,7 @@ def cfg_oracle_sampling(sub: Submission) -> None:
         return samples
 
     def truth(labels: torch.Tensor, seed: int) -> torch.Tensor:
-        return mixture.sample(labels.shape[0], generator=torch.Generator().manual_seed(seed), y=labels)[0]
+        return mixture_truth(mixture, labels.shape[0], seed, labels)
 
     setting = f"reference DDIM (η = 0, {CFG_STEPS} steps, linear T=1000) with model = cfg_eps(exact denoiser, ...)"
     hint = "s = 1 must give the conditional model and s = 0 the unconditional one (null label num_classes)"

@@ -3,7 +3,7 @@
 Only the student's ``diffusion.latent`` is graded here; the samplers and guidance it calls are the
 reference's (part isolation). ``LatentDiffusion`` is built with a :class:`LinearVAE` whose encoder and
 decoder are known affine maps, and with the exact denoiser of a 2-D Gaussian mixture in the *scaled*
-latent space (:class:`~autograder.oracle.MixtureOracle`): a correct pipeline samples that mixture, and
+latent space (:class:`~autograder.checks.denoisers.MixtureOracle`): a correct pipeline samples that mixture, and
 the decoded images, mapped back to scaled latents by the decoder's inverse, must show it (energy
 distance, as in the sampler checks). Scaling where unscaling belongs, or decoding unscaled latents,
 moves the samples by the factor ``f`` and fails the comparison.
@@ -18,12 +18,21 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
+from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, mixture_truth
+from autograder.checks.framework import (
+    GRADING,
+    CheckFailed,
+    check,
+    expect,
+    expect_close,
+    expect_tensor,
+    single_threaded,
+)
 from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import ScheduleSpec
 from autograder.isolation.submission import Instance, StudentError, Submission
-from autograder.oracle import MixtureOracle, SmoothDenoiser, energy_distance, single_threaded
 from autograder.sandbox.channel import Exposed
+from autograder.scoring.energy import energy_distance
 
 SCALE = 2.5
 """The scale factor ``f`` of the checks: unscaled latents are 1/2.5 the size of the mixture's points."""
@@ -187,8 +196,7 @@ def latent_sample_oracle(sub: Submission) -> None:
             f"called {oracle.num_calls} times\n  example: {example}\n  hint: pass num_steps to ddim.ddim_sample_loop; "
             "DDPM takes all T steps",
         )
-        labels = torch.arange(ORACLE_N, dtype=torch.long) % oracle.num_classes
-        truth = oracle.mixture.sample(ORACLE_N, generator=torch.Generator().manual_seed(261 + index), y=labels)[0]
+        truth = mixture_truth(oracle.mixture, ORACLE_N, 261 + index)
         distance = energy_distance(latents, truth)
         spread = float(latents.norm(dim=1).mean() / truth.norm(dim=1).mean())
         expect(

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
-from autograder.checks.losses import MC_STANDARD_ERRORS, ScalarGaussians, monte_carlo_kl
+from autograder.checks.numerics import MC_STANDARD_ERRORS, ScalarGaussians, monte_carlo_kl
 from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import shapes
 from autograder.isolation.submission import Instance, Submission
@@ -147,7 +147,7 @@ MC_CASES = ((0.0, 0.0), (0.8, 0.0), (0.0, -1.5), (-1.2, 1.0), (0.5, -3.0), (2.0,
 @check("vae", 1, "gaussian_kl agrees with a Monte Carlo estimate of E_q[log q − log p] and is 0 exactly at N(0, I)")
 def gaussian_kl_monte_carlo_and_zero(sub: Submission) -> None:
     """Independent of the reference: the KL is the expectation of the log-ratio under ``q``, estimated from
-    one fixed draw (:func:`autograder.checks.losses.monte_carlo_kl` per dimension, summed)."""
+    one fixed draw (:func:`autograder.checks.numerics.monte_carlo_kl` per dimension, summed)."""
     gaussian_kl = sub.function("vae", "gaussian_kl")
     for shape in ((1, 1), (3, 4), (2, 2, 3, 3)):
         zeros = torch.zeros(shape, dtype=torch.float64)
