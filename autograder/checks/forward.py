@@ -128,7 +128,11 @@ def q_mean_variance_moments(sub: Submission) -> None:
             variance = torch.broadcast_to(variance, x0.shape)
         except (RuntimeError, TypeError) as error:
             raise CheckFailed(
-                f"q_mean_variance: the variance does not broadcast to x0's shape {tuple(x0.shape)}: {error}"
+                "q_mean_variance variance must be 1 − ᾱ_t, broadcastable to x0",
+                example=repr(case),
+                detail=f"the variance does not broadcast to x0's shape {tuple(x0.shape)}: {error}",
+                hint="the variance is one value per sample: shaped (B, 1, ..., 1) like the coefficients extract "
+                "gives, not a flat (B,) tensor, which broadcasts against x0's last dimension instead of its first",
             ) from None
         expect_close(
             variance,

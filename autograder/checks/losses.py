@@ -214,14 +214,18 @@ def ddpm_loss_given_t_and_noise(sub: Submission) -> None:
         )
         expect(
             len(model.calls) > 0 and all("y" in c.kwargs and torch.equal(c.kwargs["y"], y) for c in model.calls),
-            f"{what}\n  example: {case!r}\n  the model was called {len(model.calls)} time(s), "
-            f"with keyword arguments {[sorted(c.kwargs) for c in model.calls]}; expected y={y.tolist()}\n"
-            f"  hint: pass **model_kwargs on to the model: model(x_t, t, **model_kwargs)",
+            what,
+            example=repr(case),
+            detail=f"the model was called {len(model.calls)} time(s), with keyword arguments "
+            f"{[sorted(c.kwargs) for c in model.calls]}; expected y={y.tolist()}",
+            hint="pass **model_kwargs on to the model: model(x_t, t, **model_kwargs)",
         )
         expect(
             all(isinstance(c.t, torch.Tensor) and torch.equal(c.t, t) for c in model.calls),
-            f"{what}\n  example: {case!r}\n  the model got t = {[c.t for c in model.calls]}, expected {t.tolist()}\n"
-            f"  hint: give the model the same 0-based t that made x_t (a long tensor of shape (B,))",
+            what,
+            example=repr(case),
+            detail=f"the model got t = {[c.t for c in model.calls]}, expected {t.tolist()}",
+            hint="give the model the same 0-based t that made x_t (a long tensor of shape (B,))",
         )
         x_t = REFERENCE.forward.q_sample(schedule, x0, t, noise)
         prediction = AffineDenoiser(schedule.T)(x_t, t, y=y)
@@ -299,40 +303,56 @@ def ddpm_loss_draws_t_and_noise(sub: Submission) -> None:
             knows = KnowsX0(schedule, x0, record_outputs=True)
             call = f"ddpm_loss(model, schedule, x0, generator=torch.Generator().manual_seed({seed}))"
             loss = ddpm_loss(knows, schedule, x0, generator=torch.Generator().manual_seed(seed))
-            what = f"{call} must draw t ~ U{{0, ..., T−1}} and noise ~ N(0, I) itself\n  example: {example_}"
+            what = f"{call} must draw t ~ U{{0, ..., T−1}} and noise ~ N(0, I) itself"
             for c in knows.calls:
                 expect(
                     bool(((c.t >= 0) & (c.t < schedule.T)).all()),
-                    f"{what}\n  the model got t = {c.t.tolist()}, outside 0..{schedule.T - 1}\n"
-                    f"  hint: torch.randint(0, T, ...) excludes its upper bound: the 0-based timesteps are 0..T−1",
+                    what,
+                    example=example_,
+                    detail=f"the model got t = {c.t.tolist()}, outside 0..{schedule.T - 1}",
+                    hint="torch.randint(0, T, ...) excludes its upper bound: the 0-based timesteps are 0..T−1",
                 )
                 seen.update(c.t.tolist())
                 noises.append(c.eps)
-            got = expect_tensor(loss, like=torch.zeros(()), what=what, hint="the loss is a 0-dim tensor")
-            expect(bool(torch.isfinite(got)), f"{what}\n  the loss is not finite: {got.item()}")
+            got = expect_tensor(
+                loss, like=torch.zeros(()), what=what, hint="the loss is a 0-dim tensor", example=example_
+            )
+            expect(
+                bool(torch.isfinite(got)),
+                what,
+                example=example_,
+                detail=f"the loss is not finite: {got.item()}",
+                hint="a model that knows x0 has loss 0: a NaN or inf comes from coefficients taken outside the "
+                "schedule (t must index 0..T−1) or from noise that is not a standard normal draw",
+            )
             expect_close(
                 got,
                 torch.zeros(()),
-                what=what + "\n  a model that knows x0 (so it recovers the noise in x_t exactly) must get loss 0",
+                what=what + ": a model that knows x0 (so it recovers the noise in x_t exactly) must get loss 0",
                 hint="draw the noise once and use it both to make x_t and as the target; pass the model the same t "
                 "that made x_t",
+                example=example_,
                 atol=1e-6,
             )
         missing = {0, schedule.T - 1} - seen
         expect(
             not missing,
-            f"ddpm_loss must draw every t in 0..T−1\n  example: {example_}, {len(DRAW_SEEDS)} calls with batch "
-            f"{DRAW_SHAPE[0]}: never drew t = {sorted(missing)} (drew {sorted(seen)})\n  hint: "
-            f"torch.randint(0, T, (B,)) draws 0..T−1 (randint excludes its upper bound, so not randint(0, T − 1))",
+            "ddpm_loss must draw every t in 0..T−1",
+            example=f"{example_}, {len(DRAW_SEEDS)} calls with batch {DRAW_SHAPE[0]}",
+            detail=f"never drew t = {sorted(missing)} (drew {sorted(seen)})",
+            hint="torch.randint(0, T, (B,)) draws 0..T−1 (randint excludes its upper bound, so not randint(0, T − 1))",
         )
         pooled = torch.cat([n.flatten() for n in noises]).to(torch.float64)
         mean, mean_square, n = float(pooled.mean()), float((pooled**2).mean()), pooled.numel()
         expect(
             abs(mean) <= 5 / math.sqrt(n) and abs(mean_square - 1) <= 5 * math.sqrt(2 / n),
-            f"ddpm_loss must draw noise ~ N(0, I)\n  example: {example_}: the noise in x_t over {len(DRAW_SEEDS)} "
-            f"calls ({n} values) has mean {mean:.4f} and mean square {mean_square:.4f}; expected 0 ± "
-            f"{5 / math.sqrt(n):.3f} and 1 ± {5 * math.sqrt(2 / n):.3f}\n  hint: noise = torch.randn(x0.shape, "
-            f"generator=generator): standard normal, not torch.rand, drawn anew for every call",
+            "ddpm_loss must draw noise ~ N(0, I)",
+            example=example_,
+            expected=f"mean 0 ± {5 / math.sqrt(n):.3f} and mean square 1 ± {5 * math.sqrt(2 / n):.3f}",
+            got=f"mean {mean:.4f} and mean square {mean_square:.4f} (the noise in x_t over {len(DRAW_SEEDS)} calls, "
+            f"{n} values)",
+            hint="noise = torch.randn(x0.shape, generator=generator): standard normal, not torch.rand, drawn anew "
+            "for every call",
         )
 
 
@@ -358,21 +378,26 @@ def ddpm_loss_uses_generator(sub: Submission) -> None:
             losses.append(ddpm_loss(model, schedule, x0, generator=torch.Generator().manual_seed(seed)))
             expect(
                 torch.equal(torch.get_rng_state(), state),
-                f"{call} changed torch's global random state\n  example: {example_}\n  hint: draw t and noise from "
-                f"the given generator (torch.randint(..., generator=generator), torch.randn(..., "
-                f"generator=generator)) and never call torch.manual_seed",
+                f"{call} changed torch's global random state",
+                example=example_,
+                hint="draw t and noise from the given generator (torch.randint(..., generator=generator), "
+                "torch.randn(..., generator=generator)) and never call torch.manual_seed",
             )
     finally:
         torch.set_rng_state(saved)
     expect(
         isinstance(losses[0], torch.Tensor) and torch.equal(losses[0], losses[1]),
-        f"ddpm_loss with two generators of the same seed must give the same loss\n  example: {example_}, seed 0 "
-        f"twice: got {losses[0]!r:.60} and {losses[1]!r:.60}\n  hint: draw t and noise only from the given generator",
+        "ddpm_loss with two generators of the same seed must give the same loss",
+        example=f"{example_}, seed 0 twice",
+        got=f"{losses[0]!r:.60} and {losses[1]!r:.60}",
+        hint="draw t and noise only from the given generator",
     )
     expect(
         len({float(x) for x in losses[1:]}) == 3,
-        f"ddpm_loss with generators of different seeds must draw different t and noise\n  example: {example_}, "
-        f"seeds 0, 1, 2: got losses {[float(x) for x in losses[1:]]}\n  hint: use the given generator; do not reseed",
+        "ddpm_loss with generators of different seeds must draw different t and noise",
+        example=f"{example_}, seeds 0, 1, 2",
+        got=f"losses {[float(x) for x in losses[1:]]}",
+        hint="use the given generator; do not reseed",
     )
 
 
@@ -445,7 +470,7 @@ def vlb_term_rejects_t0(sub: Submission) -> None:
     @example(Case(ScheduleSpec("linear", 5), (3, 2), torch.float32, (4, 2, 0), 0))
     def prop(case: Case) -> None:
         schedule, x0, x_t, t, _ = vlb_inputs(case)
-        what = f"vlb_term must raise ValueError when any t == 0\n  example: {case!r}"
+        what = "vlb_term must raise ValueError when any t == 0"
         vlb_term(schedule, KnowsX0(schedule, x0, batch=x_t), x0, x_t, t.clamp(min=1))  # t ≥ 1 must work (no credit for
         # rejecting everything); a StudentError from this call fails the check with its own message
         try:
@@ -454,10 +479,19 @@ def vlb_term_rejects_t0(sub: Submission) -> None:
             if error.error_type == "ValueError":
                 return
             raise CheckFailed(
-                f"{what}\n  expected ValueError, got {error.error_type}: {error.message}\n"
-                f"  hint: if (t == 0).any(): raise ValueError(...)"
+                what,
+                example=repr(case),
+                expected="ValueError",
+                got=f"{error.error_type}: {error.message}",
+                hint="if (t == 0).any(): raise ValueError(...)",
             ) from None
-        raise CheckFailed(f"{what}\n  it returned a value\n  hint: check every sample: if (t == 0).any(): raise ...")
+        raise CheckFailed(
+            what,
+            example=repr(case),
+            expected="ValueError",
+            got="no error: it returned a value",
+            hint="check every sample: if (t == 0).any(): raise ...",
+        )
 
     prop()
 

@@ -48,20 +48,32 @@ def posterior_outputs(result: object, x0: torch.Tensor, what: str, where: str) -
     """The student's ``(mean, variance, log_variance_clipped)``, the last two broadcast to ``x0``'s shape."""
     if not (isinstance(result, tuple | list) and len(result) == 3):
         raise CheckFailed(
-            f"{what}\n  example: {where}\n  expected a tuple (mean, variance, log_variance_clipped), "
-            f"got {type(result).__name__}{f' of length {len(result)}' if isinstance(result, tuple | list) else ''}"
+            what,
+            example=where,
+            expected="a tuple (mean, variance, log_variance_clipped)",
+            got=f"{type(result).__name__}{f' of length {len(result)}' if isinstance(result, tuple | list) else ''}",
+            hint="the posterior q(x_{t−1} | x_t, x0) is returned as its three tensors, in this order",
         )
     mean, variance, log_variance = result
     broadcast = []
     for name, value in (("variance", variance), ("log_variance_clipped", log_variance)):
         if not isinstance(value, torch.Tensor):
-            raise CheckFailed(f"{what}\n  example: {where}\n  {name}: expected a torch.Tensor, got {type(value)}")
+            raise CheckFailed(
+                what,
+                example=where,
+                detail=f"{name}: expected a torch.Tensor, got {type(value)}",
+                hint="the variance and its log are per-sample tensors taken from the float64 schedule, not Python "
+                "floats",
+            )
         try:
             broadcast.append(torch.broadcast_to(value, x0.shape))
         except RuntimeError as error:
             raise CheckFailed(
-                f"{what}\n  example: {where}\n  {name} of shape {tuple(value.shape)} does not broadcast to the "
-                f"data's shape {tuple(x0.shape)}: {error}\n  hint: shape it (B, 1, ..., 1) with extract"
+                what,
+                example=where,
+                detail=f"{name} of shape {tuple(value.shape)} does not broadcast to the data's shape "
+                f"{tuple(x0.shape)}: {error}",
+                hint="shape it (B, 1, ..., 1) with extract",
             ) from None
     return mean, *broadcast
 
@@ -164,7 +176,7 @@ def posterior_log_variance_clipped(sub: Submission) -> None:
         )
         if not bool(torch.isfinite(log_variance).all()):
             bad = int(t[~torch.isfinite(log_variance).reshape(len(t), -1).all(1)][0])
-            raise CheckFailed(f"{what}\n  example: {case!r}\n  not finite at t = {bad}\n  hint: {hint}")
+            raise CheckFailed(what, example=repr(case), detail=f"not finite at t = {bad}", hint=hint)
         expect_close(
             log_variance,
             ref.q_posterior_mean_variance(schedule, x0, x_t, t)[2].expand_as(x0),
