@@ -23,7 +23,7 @@ from autograder.checks.framework import Check, CheckFailed
 from autograder.isolation import intake
 from autograder.isolation.remote import RemoteSubmission
 from autograder.isolation.submission import GraderError, LocalSubmission, StudentError, Submission
-from autograder.results import GRADER_ERROR, NOT_GRADED, CheckResult, GradeReport, Status
+from autograder.results import GRADER_ERROR, NOT_GRADED, CheckResult, Failure, GradeReport, Status
 from autograder.sandbox.limits import Limits
 
 
@@ -42,11 +42,12 @@ def _counterexample(error: BaseException) -> str:
 def run_check(check: Check, submission: Submission) -> CheckResult:
     """Run one check and time it; every outcome becomes a :class:`CheckResult`, never an exception."""
     start = time.perf_counter()
-    score, output = _verdict(check, submission)
-    return CheckResult(check, score, output, time.perf_counter() - start)
+    score, output, failure = _verdict(check, submission)
+    return CheckResult(check, score, output, time.perf_counter() - start, failure)
 
 
-def _verdict(check: Check, submission: Submission) -> tuple[float, str]:
+def _verdict(check: Check, submission: Submission) -> tuple[float, str, Failure | None]:
+    """``(points, feedback, what failed the check or None)``."""
     try:
         check.run(submission)
     except BaseException as raised:  # noqa: BLE001 - a check's failure must not stop grading
@@ -55,20 +56,23 @@ def _verdict(check: Check, submission: Submission) -> tuple[float, str]:
         error = _first_leaf(raised)
         if isinstance(error, GraderError):
             raise error from None  # the grader's failure ends grading: never a check's zero
+        failure: Failure
         if isinstance(error, CheckFailed):
-            output = str(error)
+            failure, output = "check", str(error)
         elif isinstance(error, StudentError):
             stub = " (this function is still the stub: implement it)" if error.not_implemented else ""
-            output = f"your code raised an error{stub}:\n  {error}{_counterexample(error)}"
+            failure, output = "student error", f"your code raised an error{stub}:\n  {error}{_counterexample(error)}"
         elif isinstance(error, Flaky):
+            failure = "unstable"
             output = (
                 "your function gave different results for the same inputs; it must depend only on its "
                 "arguments (use the given noise= or generator=, never the global random state)"
             )
         else:
+            failure = "grader error"
             output = f"the answer could not be checked: {type(error).__name__}: {error}{_counterexample(error)}"
-        return 0.0, f"{check.title}\n{output}"
-    return check.points, check.title
+        return 0.0, f"{check.title}\n{output}", failure
+    return check.points, check.title, None
 
 
 def grade(
@@ -119,7 +123,8 @@ def not_graded(
     problem: str, seconds: float = 0.0, parts: Collection[str] | None = None, status: Status = NOT_GRADED
 ) -> GradeReport:
     """A score-0 report in which every check says why the submission was not graded."""
-    results = tuple(CheckResult(c, 0.0, f"{c.title}\nnot graded: {problem}") for c in _selected(parts))
+    failure: Failure = "grader error" if status == GRADER_ERROR else "not graded"
+    results = tuple(CheckResult(c, 0.0, f"{c.title}\nnot graded: {problem}", failure=failure) for c in _selected(parts))
     return GradeReport(results, f"Not graded: {problem}", seconds, status=status, problem=problem)
 
 

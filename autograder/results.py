@@ -22,6 +22,8 @@ from autograder.files import write_atomically
 from autograder.parts import PART_BY_NAME, PARTS
 from autograder.reference import ROOT, SOLUTIONS
 
+Failure = Literal["check", "student error", "unstable", "grader error", "not graded"]
+"""What failed a check: see :attr:`CheckResult.failure`."""
 Status = Literal["graded", "not graded", "grader error"]
 """How grading went: ``graded``; ``not graded`` (nothing to grade: ``problem`` says why); ``grader error``
 (the grader itself failed: the submission is graded again by the next batch)."""
@@ -40,6 +42,10 @@ class CheckResult:
     score: float
     output: str
     seconds: float = 0.0
+    failure: Failure | None = None
+    """What failed the check (``None`` when it passed): its verdict on the answer (a
+    :class:`~autograder.checks.framework.CheckFailed`), an error of the student's code, an answer that changed
+    between equal calls, an error of the check itself, or no grading at all."""
 
     @property
     def passed(self) -> bool:

@@ -14,7 +14,19 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from autograder.checks.framework import GRADING, CheckFailed, calls_problem, check, expect, expect_close, expect_tensor
+from autograder.checks.denoisers import KnowsX0, MixtureOracle, SmoothDenoiser, data, mixture_truth
+from autograder.checks.framework import (
+    GRADING,
+    CheckFailed,
+    calls_problem,
+    check,
+    expect,
+    expect_close,
+    expect_samples,
+    expect_tensor,
+    single_threaded,
+)
+from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import (
     ScheduleSpec,
     StepCase,
@@ -24,12 +36,12 @@ from autograder.checks.strategies import (
     subsequence_specs,
 )
 from autograder.isolation.submission import StudentError, Submission
-from autograder.oracle import KnowsX0, MixtureOracle, SmoothDenoiser, data, energy_distance, single_threaded
 from autograder.reference import load_reference
+from autograder.scoring.energy import energy_distance
 
 REFERENCE = load_reference()
 ref = REFERENCE.ddim
-extract, expand_like = REFERENCE.schedules.extract, REFERENCE.schedules.expand_like
+extract = REFERENCE.schedules.extract
 
 SPACING_RULES = {
     "uniform": "k·(T // num_steps) for k = 0..num_steps−1",
@@ -55,16 +67,26 @@ def allowed_timesteps(T: int, num_steps: int, spacing: str) -> list[tuple[int, .
     return [(math.floor(v), math.ceil(v)) if v.denominator == 2 else (math.floor(v + Fraction(1, 2)),) for v in exact]
 
 
-def _expect_value_error(call, what: str) -> None:
+def _expect_value_error(call, what: str, example: str) -> None:
     """Fail unless ``call()`` raises ``ValueError`` in the student's code."""
     try:
         call()
     except StudentError as error:
         if error.error_type == "ValueError":
             return
-        raise CheckFailed(f"{what}\n  got {error.error_type}: {error.message}\n  hint: raise ValueError(...)") from None
+        raise CheckFailed(
+            what,
+            example=example,
+            expected="ValueError",
+            got=f"{error.error_type}: {error.message}",
+            hint="raise ValueError(...)",
+        ) from None
     raise CheckFailed(
-        f"{what}\n  it returned without raising\n  hint: validate the arguments first and raise ValueError"
+        what,
+        example=example,
+        expected="ValueError",
+        got="no error: it returned without raising",
+        hint="validate the arguments first and raise ValueError",
     )
 
 
@@ -80,6 +102,7 @@ def ddim_timesteps_spacings(sub: Submission) -> None:
     ddim_timesteps = sub.function("ddim", "ddim_timesteps")
 
     @GRADING
+    @pinned_seed("ddim_timesteps_spacings")
     @given(subsequence_specs(max_T=1000))
     # Cases where rounding and truncating differ without a tie, and where T // num_steps ≠ T / num_steps:
     # the mistakes of the spacings are caught whatever the drawn examples.
@@ -93,15 +116,19 @@ def ddim_timesteps_spacings(sub: Submission) -> None:
         got = ddim_timesteps(T, n, spacing)
         expect(
             isinstance(got, torch.Tensor) and got.dtype == torch.long and tuple(got.shape) == (n,),
-            f"ddim_timesteps must return a long tensor of shape (num_steps,)\n  example: {example}\n  got "
-            + (f"{got.dtype} of shape {tuple(got.shape)}" if isinstance(got, torch.Tensor) else type(got).__name__),
+            "ddim_timesteps must return a long tensor of shape (num_steps,)",
+            example=example,
+            got=f"{got.dtype} of shape {tuple(got.shape)}" if isinstance(got, torch.Tensor) else type(got).__name__,
+            hint="one timestep per sampling step: exactly num_steps entries (a stride T // num_steps over 0..T−1 "
+            "gives more when num_steps does not divide T), as a long tensor",
         )
         values = got.tolist()
         expect(
             values == sorted(set(values)) and all(0 <= v < T for v in values),
-            f"ddim_timesteps must be distinct, ascending and within [0, T) = [0, {T})\n  example: {example}\n"
-            f"  got {values[:12]}{' ...' if n > 12 else ''}\n"
-            "  hint: timesteps are 0-based indices; sort ascending (samplers walk them backwards)",
+            f"ddim_timesteps must be distinct, ascending and within [0, T) = [0, {T})",
+            example=example,
+            got=f"{values[:12]}{' ...' if n > 12 else ''}",
+            hint="timesteps are 0-based indices; sort ascending (samplers walk them backwards)",
         )
         allowed = allowed_timesteps(T, n, spacing)
         wrong = [i for i, (value, ok) in enumerate(zip(values, allowed, strict=True)) if value not in ok]
@@ -109,15 +136,17 @@ def ddim_timesteps_spacings(sub: Submission) -> None:
             index = wrong[0]
             raise CheckFailed(
                 f"ddim_timesteps with spacing={spacing!r} must be {SPACING_RULES[spacing]} (diffusers' "
-                f"timestep_spacing)\n  example: {example}\n  at position {index} (ascending): expected "
-                f"{' or '.join(map(str, allowed[index]))}, got {values[index]}\n"
-                "  hint: 'uniform' is diffusers' 'leading'; 'linspace' and 'trailing' round to the nearest integer"
+                "timestep_spacing)",
+                example=example,
+                detail=f"at position {index} (ascending): expected {' or '.join(map(str, allowed[index]))}, "
+                f"got {values[index]}",
+                hint="'uniform' is diffusers' 'leading'; 'linspace' and 'trailing' round to the nearest integer",
             )
         for bad in (0, T + 1):
             _expect_value_error(
                 lambda bad=bad: ddim_timesteps(T, bad, spacing),
-                f"ddim_timesteps(T={T}, num_steps={bad}, spacing={spacing!r}) must raise ValueError "
-                "(num_steps must lie in 1..T)",
+                "ddim_timesteps must raise ValueError when num_steps is not in 1..T",
+                f"ddim_timesteps(T={T}, num_steps={bad}, spacing={spacing!r})",
             )
 
     prop()
@@ -167,6 +196,7 @@ def ddim_step_formula(sub: Submission) -> None:
     ddim_step = sub.function("ddim", "ddim_step")
 
     @GRADING
+    @pinned_seed("ddim_step_formula")
     @given(step_cases())
     def prop(step: StepCase) -> None:
         case = step.case
@@ -178,8 +208,9 @@ def ddim_step_formula(sub: Submission) -> None:
         got = expect_tensor(got, like=expected, what="ddim_step must return x_prev shaped like x_t", example=repr(step))
         expect(
             bool(torch.isfinite(got).all()),
-            f"ddim_step returned NaN or inf\n  example: {step!r}\n"
-            "  hint: 1 − ᾱ_prev − σ² can round to just below 0; compute it in float64 from the schedule "
+            "ddim_step returned NaN or inf",
+            example=repr(step),
+            hint="1 − ᾱ_prev − σ² can round to just below 0; compute it in float64 from the schedule "
             "and clamp it at 0 before the square root",
         )
         expect_close(
@@ -200,6 +231,7 @@ def ddim_step_clip_and_noise(sub: Submission) -> None:
     ddim_step = sub.function("ddim", "ddim_step")
 
     @settings(parent=GRADING, max_examples=15)
+    @pinned_seed("ddim_step_clip_and_noise")
     @given(step_cases())
     def prop(step: StepCase) -> None:
         case = step.case
@@ -222,7 +254,8 @@ def ddim_step_clip_and_noise(sub: Submission) -> None:
         )
         _expect_value_error(
             lambda: ddim_step(SmoothDenoiser(schedule.T), schedule, x_t, t, t_prev, eta=0.5, noise=None),
-            f"ddim_step(..., eta=0.5, noise=None) must raise ValueError (η ≠ 0 needs noise=)\n  example: {case!r}",
+            "ddim_step(..., eta=0.5, noise=None) must raise ValueError (η ≠ 0 needs noise=)",
+            repr(case),
         )
 
     prop()
@@ -309,6 +342,7 @@ def ddim_invert_recurrence(sub: Submission) -> None:
     ddim_invert = sub.function("ddim", "ddim_invert")
 
     @settings(parent=GRADING, max_examples=20)
+    @pinned_seed("ddim_invert_recurrence")
     @given(subsequence_specs(max_T=20), st.sampled_from(["linear", "cosine"]), shapes())
     def prop(spec: SubsequenceSpec, kind: str, shape: tuple[int, ...]) -> None:
         schedule = ScheduleSpec(kind, spec.T).build()
@@ -329,10 +363,11 @@ def ddim_invert_recurrence(sub: Submission) -> None:
             wanted = [ok[0] if len(ok) == 1 else "|".join(map(str, ok)) for ok in allowed]
             raise CheckFailed(
                 "ddim_invert must call the model once per timestep of ddim_timesteps(T, num_steps, spacing), from "
-                f"the first (smallest) up to the last\n  example: {example}\n"
-                f"  the model got t = {[s.unique().tolist() for s in steps]}, expected {wanted}\n"
-                "  hint: walk the ascending subsequence forwards, starting at level −1 (the data, ᾱ = 1); each "
-                "step evaluates the model at the timestep it moves to"
+                "the first (smallest) up to the last",
+                example=example,
+                detail=f"the model got t = {[s.unique().tolist() for s in steps]}, expected {wanted}",
+                hint="walk the ascending subsequence forwards, starting at level −1 (the data, ᾱ = 1); each "
+                "step evaluates the model at the timestep it moves to",
             )
         # The recurrence of the contract, along the timesteps the submission used.
         x, level = x0, -1
@@ -370,6 +405,11 @@ INVERSION_GRID = (
     ("cosine", "linspace"),
 )
 INVERSION_TOLERANCE = 0.08
+LATENT = {
+    "what": "ddim_invert must return a latent shaped like x0",
+    "hint": "the latent is x0 carried up the subsequence: the same shape, dtype and device as x0, not the trajectory",
+}
+"""What :func:`~autograder.checks.framework.expect_tensor` says of a latent of ``ddim_invert`` of the wrong form."""
 
 
 @check(
@@ -398,13 +438,19 @@ def ddim_invert_reconstructs(sub: Submission) -> None:
                     isinstance(c.kwargs.get("y"), torch.Tensor) and torch.equal(c.kwargs["y"], labels)
                     for c in knows.calls
                 ),
-                f"ddim_invert(..., y=y) must call the model as model(x, t, y=y) at every step\n  example: {example}, "
-                f"y={labels.tolist()}\n  the model got keyword arguments "
-                f"{sorted({k for c in knows.calls for k in c.kwargs})}\n"
-                "  hint: accept **model_kwargs and pass them to every model call unchanged",
+                "ddim_invert(..., y=y) must call the model as model(x, t, y=y) at every step",
+                example=f"{example}, y={labels.tolist()}",
+                detail=f"the model got keyword arguments {sorted({k for c in knows.calls for k in c.kwargs})}",
+                hint="accept **model_kwargs and pass them to every model call unchanged",
             )
-            expect_tensor(latent, like=x0, what="ddim_invert must return a latent shaped like x0", example=example)
-            expect(bool(torch.isfinite(latent).all()), f"ddim_invert returned NaN or inf\n  example: {example}")
+            expect_tensor(latent, like=x0, example=example, **LATENT)
+            expect(
+                bool(torch.isfinite(latent).all()),
+                "ddim_invert returned NaN or inf",
+                example=example,
+                hint="x̂0 divides by √ᾱ of the level x is at, and that level starts at −1 (the data, ᾱ = 1): a NaN "
+                "or inf comes from ᾱ taken at a wrong index",
+            )
             back = ddim_sample_loop(
                 knows, schedule, x0.shape, num_steps=INVERSION_STEPS, spacing=spacing, noise=latent, eta=0.0
             )
@@ -422,7 +468,7 @@ def ddim_invert_reconstructs(sub: Submission) -> None:
             oracle = MixtureOracle(schedule, mixture)
             x0 = mixture.sample(256, generator=torch.Generator().manual_seed(seed))[0]
             latent = ddim_invert(oracle, schedule, x0, num_steps=INVERSION_STEPS, spacing=spacing)
-            expect_tensor(latent, like=x0, what="ddim_invert must return a latent shaped like x0", example=example)
+            expect_tensor(latent, like=x0, example=example, **LATENT)
             back = ddim_sample_loop(
                 oracle, schedule, x0.shape, num_steps=INVERSION_STEPS, spacing=spacing, noise=latent, eta=0.0
             )
@@ -456,6 +502,7 @@ def ddim_loop_bookkeeping(sub: Submission) -> None:
     ddim_sample_loop = sub.function("ddim", "ddim_sample_loop")
 
     @settings(parent=GRADING, max_examples=15)
+    @pinned_seed("ddim_loop_bookkeeping")
     @given(subsequence_specs(max_T=40, etas=(0.0, 1.0)), shapes())
     def prop(spec: SubsequenceSpec, shape: tuple[int, ...]) -> None:
         schedule = ScheduleSpec("linear", spec.T).build()
@@ -500,17 +547,18 @@ def ddim_loop_bookkeeping(sub: Submission) -> None:
         if problem:
             raise CheckFailed(
                 "ddim_sample_loop must call the model once per timestep of ddim_timesteps(T, num_steps, spacing), "
-                f"from the last (largest) down to the first, passing **model_kwargs on\n  example: {example}\n"
-                f"  {problem}\n"
-                "  hint: walk the ascending subsequence backwards; each step goes to the previous entry, the "
-                "last one to t_prev = −1; hand **model_kwargs to every ddim_step call"
+                "from the last (largest) down to the first, passing **model_kwargs on",
+                example=example,
+                detail=problem,
+                hint="walk the ascending subsequence backwards; each step goes to the previous entry, the "
+                "last one to t_prev = −1; hand **model_kwargs to every ddim_step call",
             )
         again = run(SmoothDenoiser(spec.T), y=labels)
         expect(
             isinstance(again, torch.Tensor) and torch.equal(first, again),
-            "ddim_sample_loop with the same generator seed must return the same samples\n"
-            f"  example: {example}\n"
-            "  hint: draw the starting noise and, for η > 0, each step's noise from `generator`",
+            "ddim_sample_loop with the same generator seed must return the same samples",
+            example=example,
+            hint="draw the starting noise and, for η > 0, each step's noise from `generator`",
         )
         start = torch.randn(shape, generator=torch.Generator().manual_seed(spec.seed + 1), dtype=torch.float64)
         expect_tensor(
@@ -566,19 +614,21 @@ def ddim_loop_oracle(sub: Submission) -> None:
                 noise=start,
             )
         example = f"linear(T=1000), num_steps={num_steps}, eta={eta}, {ORACLE_N} samples, the exact E[eps | x_t]"
-        expect(
-            isinstance(samples, torch.Tensor) and samples.is_floating_point() and samples.shape == start.shape,
-            f"ddim_sample_loop must return floating samples of shape {tuple(start.shape)}\n  example: {example}",
+        expect_samples(
+            samples,
+            shape=tuple(start.shape),
+            sampler="ddim_sample_loop",
+            example=example,
+            shape_hint="return the state after the last step (t_prev = −1), shaped like the starting noise",
+            finite_hint="ᾱ after the last step is 1 (t_prev = −1, not an index of the schedule), and "
+            "1 − ᾱ_prev − σ² can round below 0: clamp it at 0 before the square root",
         )
-        expect(bool(torch.isfinite(samples).all()), f"ddim_sample_loop returned NaN or inf\n  example: {example}")
-        labels = torch.arange(ORACLE_N, dtype=torch.long) % mixture.num_classes
-        truth = mixture.sample(ORACLE_N, generator=torch.Generator().manual_seed(seed + 200), y=labels)[0]
-        distance = energy_distance(samples, truth)
+        distance = energy_distance(samples, mixture_truth(mixture, ORACLE_N, seed + 200))
         expect(
             distance <= threshold,
-            "ddim_sample_loop with the exact denoiser E[eps | x_t] of a 2-D Gaussian mixture must sample it\n"
-            f"  example: {example}\n"
-            f"  energy distance to true samples: {distance:.5f}; a correct DDIM stays below {threshold}\n"
-            "  hint: each step must use ᾱ at the next timestep of the subsequence (1 after the last), "
+            "ddim_sample_loop with the exact denoiser E[eps | x_t] of a 2-D Gaussian mixture must sample it",
+            example=example,
+            detail=f"energy distance to true samples: {distance:.5f}; a correct DDIM stays below {threshold}",
+            hint="each step must use ᾱ at the next timestep of the subsequence (1 after the last), "
             "σ of eq. 16 and the direction √(1 − ᾱ_prev − σ²)",
         )

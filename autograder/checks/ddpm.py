@@ -13,11 +13,23 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder.checks.framework import GRADING, CheckFailed, calls_problem, check, expect, expect_close, expect_tensor
+from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, mixture_truth
+from autograder.checks.framework import (
+    GRADING,
+    CheckFailed,
+    calls_problem,
+    check,
+    expect,
+    expect_close,
+    expect_samples,
+    expect_tensor,
+    single_threaded,
+)
+from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, ScheduleSpec, cases, mixed_t_cases, schedule_specs, shapes
 from autograder.isolation.submission import Submission
-from autograder.oracle import GaussianMixture, MixtureOracle, SmoothDenoiser, energy_distance, single_threaded
 from autograder.reference import load_reference
+from autograder.scoring.energy import energy_distance
 
 REFERENCE = load_reference()
 ref = REFERENCE.ddpm
@@ -25,6 +37,10 @@ extract = REFERENCE.schedules.extract
 
 VARIANCES = ("fixed_small", "fixed_large")
 KEYS = ("mean", "variance", "log_variance", "pred_x0", "eps")
+TRAJECTORY_HINT = (
+    "the trajectory starts with the starting noise x_T and adds the state after each step: T steps make T + 1 "
+    "states, the last of them the samples (a list of the steps' outputs alone misses the start)"
+)
 
 
 def _outputs(out: object, case: object) -> dict:
@@ -32,7 +48,11 @@ def _outputs(out: object, case: object) -> dict:
     if not isinstance(out, dict) or any(key not in out for key in KEYS):
         got = sorted(out) if isinstance(out, dict) else type(out).__name__
         raise CheckFailed(
-            f"p_mean_variance must return a dict with keys {', '.join(KEYS)}\n  example: {case!r}\n  got: {got}"
+            f"p_mean_variance must return a dict with keys {', '.join(KEYS)}",
+            example=repr(case),
+            got=got,
+            hint="the reverse step's dict holds the mean, the variance and its log, the model's x̂0 and its eps, "
+            "under exactly these keys",
         )
     return out
 
@@ -102,6 +122,7 @@ def p_mean_variance_variances(sub: Submission) -> None:
     p_mean_variance = sub.function("ddpm", "p_mean_variance")
 
     @GRADING
+    @pinned_seed("p_mean_variance_variances")
     @given(cases(), st.sampled_from(VARIANCES))
     def prop(case: Case, variance: str) -> None:
         schedule, x_t, t = case.schedule, case.randn(), case.timesteps()
@@ -125,13 +146,15 @@ def p_mean_variance_variances(sub: Submission) -> None:
         ):
             got = out[key]
             if not isinstance(got, torch.Tensor):
-                raise CheckFailed(f"{what}\n  example: {example}\n  expected a tensor, got {type(got).__name__}")
+                raise CheckFailed(what, example=example, expected="a tensor", got=type(got).__name__, hint=hint)
             try:
                 got = torch.broadcast_to(got, x_t.shape)
             except RuntimeError:
                 raise CheckFailed(
-                    f"{what}\n  example: {example}\n  its shape {tuple(got.shape)} does not broadcast to x_t's "
-                    f"{tuple(x_t.shape)}; return per-sample values shaped (B, 1, ..., 1)"
+                    what,
+                    example=example,
+                    detail=f"its shape {tuple(got.shape)} does not broadcast to x_t's {tuple(x_t.shape)}",
+                    hint="return per-sample values shaped (B, 1, ..., 1)",
                 ) from None
             expect_close(got, expected[key].expand_as(x_t), what=what, hint=hint, example=example)
 
@@ -173,6 +196,7 @@ def p_mean_variance_model_kwargs(sub: Submission) -> None:
     p_mean_variance = sub.function("ddpm", "p_mean_variance")
 
     @settings(parent=GRADING, max_examples=10)
+    @pinned_seed("p_mean_variance_model_kwargs")
     @given(cases(max_T=10))
     def prop(case: Case) -> None:
         schedule, x_t, t = case.schedule, case.randn(), case.timesteps()
@@ -184,10 +208,10 @@ def p_mean_variance_model_kwargs(sub: Submission) -> None:
             and all("y" in call.kwargs and "scale" in call.kwargs for call in model.calls)
             and torch.equal(model.calls[-1].kwargs["y"], y)
             and model.calls[-1].kwargs["scale"] == 0.5,
-            "p_mean_variance(model, schedule, x_t, t, y=y, scale=0.5) must call model(x_t, t, y=y, scale=0.5)\n"
-            f"  example: {case!r}\n  the model got keyword arguments "
-            f"{[sorted(call.kwargs) for call in model.calls]}\n"
-            "  hint: accept **model_kwargs and pass them to the model unchanged",
+            "p_mean_variance(model, schedule, x_t, t, y=y, scale=0.5) must call model(x_t, t, y=y, scale=0.5)",
+            example=repr(case),
+            detail=f"the model got keyword arguments {[sorted(call.kwargs) for call in model.calls]}",
+            hint="accept **model_kwargs and pass them to the model unchanged",
         )
         expected = ref.p_mean_variance(
             SmoothDenoiser(schedule.T), schedule, x_t, t, clip_denoised=False, y=y, scale=0.5
@@ -245,6 +269,7 @@ def p_sample_loop_bookkeeping(sub: Submission) -> None:
     p_sample_loop = sub.function("ddpm", "p_sample_loop")
 
     @settings(parent=GRADING, max_examples=15)
+    @pinned_seed("p_sample_loop_bookkeeping")
     @given(schedule_specs(1, 12), shapes(), st.integers(0, 2**16))
     def prop(spec: ScheduleSpec, shape: tuple[int, ...], seed: int) -> None:
         schedule = spec.build()
@@ -270,20 +295,21 @@ def p_sample_loop_bookkeeping(sub: Submission) -> None:
         )
         if problem:
             raise CheckFailed(
-                f"p_sample_loop must call the model once per step with t = T−1, ..., 0 (descending), passing "
-                "**model_kwargs on\n"
-                f"  example: {example}\n  {problem}\n"
-                "  hint: loop `for step in range(T - 1, -1, -1)` with t = torch.full((B,), step, dtype=torch.long) "
-                "and hand **model_kwargs to every p_sample call"
+                "p_sample_loop must call the model once per step with t = T−1, ..., 0 (descending), passing "
+                "**model_kwargs on",
+                example=example,
+                detail=problem,
+                hint="loop `for step in range(T - 1, -1, -1)` with t = torch.full((B,), step, dtype=torch.long) "
+                "and hand **model_kwargs to every p_sample call",
             )
         again = p_sample_loop(
             SmoothDenoiser(T), schedule, shape, generator=torch.Generator().manual_seed(seed), y=labels
         )
         expect(
             isinstance(again, torch.Tensor) and torch.equal(first, again),
-            "p_sample_loop with the same generator seed must return the same samples\n"
-            f"  example: {example}\n"
-            "  hint: draw every random number from `generator` (torch.randn(..., generator=generator)), "
+            "p_sample_loop with the same generator seed must return the same samples",
+            example=example,
+            hint="draw every random number from `generator` (torch.randn(..., generator=generator)), "
             "never from the global random state",
         )
         start = torch.randn(shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
@@ -309,10 +335,11 @@ def p_sample_loop_bookkeeping(sub: Submission) -> None:
             and isinstance(trajectory[-1], torch.Tensor)
             and torch.equal(trajectory[-1], returned[0]),
             "p_sample_loop(..., return_trajectory=True) must return (samples, states) with the T + 1 states "
-            "from the starting noise to the samples\n"
-            f"  example: {example}\n"
-            f"  got {type(returned).__name__}"
+            "from the starting noise to the samples",
+            example=example,
+            got=f"{type(returned).__name__}"
             + (f" with {len(trajectory)} states" if isinstance(trajectory, list | tuple) else ""),
+            hint=TRAJECTORY_HINT,
         )
 
     prop()
@@ -360,7 +387,9 @@ def p_sample_loop_transitions(sub: Submission) -> None:
             and all(isinstance(s, torch.Tensor) and s.shape == start.shape for s in states)
             and torch.equal(states[0], start),
             "p_sample_loop(..., noise=x_start, return_trajectory=True) must return (samples, states) with the "
-            f"T + 1 states from x_start to the samples\n  example: {example}",
+            "T + 1 states from x_start to the samples",
+            example=example,
+            hint=TRAJECTORY_HINT,
         )
         for i, step in enumerate(range(T - 1, -1, -1)):
             x_t, x_prev = states[i].double(), states[i + 1].double()
@@ -385,10 +414,11 @@ def p_sample_loop_transitions(sub: Submission) -> None:
             expect(
                 low <= rms <= high and abs(centre) <= 0.15,
                 f"p_sample_loop: the step from t = {step} must be x_{{t−1}} = mean + √variance·z with z ~ N(0, I), "
-                f"for variance={variance!r} and clip_denoised={clip}\n  example: {example}\n"
-                f"  (x_{{t−1}} − mean)/√variance over {z.numel()} values has RMS {rms:.3f} and mean {centre:.3f}; "
-                f"expected RMS in [{low}, {high}] and |mean| ≤ 0.15\n"
-                "  hint: pass clip_denoised= and variance= on to every p_sample call; draw each step's noise "
+                f"for variance={variance!r} and clip_denoised={clip}",
+                example=example,
+                expected=f"RMS in [{low}, {high}] and |mean| ≤ 0.15",
+                got=f"RMS {rms:.3f} and mean {centre:.3f} of (x_{{t−1}} − mean)/√variance over {z.numel()} values",
+                hint="pass clip_denoised= and variance= on to every p_sample call; draw each step's noise "
                 "from a standard normal",
             )
 
@@ -411,12 +441,6 @@ ORACLE_THRESHOLD = 0.003
 ORACLE_RUNS = (("linear", 1000, 11), ("cosine", 1000, 12))
 
 
-def mixture_truth(mixture: GaussianMixture, n: int, seed: int) -> torch.Tensor:
-    """``n`` true samples of ``mixture``, the classes in exact proportion (less noise than i.i.d.)."""
-    labels = torch.arange(n, dtype=torch.long) % mixture.num_classes
-    return mixture.sample(n, generator=torch.Generator().manual_seed(seed), y=labels)[0]
-
-
 @check("ddpm", 4, "p_sample_loop with the exact denoiser of a 2-D Gaussian mixture samples that mixture")
 def p_sample_loop_oracle(sub: Submission) -> None:
     p_sample_loop = sub.function("ddpm", "p_sample_loop")
@@ -430,21 +454,22 @@ def p_sample_loop_oracle(sub: Submission) -> None:
                 oracle, schedule, (ORACLE_N, 2), generator=torch.Generator().manual_seed(seed + 100), noise=start
             )
         example = f"schedule={spec!r}, {ORACLE_N} samples from float64 noise, the exact denoiser E[eps | x_t]"
-        expect(
-            isinstance(samples, torch.Tensor) and samples.is_floating_point() and samples.shape == start.shape,
-            f"p_sample_loop must return floating samples of shape {tuple(start.shape)}\n  example: {example}",
-        )
-        expect(
-            bool(torch.isfinite(samples).all()),
-            f"p_sample_loop with the exact denoiser returned non-finite samples\n  example: {example}",
+        expect_samples(
+            samples,
+            shape=tuple(start.shape),
+            sampler="p_sample_loop with the exact denoiser",
+            example=example,
+            shape_hint="return the last state of the loop, shaped like the starting noise (not the trajectory)",
+            finite_hint="a NaN or inf comes from a coefficient taken at a timestep outside 0..T−1 or from the square "
+            "root of a negative variance",
         )
         distance = energy_distance(samples, mixture_truth(oracle.mixture, ORACLE_N, seed + 200))
         expect(
             distance <= ORACLE_THRESHOLD,
-            "p_sample_loop with the exact denoiser E[eps | x_t] of a 2-D Gaussian mixture must sample that mixture\n"
-            f"  example: {example}\n"
-            f"  energy distance to true samples: {distance:.5f}; a correct sampler stays below {ORACLE_THRESHOLD} "
-            "(typically 0.0003)\n"
-            "  hint: check the mean (eq. 11), that the noise is scaled by √variance, that the loop walks "
+            "p_sample_loop with the exact denoiser E[eps | x_t] of a 2-D Gaussian mixture must sample that mixture",
+            example=example,
+            detail=f"energy distance to true samples: {distance:.5f}; a correct sampler stays below "
+            f"{ORACLE_THRESHOLD} (typically 0.0003)",
+            hint="check the mean (eq. 11), that the noise is scaled by √variance, that the loop walks "
             "t = T−1, ..., 0 and that the last step adds no noise",
         )

@@ -16,6 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor, tolerances
+from autograder.checks.seeds import pinned_seed
 from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
 
@@ -155,6 +156,7 @@ def embedding_shape_dtype_bounds(sub: Submission) -> None:
     timestep_embedding = sub.function("embedding", "timestep_embedding")
 
     @GRADING
+    @pinned_seed("embedding_shape_dtype_bounds")
     @given(embedding_cases(dims=st.integers(4, 96)))
     @example(EmbeddingCase((0.0, 1000.0), torch.float64, 7))
     def prop(case: EmbeddingCase) -> None:
@@ -169,9 +171,10 @@ def embedding_shape_dtype_bounds(sub: Submission) -> None:
         )
         expect(
             bool(torch.isfinite(got).all()) and bool((got.abs() <= 1).all()),
-            f"every value of the embedding must lie in [−1, 1] (sines and cosines)\n  example: {case!r}\n"
-            f"  got values from {got.min().item():.4g} to {got.max().item():.4g}\n"
-            f"  hint: return sin and cos of t·freqs themselves, not scaled or added",
+            "every value of the embedding must lie in [−1, 1] (sines and cosines)",
+            example=repr(case),
+            got=f"values from {got.min().item():.4g} to {got.max().item():.4g}",
+            hint="return sin and cos of t·freqs themselves, not scaled or added",
         )
 
     prop()
@@ -222,6 +225,7 @@ def embedding_blocks_at_zero(sub: Submission) -> None:
     timestep_embedding = sub.function("embedding", "timestep_embedding")
 
     @GRADING
+    @pinned_seed("embedding_blocks_at_zero")
     @given(st.integers(2, 32).map(lambda k: 2 * k))
     @example(4)
     def prop(dim: int) -> None:
@@ -231,7 +235,13 @@ def embedding_blocks_at_zero(sub: Submission) -> None:
         expected[:, half : 2 * half] = 1
         got = case.call(timestep_embedding)
         if not isinstance(got, torch.Tensor):
-            raise CheckFailed(f"timestep_embedding must return a tensor\n  example: {case!r}\n  got {type(got)}")
+            raise CheckFailed(
+                "timestep_embedding must return a tensor",
+                example=repr(case),
+                got=type(got),
+                hint="build the embedding with torch operations on the tensor t (torch.sin, torch.cat), not Python "
+                "lists or math functions",
+            )
         expect_close(
             got,
             expected,

@@ -11,13 +11,14 @@ import torch
 from hypothesis import given
 
 from autograder.checks.framework import GRADING, CheckFailed, check, expect_close, expect_reference_on_cases, rtol_for
+from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, cases
 from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
 
 REFERENCE = load_reference()
 ref = REFERENCE.forward
-extract = REFERENCE.schedules.extract
+extract, expand_like = REFERENCE.schedules.extract, REFERENCE.schedules.expand_like
 
 
 def expect_two_term_formula(sub: Submission, name: str, tables, *, what: str, hint: str) -> None:
@@ -72,12 +73,13 @@ def composed_steps_match_closed_form(sub: Submission) -> None:
     q_step = sub.function("forward", "q_step")
 
     @GRADING
+    @pinned_seed("composed_steps_match_closed_form")
     @given(cases(dtypes=(torch.float64,)))
     def prop(case: Case) -> None:
         schedule, x0, t = case.schedule, case.data(), case.timesteps()
 
-        def active(s: int) -> torch.Tensor:  # the samples whose t has not been reached yet
-            return (t >= s).reshape(-1, *([1] * (x0.dim() - 1)))
+        def active(s: int) -> torch.Tensor:  # the samples whose t has not been reached yet, (B, 1, ..., 1)
+            return expand_like(t, x0) >= s
 
         def step(s: int) -> torch.Tensor:
             return torch.full_like(t, s)
@@ -108,6 +110,7 @@ def q_mean_variance_moments(sub: Submission) -> None:
     q_mean_variance = sub.function("forward", "q_mean_variance")
 
     @GRADING
+    @pinned_seed("q_mean_variance_moments")
     @given(cases())
     def prop(case: Case) -> None:
         schedule, x0, t = case.schedule, case.data(), case.timesteps()
@@ -125,7 +128,11 @@ def q_mean_variance_moments(sub: Submission) -> None:
             variance = torch.broadcast_to(variance, x0.shape)
         except (RuntimeError, TypeError) as error:
             raise CheckFailed(
-                f"q_mean_variance: the variance does not broadcast to x0's shape {tuple(x0.shape)}: {error}"
+                "q_mean_variance variance must be 1 − ᾱ_t, broadcastable to x0",
+                example=repr(case),
+                detail=f"the variance does not broadcast to x0's shape {tuple(x0.shape)}: {error}",
+                hint="the variance is one value per sample: shaped (B, 1, ..., 1) like the coefficients extract "
+                "gives, not a flat (B,) tensor, which broadcasts against x0's last dimension instead of its first",
             ) from None
         expect_close(
             variance,

@@ -1,15 +1,19 @@
 """The hidden checks' framework: registration with points, verdicts, comparisons, Hypothesis settings.
 
 A check is a function ``check(sub: Submission) -> None`` registered with :func:`check`; it passes
-by returning and fails by raising :class:`CheckFailed` with a message for the student (the part,
-the identity, the smallest counterexample, expected vs got and a hint at the usual mistake).
+by returning and fails by raising :class:`CheckFailed` with the fields of a message for the student
+(what does not hold, the smallest counterexample, expected vs got and a hint at the usual mistake),
+which :class:`CheckFailed` alone lays out; :func:`expect`, :func:`expect_tensor` and
+:func:`expect_close` raise it.
 A :class:`~autograder.isolation.submission.StudentError` from the student's code fails it too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 import torch
 from hypothesis import HealthCheck, Phase, example, given, settings
@@ -27,7 +31,8 @@ GRADING = settings(
     phases=(Phase.explicit, Phase.generate, Phase.shrink),
     suppress_health_check=list(HealthCheck),
 )
-"""Same submission, same verdict: derandomized, no example database, no deadline."""
+"""Same submission, same verdict: derandomized, no example database, no deadline. A derandomized property's
+examples follow from a hash of its source text; :mod:`autograder.checks.seeds` keeps them when the text changes."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,55 @@ def check(part: str, points: float, title: str) -> Callable[[Callable[[Submissio
 
 
 class CheckFailed(AssertionError):
-    """A check's verdict against the submission; its message is shown to the student."""
+    """A check's verdict against the submission; its message is shown to the student.
+
+    The one place the feedback's layout is defined. The message is ``what`` (the property that does not
+    hold), then one indented line per field given::
+
+        <what>
+          example: <the smallest input that shows it>
+          expected <expected>, got <got>
+          <each line of detail>
+          hint: <the concept and the usual mistake>
+
+    Args:
+        what: the property the submission breaks, in a sentence.
+        example: the input that shows it (a string, shown as it is).
+        expected: what the answer should be or have (shown with ``str``); ``None``: not shown.
+        got: what the answer was or had (shown with ``str``); ``None``: not shown.
+        hint: the concept at stake and the usual mistake (never the solution's line).
+        detail: further facts, a line or a sequence of lines (what was measured, where it differs).
+    """
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        example: str | None = None,
+        expected: object = None,
+        got: object = None,
+        hint: str | None = None,
+        detail: str | Sequence[str] | None = None,
+    ) -> None:
+        self.what, self.example, self.expected, self.got, self.hint = what, example, expected, got, hint
+        self.detail: tuple[str, ...] = (detail,) if isinstance(detail, str) else tuple(detail or ())
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """The message: ``what`` and the indented lines of the fields given (see the class)."""
+        lines = [self.what]
+        if self.example:
+            lines.append(f"example: {self.example}")
+        if self.expected is not None and self.got is not None:
+            lines.append(f"expected {self.expected}, got {self.got}")
+        elif self.expected is not None:
+            lines.append(f"expected {self.expected}")
+        elif self.got is not None:
+            lines.append(f"got {self.got}")
+        lines += self.detail
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        return "\n  ".join(lines)
 
 
 def tolerances(dtype: torch.dtype) -> tuple[float, float]:
@@ -65,11 +118,12 @@ def tolerances(dtype: torch.dtype) -> tuple[float, float]:
     return (1e-7, 1e-9) if dtype == torch.float64 else (2e-4, 2e-5)
 
 
-def expect_tensor(got: object, *, like: torch.Tensor, what: str, hint: str = "", example: str = "") -> torch.Tensor:
-    """Fail unless ``got`` is a tensor with the shape, dtype and device of ``like``."""
-    head = f"{what}\n  example: {example}" if example else what
+def expect_tensor(
+    got: object, *, like: torch.Tensor, what: str, hint: str | None = None, example: str | None = None
+) -> torch.Tensor:
+    """Fail unless ``got`` is a tensor with the shape, dtype and device of ``like``; return it."""
     if not isinstance(got, torch.Tensor):
-        raise CheckFailed(f"{head}\n  expected a torch.Tensor, got {type(got).__name__}")
+        raise CheckFailed(what, example=example, expected="a torch.Tensor", got=type(got).__name__, hint=hint)
     problems = []
     if tuple(got.shape) != tuple(like.shape):
         problems.append(f"shape: expected {tuple(like.shape)}, got {tuple(got.shape)}")
@@ -78,7 +132,7 @@ def expect_tensor(got: object, *, like: torch.Tensor, what: str, hint: str = "",
     if got.device != like.device:
         problems.append(f"device: expected {like.device}, got {got.device}")
     if problems:
-        raise CheckFailed(head + "\n  " + "\n  ".join(problems) + (f"\n  hint: {hint}" if hint else ""))
+        raise CheckFailed(what, example=example, detail=problems, hint=hint)
     return got
 
 
@@ -88,7 +142,7 @@ def expect_close(
     *,
     what: str,
     hint: str,
-    example: str = "",
+    example: str | None = None,
     scale: torch.Tensor | None = None,
     rtol: float | None = None,
     atol: float | None = None,
@@ -110,19 +164,43 @@ def expect_close(
     got_value, expected_value = got[index].item(), expected[index].item()
     allowed = atol + rtol * size[index].item()
     raise CheckFailed(
-        f"{what}\n"
-        + (f"  example: {example}\n" if example else "")
-        + f"  at index {index}: expected {expected_value:.6g}, got {got_value:.6g}"
-        + f" (difference {abs(got_value - expected_value):.3g}, tolerance {allowed:.3g};"
-        + f" {int(bad.sum())} of {bad.numel()} values differ)\n"
-        + f"  hint: {hint}"
+        what,
+        example=example,
+        detail=f"at index {index}: expected {expected_value:.6g}, got {got_value:.6g}"
+        f" (difference {abs(got_value - expected_value):.3g}, tolerance {allowed:.3g};"
+        f" {int(bad.sum())} of {bad.numel()} values differ)",
+        hint=hint,
     )
 
 
-def expect(condition: bool, message: str) -> None:
-    """Fail with ``message`` unless ``condition``."""
+class Fields(TypedDict, total=False):
+    """The fields of a :class:`CheckFailed` besides ``what``."""
+
+    example: str | None
+    expected: object
+    got: object
+    hint: str | None
+    detail: str | Sequence[str] | None
+
+
+def expect(condition: bool, what: str, **fields: Unpack[Fields]) -> None:
+    """Fail with ``CheckFailed(what, **fields)`` unless ``condition``."""
     if not condition:
-        raise CheckFailed(message)
+        raise CheckFailed(what, **fields)
+
+
+def expect_samples(
+    samples: object, *, shape: tuple[int, ...], sampler: str, example: str, shape_hint: str, finite_hint: str
+) -> torch.Tensor:
+    """Fail unless the ``sampler``'s ``samples`` are a floating tensor of ``shape`` with finite values; return them."""
+    expect(
+        isinstance(samples, torch.Tensor) and samples.is_floating_point() and tuple(samples.shape) == shape,
+        f"{sampler} must return floating samples of shape {shape}",
+        example=example,
+        hint=shape_hint,
+    )
+    expect(bool(torch.isfinite(samples).all()), f"{sampler} returned NaN or inf", example=example, hint=finite_hint)
+    return samples
 
 
 FLOAT64_RTOL = 1e-10
@@ -200,3 +278,19 @@ def calls_problem(
     if not all(isinstance(c.kwargs.get("y"), torch.Tensor) and torch.equal(c.kwargs["y"], labels) for c in calls):
         return f"called with y={labels.tolist()}, the model got keyword arguments {calls[0].kwargs}"
     return ""
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run the block with one intra-op thread (then restore the setting).
+
+    Sampling with the oracle is thousands of small tensor operations; on a loaded machine (a pool
+    grading several submissions, or two cores shared) torch's thread pool makes them many times
+    slower than one thread does.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

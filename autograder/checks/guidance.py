@@ -14,11 +14,21 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
+from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, mixture_truth
+from autograder.checks.framework import (
+    GRADING,
+    CheckFailed,
+    check,
+    expect,
+    expect_close,
+    expect_tensor,
+    single_threaded,
+)
+from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, ScheduleSpec, cases
 from autograder.isolation.submission import Submission
-from autograder.oracle import MixtureOracle, SmoothDenoiser, energy_distance, single_threaded
 from autograder.reference import load_reference
+from autograder.scoring.energy import energy_distance
 
 REFERENCE = load_reference()
 extract = REFERENCE.schedules.extract
@@ -35,6 +45,7 @@ def drop_labels_contract(sub: Submission) -> None:
     drop_labels = sub.function("guidance", "drop_labels")
 
     @GRADING
+    @pinned_seed("drop_labels_contract")
     @given(
         st.integers(1, 64),
         st.integers(1, 12),
@@ -48,33 +59,47 @@ def drop_labels_contract(sub: Submission) -> None:
         got = drop_labels(y, p, num_classes, generator=torch.Generator().manual_seed(seed + 1))
         expect(
             torch.equal(y, original),
-            f"drop_labels must not modify its input y\n  example: {example}\n"
-            "  hint: build a new tensor (torch.where(drop, null, y)) instead of writing into y",
+            "drop_labels must not modify its input y",
+            example=example,
+            hint="build a new tensor (torch.where(drop, null, y)) instead of writing into y",
         )
-        got = expect_tensor(got, like=y, what="drop_labels must return long labels shaped like y", example=example)
+        got = expect_tensor(
+            got, like=y, what="drop_labels must return long labels shaped like y", hint=LABELS_HINT, example=example
+        )
         kept, dropped = got == y, got == num_classes
         expect(
             bool((kept | dropped).all()),
-            f"drop_labels: every label must stay as it is or become the null label {num_classes}\n"
-            f"  example: {example}\n  y = {y.tolist()}\n  got {got.tolist()}",
+            f"drop_labels: every label must stay as it is or become the null label {num_classes}",
+            example=example,
+            detail=(f"y = {y.tolist()}", f"got {got.tolist()}"),
+            hint=NULL_LABEL_HINT,
         )
         if p == 0.0:
             expect(
                 torch.equal(got, y),
-                f"drop_labels with p_uncond = 0 must keep every label\n  example: {example}\n  got {got.tolist()}\n"
-                "  hint: drop where uniform < p_uncond (strictly), never where it equals 0",
+                "drop_labels with p_uncond = 0 must keep every label",
+                example=example,
+                got=got.tolist(),
+                hint="drop where uniform < p_uncond (strictly), never where it equals 0",
             )
         if p == 1.0:
             expect(
                 bool(dropped.all()),
-                f"drop_labels with p_uncond = 1 must replace every label by {num_classes}\n  example: {example}\n"
-                f"  got {got.tolist()}",
+                f"drop_labels with p_uncond = 1 must replace every label by {num_classes}",
+                example=example,
+                got=got.tolist(),
+                hint=NULL_LABEL_HINT,
             )
 
     prop()
 
 
 DROP_N = 20_000
+LABELS_HINT = "keep y's shape and its long dtype: each label is kept or replaced, never turned into a float"
+NULL_LABEL_HINT = (
+    "the null label is num_classes, one past the last class (not 0, which is a class, nor −1): a dropped label "
+    "is replaced by it"
+)
 
 
 @check("guidance", 1, "drop_labels drops each label with probability p_uncond, reproducibly from its generator")
@@ -82,31 +107,38 @@ def drop_labels_rate(sub: Submission) -> None:
     drop_labels = sub.function("guidance", "drop_labels")
     y = torch.arange(DROP_N, dtype=torch.long) % 10
     for p in (0.1, 0.5, 0.9):
+        example = f"drop_labels(y of {DROP_N} labels in 0..9, p_uncond={p}, num_classes=10), generator seed 31"
         got = drop_labels(y, p, 10, generator=torch.Generator().manual_seed(31))
-        got = expect_tensor(got, like=y, what="drop_labels must return long labels shaped like y")
+        got = expect_tensor(
+            got, like=y, what="drop_labels must return long labels shaped like y", hint=LABELS_HINT, example=example
+        )
         rate = float((got == 10).double().mean())
         # Five binomial standard errors: a correct implementation is outside with probability < 1e-6.
         tolerance = 5 * math.sqrt(p * (1 - p) / DROP_N)
         expect(
             abs(rate - p) <= tolerance,
-            f"drop_labels(p_uncond={p}) must drop each label with probability {p}\n"
-            f"  example: {DROP_N} labels, generator seed 31\n  dropped a fraction {rate:.4f}, expected {p} ± "
-            f"{tolerance:.4f} (5 standard errors)\n"
-            "  hint: drop where torch.rand(y.shape, generator=generator) < p_uncond",
+            f"drop_labels(p_uncond={p}) must drop each label with probability {p}",
+            example=example,
+            expected=f"{p} ± {tolerance:.4f} (5 standard errors)",
+            got=f"a dropped fraction {rate:.4f}",
+            hint="drop where torch.rand(y.shape, generator=generator) < p_uncond",
         )
         for label in range(10):
             share = float((got[y == label] == 10).double().mean())
             tolerance_label = 5 * math.sqrt(p * (1 - p) / (DROP_N // 10))
             expect(
                 abs(share - p) <= tolerance_label,
-                f"drop_labels(p_uncond={p}) must drop every class equally often\n  label {label}: dropped "
-                f"{share:.4f}, expected {p} ± {tolerance_label:.4f}",
+                f"drop_labels(p_uncond={p}) must drop every class equally often",
+                example=example,
+                detail=f"label {label}: dropped {share:.4f}, expected {p} ± {tolerance_label:.4f}",
+                hint="draw one uniform per label, whatever its class, and drop where it is below p_uncond",
             )
         again = drop_labels(y, p, 10, generator=torch.Generator().manual_seed(31))
         expect(
             isinstance(again, torch.Tensor) and torch.equal(got, again),
-            f"drop_labels with the same generator seed must drop the same labels (p_uncond={p})\n"
-            "  hint: draw the uniforms from `generator`, never from the global random state",
+            f"drop_labels with the same generator seed must drop the same labels (p_uncond={p})",
+            example=f"{example}, twice",
+            hint="draw the uniforms from `generator`, never from the global random state",
         )
 
 
@@ -160,6 +192,7 @@ def cfg_eps_single_call(sub: Submission) -> None:
     cfg_eps = sub.function("guidance", "cfg_eps")
 
     @settings(parent=GRADING, max_examples=10)
+    @pinned_seed("cfg_eps_single_call")
     @given(cases(), st.integers(1, 10))
     def prop(case: Case, num_classes: int) -> None:
         schedule, x_t, t = case.schedule, case.randn(), case.timesteps()
@@ -169,23 +202,29 @@ def cfg_eps_single_call(sub: Submission) -> None:
         example = f"{case!r}, y={y.tolist()}, num_classes={num_classes}"
         if model.num_calls != 1 or model.calls[0].batch != 2 * batch:
             raise CheckFailed(
-                f"cfg_eps must evaluate the model once, on a batch of 2B = {2 * batch}\n  example: {example}\n"
-                f"  got {model.num_calls} call(s) with batch sizes {[call.batch for call in model.calls]}\n"
-                "  hint: torch.cat([x_t, x_t]), torch.cat([t, t]) and y=torch.cat([y, null]) in one call, then "
-                "split the answer with .chunk(2)"
+                f"cfg_eps must evaluate the model once, on a batch of 2B = {2 * batch}",
+                example=example,
+                got=f"{model.num_calls} call(s) with batch sizes {[call.batch for call in model.calls]}",
+                hint="torch.cat([x_t, x_t]), torch.cat([t, t]) and y=torch.cat([y, null]) in one call, then "
+                "split the answer with .chunk(2)",
             )
         call = model.calls[0]
         labels = call.kwargs.get("y")
         expected = torch.cat([y, torch.full_like(y, num_classes)]).sort().values
         expect(
             isinstance(labels, torch.Tensor) and torch.equal(labels.sort().values, expected),
-            f"cfg_eps must pass y= with the labels y and B null labels {num_classes}\n  example: {example}\n"
-            f"  the model got y={labels.tolist() if isinstance(labels, torch.Tensor) else labels}",
+            f"cfg_eps must pass y= with the labels y and B null labels {num_classes}",
+            example=example,
+            detail=f"the model got y={labels.tolist() if isinstance(labels, torch.Tensor) else labels}",
+            hint="one half of the batch is conditional (the labels y), the other unconditional (the null label "
+            "num_classes)",
         )
         expect(
             torch.equal(call.t.sort().values, torch.cat([t, t]).sort().values),
-            f"cfg_eps must pass each sample's t for both halves\n  example: {example}\n"
-            f"  the model got t={call.t.tolist()}",
+            "cfg_eps must pass each sample's t for both halves",
+            example=example,
+            detail=f"the model got t={call.t.tolist()}",
+            hint="both halves evaluate each sample at its own timestep: the doubled batch repeats t",
         )
 
     prop()
@@ -257,6 +296,8 @@ def cfg_oracle_sampling(sub: Submission) -> None:
     schedule = ScheduleSpec("linear", 1000).build()
     oracle = MixtureOracle(schedule)
     mixture, K = oracle.mixture, oracle.num_classes
+    setting = f"reference DDIM (η = 0, {CFG_STEPS} steps, linear T=1000) with model = cfg_eps(exact denoiser, ...)"
+    hint = "s = 1 must give the conditional model and s = 0 the unconditional one (null label num_classes)"
 
     def sample(guidance_scale: float, labels: torch.Tensor, seed: int) -> torch.Tensor:
         def denoise(x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -270,14 +311,15 @@ def cfg_oracle_sampling(sub: Submission) -> None:
         expect(
             bool(torch.isfinite(samples).all()),
             f"cfg_eps gave NaN or inf samples with guidance_scale={guidance_scale}",
+            example=setting,
+            hint="cfg_eps is the linear combination eps_u + s·(eps_c − eps_u) of the model's two answers: it "
+            "divides by nothing",
         )
         return samples
 
     def truth(labels: torch.Tensor, seed: int) -> torch.Tensor:
-        return mixture.sample(labels.shape[0], generator=torch.Generator().manual_seed(seed), y=labels)[0]
+        return mixture_truth(mixture, labels.shape[0], seed, labels)
 
-    setting = f"reference DDIM (η = 0, {CFG_STEPS} steps, linear T=1000) with model = cfg_eps(exact denoiser, ...)"
-    hint = "s = 1 must give the conditional model and s = 0 the unconditional one (null label num_classes)"
     labels = torch.arange(CFG_N, dtype=torch.long) % K
     samples = sample(1.0, labels, 41)
     for k in range(K):
@@ -285,21 +327,26 @@ def cfg_oracle_sampling(sub: Submission) -> None:
         distance = energy_distance(samples[labels == k], component)
         expect(
             distance <= CFG_THRESHOLD_CLASS,
-            f"CFG sampling at guidance_scale s = 1 must sample class y's component\n  example: {setting}, "
-            f"{CFG_N} samples with labels 0..{K - 1}\n  class {k}: energy distance {distance:.5f} to its component, "
-            f"a correct cfg_eps stays below {CFG_THRESHOLD_CLASS}\n  hint: {hint}",
+            "CFG sampling at guidance_scale s = 1 must sample class y's component",
+            example=f"{setting}, {CFG_N} samples with labels 0..{K - 1}",
+            detail=f"class {k}: energy distance {distance:.5f} to its component, a correct cfg_eps stays below "
+            f"{CFG_THRESHOLD_CLASS}",
+            hint=hint,
         )
     distance = energy_distance(samples, truth(labels, 299))
     expect(
         distance <= CFG_THRESHOLD,
-        f"CFG sampling at s = 1 must sample the class-conditional mixture\n  example: {setting}\n"
-        f"  energy distance {distance:.5f}, a correct cfg_eps stays below {CFG_THRESHOLD}\n  hint: {hint}",
+        "CFG sampling at s = 1 must sample the class-conditional mixture",
+        example=setting,
+        detail=f"energy distance {distance:.5f}, a correct cfg_eps stays below {CFG_THRESHOLD}",
+        hint=hint,
     )
     samples = sample(0.0, torch.zeros(CFG_N, dtype=torch.long), 42)
     distance = energy_distance(samples, truth(labels, 298))
     expect(
         distance <= CFG_THRESHOLD,
-        "CFG sampling at s = 0 must ignore the labels and sample the whole mixture\n"
-        f"  example: {setting}, every label 0\n  energy distance {distance:.5f} to the mixture, a correct "
-        f"cfg_eps stays below {CFG_THRESHOLD}\n  hint: {hint}",
+        "CFG sampling at s = 0 must ignore the labels and sample the whole mixture",
+        example=f"{setting}, every label 0",
+        detail=f"energy distance {distance:.5f} to the mixture, a correct cfg_eps stays below {CFG_THRESHOLD}",
+        hint=hint,
     )

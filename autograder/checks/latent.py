@@ -3,7 +3,7 @@
 Only the student's ``diffusion.latent`` is graded here; the samplers and guidance it calls are the
 reference's (part isolation). ``LatentDiffusion`` is built with a :class:`LinearVAE` whose encoder and
 decoder are known affine maps, and with the exact denoiser of a 2-D Gaussian mixture in the *scaled*
-latent space (:class:`~autograder.oracle.MixtureOracle`): a correct pipeline samples that mixture, and
+latent space (:class:`~autograder.checks.denoisers.MixtureOracle`): a correct pipeline samples that mixture, and
 the decoded images, mapped back to scaled latents by the decoder's inverse, must show it (energy
 distance, as in the sampler checks). Scaling where unscaling belongs, or decoding unscaled latents,
 moves the samples by the factor ``f`` and fails the comparison.
@@ -18,11 +18,21 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
+from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, mixture_truth
+from autograder.checks.framework import (
+    GRADING,
+    CheckFailed,
+    check,
+    expect,
+    expect_close,
+    expect_tensor,
+    single_threaded,
+)
+from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import ScheduleSpec
 from autograder.isolation.submission import Instance, StudentError, Submission
-from autograder.oracle import MixtureOracle, SmoothDenoiser, energy_distance, single_threaded
 from autograder.sandbox.channel import Exposed
+from autograder.scoring.energy import energy_distance
 
 SCALE = 2.5
 """The scale factor ``f`` of the checks: unscaled latents are 1/2.5 the size of the mixture's points."""
@@ -81,6 +91,7 @@ def latent_scale_factor_unit_variance(sub: Submission) -> None:
     latent_scale_factor = sub.function("latent", "latent_scale_factor")
 
     @GRADING
+    @pinned_seed("latent_scale_factor_unit_variance")
     @given(
         st.integers(64, 256),
         st.sampled_from([0.05, 0.4, 1.0, 7.0, 20.0]),
@@ -98,15 +109,19 @@ def latent_scale_factor_unit_variance(sub: Submission) -> None:
             factor = factor.item()
         if not isinstance(factor, numbers.Real):
             raise CheckFailed(
-                f"latent_scale_factor must return one number (a float), got {factor!r:.80}\n  example: {example}\n"
-                "  hint: one standard deviation over every element of the set, not one per channel; .item() it"
+                "latent_scale_factor must return one number (a float)",
+                example=example,
+                got=f"{factor!r:.80}",
+                hint="one standard deviation over every element of the set, not one per channel; .item() it",
             )
         spread = float(latents.double().std())
         expect(
             math.isfinite(factor) and abs(factor * spread - 1) <= 1e-3,
-            "latent_scale_factor(latents) must be 1 / std(latents), so f · latents has standard deviation 1\n"
-            f"  example: {example}\n  expected {1 / spread:.6g}, got {factor:.6g}\n"
-            "  hint: f = 1 / latents.std() over all elements at once (the std subtracts the mean: not the root "
+            "latent_scale_factor(latents) must be 1 / std(latents), so f · latents has standard deviation 1",
+            example=example,
+            expected=f"{1 / spread:.6g}",
+            got=f"{factor:.6g}",
+            hint="f = 1 / latents.std() over all elements at once (the std subtracts the mean: not the root "
             "mean square), not std itself and not 1 / variance",
         )
 
@@ -159,7 +174,13 @@ def _scaled_latents(vae: LinearVAE, images: object, n: int, example: str) -> tor
         example=example,
         hint="sample latents of shape (n, *latent_shape), then return self.decode(latents)",
     )
-    expect(bool(torch.isfinite(images).all()), f"LatentDiffusion.sample returned NaN or inf\n  example: {example}")
+    expect(
+        bool(torch.isfinite(images).all()),
+        "LatentDiffusion.sample returned NaN or inf",
+        example=example,
+        hint="the images are the decoded latents vae.decode(z / f), with f the scale factor given to the "
+        "constructor: a NaN or inf comes from dividing by something else",
+    )
     return SCALE * vae.latents_of(images)
 
 
@@ -181,20 +202,21 @@ def latent_sample_oracle(sub: Submission) -> None:
         latents = _scaled_latents(vae, images, ORACLE_N, example)
         expect(
             oracle.num_calls == steps,
-            f"LatentDiffusion.sample must run the sampler over {steps} steps (one model call each); the model was "
-            f"called {oracle.num_calls} times\n  example: {example}\n  hint: pass num_steps to ddim.ddim_sample_loop; "
-            "DDPM takes all T steps",
+            f"LatentDiffusion.sample must run the sampler over {steps} steps (one model call each)",
+            example=example,
+            detail=f"the model was called {oracle.num_calls} times",
+            hint="pass num_steps to ddim.ddim_sample_loop; DDPM takes all T steps",
         )
-        labels = torch.arange(ORACLE_N, dtype=torch.long) % oracle.num_classes
-        truth = oracle.mixture.sample(ORACLE_N, generator=torch.Generator().manual_seed(261 + index), y=labels)[0]
+        truth = mixture_truth(oracle.mixture, ORACLE_N, 261 + index)
         distance = energy_distance(latents, truth)
         spread = float(latents.norm(dim=1).mean() / truth.norm(dim=1).mean())
         expect(
             distance <= threshold,
-            "LatentDiffusion.sample with the exact denoiser must decode latents of the mixture it was trained on\n"
-            f"  example: {example}\n  energy distance of the images' scaled latents to the mixture: {distance:.5f}, "
-            f"a correct pipeline stays below {threshold}; their size is {spread:.3g}× the mixture's\n"
-            "  hint: sample scaled latents of shape (n, *latent_shape) with the package's sampler and the model, "
+            "LatentDiffusion.sample with the exact denoiser must decode latents of the mixture it was trained on",
+            example=example,
+            detail=f"energy distance of the images' scaled latents to the mixture: {distance:.5f}, a correct "
+            f"pipeline stays below {threshold}; their size is {spread:.3g}× the mixture's",
+            hint="sample scaled latents of shape (n, *latent_shape) with the package's sampler and the model, "
             "then decode: vae.decode(z / f) (a size of f or 1/f means a scale applied the wrong way)",
         )
 
@@ -223,17 +245,19 @@ def latent_sample_guidance(sub: Submission) -> None:
         accuracy = float((nearest == labels).double().mean())
         expect(
             accuracy >= 0.95,
-            "LatentDiffusion.sample with labels y must sample each image's class\n"
-            f"  example: {example}\n  {accuracy:.1%} of the samples lie nearest their class's component "
-            "(a correct pipeline: 100%)\n  hint: with y, the model is guidance.guided_denoiser(model, guidance_scale, "
-            "num_classes) and the sampler gets y=y",
+            "LatentDiffusion.sample with labels y must sample each image's class",
+            example=example,
+            detail=f"{accuracy:.1%} of the samples lie nearest their class's component (a correct pipeline: 100%)",
+            hint="with y, the model is guidance.guided_denoiser(model, guidance_scale, num_classes) and the "
+            "sampler gets y=y",
         )
         null_calls = sum(bool((call.kwargs.get("y") == K).any()) for call in oracle.calls if "y" in call.kwargs)
         expect(
             guidance_scale == 1.0 or null_calls > 0,
-            f"LatentDiffusion.sample with guidance_scale={guidance_scale} must use classifier-free guidance: the model "
-            f"was never called with the null label {K}\n  example: {example}\n  hint: wrap the model with "
-            "guidance.guided_denoiser(self.model, guidance_scale, self.num_classes)",
+            f"LatentDiffusion.sample with guidance_scale={guidance_scale} must use classifier-free guidance",
+            example=example,
+            detail=f"the model was never called with the null label {K}",
+            hint="wrap the model with guidance.guided_denoiser(self.model, guidance_scale, self.num_classes)",
         )
 
 
@@ -249,20 +273,25 @@ def latent_sample_contract(sub: Submission) -> None:
     second = sample(6, num_steps=5, generator=torch.Generator().manual_seed(3))
     expect(
         isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor) and torch.equal(first, second),
-        "LatentDiffusion.sample must be reproducible: the same generator seed must give the same images\n"
-        "  example: sample(6, num_steps=5, generator=torch.Generator().manual_seed(3)) twice\n"
-        "  hint: pass generator= on to the sampler; draw nothing from the global RNG",
+        "LatentDiffusion.sample must be reproducible: the same generator seed must give the same images",
+        example="sample(6, num_steps=5, generator=torch.Generator().manual_seed(3)) twice",
+        hint="pass generator= on to the sampler; draw nothing from the global RNG",
     )
     for kwargs, why in (
         ({"sampler": "euler"}, "an unknown sampler"),
         ({"guidance_scale": 2.0}, "guidance_scale ≠ 1 without labels y"),
     ):
+        what = f"LatentDiffusion.sample must raise ValueError for {why}"
+        arguments = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
+        example = f"sample(6, num_steps=5, generator=torch.Generator().manual_seed(3), {arguments})"
+        hint = (
+            "check the arguments before sampling: the samplers are 'ddim' and 'ddpm' only, and guidance needs "
+            "labels y; raise ValueError(...) for anything else"
+        )
         try:
             sample(6, num_steps=5, generator=torch.Generator().manual_seed(3), **kwargs)
         except StudentError as error:
             if error.error_type == "ValueError":
                 continue
-            raise CheckFailed(
-                f"LatentDiffusion.sample(6, {kwargs}) must raise ValueError for {why}, it raised {error.error_type}"
-            ) from None
-        raise CheckFailed(f"LatentDiffusion.sample(6, {kwargs}) must raise ValueError for {why}; it returned")
+            raise CheckFailed(what, example=example, expected="ValueError", got=error.error_type, hint=hint) from None
+        raise CheckFailed(what, example=example, expected="ValueError", got="no error: it returned", hint=hint)

@@ -1,8 +1,8 @@
 """Hidden checks of part 4 (losses): ``normal_kl``, the simple loss ``ddpm_loss`` and the bound's ``vlb_term``.
 
-The denoisers handed to the student's code are built here: deterministic functions of their inputs
-that record how they were called, so a check can read the ``t`` and keyword arguments the
-student's loss passed. Randomness is judged by its distribution (the range and coverage of the
+The denoisers handed to the student's code (:mod:`autograder.checks.denoisers`) are deterministic
+functions of their inputs that record how they were called, so a check can read the ``t`` and keyword
+arguments the student's loss passed. Randomness is judged by its distribution (the range and coverage of the
 drawn ``t``, the second moment of the drawn noise) and by its plumbing (one generator seed, one
 loss; the global RNG untouched), never by the order of the draws.
 """
@@ -16,99 +16,16 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from autograder.checks.denoisers import AffineDenoiser, Constant, KnowsX0
 from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor, rtol_for
-from autograder.checks.posterior import float32_slack
+from autograder.checks.numerics import MC_SAMPLES, MC_STANDARD_ERRORS, ScalarGaussians, float32_slack, monte_carlo_kl
+from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, ScheduleSpec, cases, shapes
 from autograder.isolation.submission import StudentError, Submission
 from autograder.reference import load_reference
 
 REFERENCE = load_reference()
 ref = REFERENCE.losses
-
-
-def column(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Per-sample ``values`` ``(B,)`` shaped ``(B, 1, ..., 1)`` in ``like``'s dtype."""
-    return values.to(like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
-
-
-class Denoiser:
-    """A recording denoiser ``model(x_t, t, **kwargs) -> eps_hat`` (subclasses define :meth:`eps`).
-
-    A call that breaks the denoiser contract raises ``TypeError`` with a message for the student (it
-    surfaces as an error of the student's function that made the call). A denoiser that depends on the
-    sample (it knows each sample's x0 or noise) is given the check's ``batch`` of ``x_t`` when the student
-    passes it in, so that it also answers a call on some of its samples (e.g. a loop over the batch).
-    """
-
-    def __init__(self, batch: torch.Tensor | None = None) -> None:
-        self.calls: list[dict] = []
-        self.batch = batch
-
-    def rows(self, x_t: torch.Tensor) -> torch.Tensor | slice:
-        """The samples of :attr:`batch` that ``x_t`` holds: all of them, or the rows it equals."""
-        if self.batch is None or x_t.shape == self.batch.shape or x_t.shape[1:] != self.batch.shape[1:]:
-            return slice(None)
-        flat, batch = x_t.detach().to(torch.float64).flatten(1), self.batch.to(torch.float64).flatten(1)
-        same = (flat[:, None] == batch[None]).all(-1)  # (rows of x_t, samples of the batch)
-        return same.to(torch.int8).argmax(1) if bool(same.any(1).all()) else slice(None)
-
-    def __call__(self, x_t, t, **kwargs):
-        if not (isinstance(x_t, torch.Tensor) and x_t.is_floating_point() and x_t.dim() >= 1):
-            raise TypeError(f"the model must be called as model(x_t, t) with x_t a float tensor, got {x_t!r:.60}")
-        if not (isinstance(t, torch.Tensor) and t.dtype == torch.long and tuple(t.shape) == (x_t.shape[0],)):
-            got = f"{t.dtype} of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
-            raise TypeError(
-                f"the model must be called as model(x_t, t) with t a long tensor of shape (B,) = ({x_t.shape[0]},), "
-                f"one 0-based timestep per sample; got {got}"
-            )
-        eps = self.eps(x_t, t, **kwargs)
-        self.calls.append(
-            {
-                "t": t.detach().clone(),
-                "kwargs": {k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()},
-                "eps": eps.detach().clone(),
-            }
-        )
-        return eps
-
-    def eps(self, x_t, t, **kwargs):
-        raise NotImplementedError
-
-
-class AffineDenoiser(Denoiser):
-    """``eps_hat = 0.5·x_t + 0.3·t/T + 0.2·y``: a fixed map that depends on every input it should get."""
-
-    def __init__(self, T: int) -> None:
-        super().__init__()
-        self.T = T
-
-    def eps(self, x_t, t, y=None, **kwargs):
-        out = 0.5 * x_t + 0.3 * column(t, x_t) / self.T
-        return out if y is None else out + 0.2 * column(y, x_t)
-
-
-class KnowsX0(Denoiser):
-    """The denoiser that knows the data: ``eps = (x_t − √ᾱ_t·x0)/√(1 − ᾱ_t)`` (plus ``bias(x_t)`` if given)."""
-
-    def __init__(self, schedule, x0: torch.Tensor, bias=None, batch: torch.Tensor | None = None) -> None:
-        super().__init__(batch)
-        self.schedule, self.x0, self.bias = schedule, x0, bias
-
-    def eps(self, x_t, t, **kwargs):
-        x0 = self.x0[self.rows(x_t)].to(torch.float64)
-        eps = REFERENCE.posterior.predict_eps_from_x0(self.schedule, x_t.to(torch.float64), t, x0).to(x_t.dtype)
-        return eps if self.bias is None else eps + self.bias(x_t)
-
-
-class Constant(Denoiser):
-    """Always the same prediction (e.g. the true noise, or zeros)."""
-
-    def __init__(self, value: torch.Tensor, batch: torch.Tensor | None = None) -> None:
-        super().__init__(batch)
-        self.value = value
-
-    def eps(self, x_t, t, **kwargs):
-        return self.value[self.rows(x_t)]
 
 
 def bias(x_t: torch.Tensor) -> torch.Tensor:
@@ -174,41 +91,6 @@ def normal_kl_closed_form(sub: Submission) -> None:
         )
 
     prop()
-
-
-@dataclass(frozen=True)
-class ScalarGaussians:
-    mean1: float
-    logvar1: float
-    mean2: float
-    logvar2: float
-
-    def __repr__(self) -> str:
-        return f"normal_kl({self.mean1:.3g}, {self.logvar1:.3g}, {self.mean2:.3g}, {self.logvar2:.3g}) (0-dim float64)"
-
-
-MC_SAMPLES = 1_000_000
-MC_STANDARD_ERRORS = 5.0
-"""The Monte Carlo estimate is within 5 standard errors of the truth (deterministically: one fixed draw)."""
-_z = torch.randn(MC_SAMPLES, generator=torch.Generator().manual_seed(2014), dtype=torch.float64)
-MC_MOMENTS = tuple(float((_z**k).mean()) for k in (1, 2, 3, 4))
-"""Sample moments E[z^k], k = 1..4, of one fixed draw of N standard normals."""
-del _z
-
-
-def monte_carlo_kl(g: ScalarGaussians) -> tuple[float, float]:
-    """The Monte Carlo estimate of ``KL(p1 ‖ p2) = E_{x~p1}[log p1(x) − log p2(x)]`` and its standard error.
-
-    With ``x = mean1 + σ1·z`` the log-ratio is the quadratic ``r(z) = a + b·z + c·z²`` (``a = ½(logvar2 −
-    logvar1 + d²/σ2²)``, ``b = d·σ1/σ2²``, ``c = ½(σ1²/σ2² − 1)``, ``d = mean1 − mean2``), so its average and
-    variance over the N draws follow exactly from the draws' first four sample moments.
-    """
-    var1, var2, d = math.exp(g.logvar1), math.exp(g.logvar2), g.mean1 - g.mean2
-    a, b, c = 0.5 * (g.logvar2 - g.logvar1 + d * d / var2), d * math.sqrt(var1) / var2, 0.5 * (var1 / var2 - 1)
-    m1, m2, m3, m4 = MC_MOMENTS
-    mean = a + b * m1 + c * m2
-    mean_square = a * a + b * b * m2 + c * c * m4 + 2 * a * b * m1 + 2 * a * c * m2 + 2 * b * c * m3
-    return mean, math.sqrt(max(mean_square - mean * mean, 0.0) / MC_SAMPLES)
 
 
 PARAMETER = st.floats(-2, 2, allow_nan=False)
@@ -320,6 +202,7 @@ def ddpm_loss_given_t_and_noise(sub: Submission) -> None:
     ddpm_loss = sub.function("losses", "ddpm_loss")
 
     @GRADING
+    @pinned_seed("ddpm_loss_given_t_and_noise")
     @given(cases())
     def prop(case: Case) -> None:
         schedule, x0, t, noise, y = case.schedule, case.data(), case.timesteps(), case.randn(), labels_for(case)
@@ -330,15 +213,19 @@ def ddpm_loss_given_t_and_noise(sub: Submission) -> None:
             "(noise − model(q_sample(schedule, x0, t, noise), t, y=y))²"
         )
         expect(
-            len(model.calls) > 0 and all("y" in c["kwargs"] and torch.equal(c["kwargs"]["y"], y) for c in model.calls),
-            f"{what}\n  example: {case!r}\n  the model was called {len(model.calls)} time(s), "
-            f"with keyword arguments {[sorted(c['kwargs']) for c in model.calls]}; expected y={y.tolist()}\n"
-            f"  hint: pass **model_kwargs on to the model: model(x_t, t, **model_kwargs)",
+            len(model.calls) > 0 and all("y" in c.kwargs and torch.equal(c.kwargs["y"], y) for c in model.calls),
+            what,
+            example=repr(case),
+            detail=f"the model was called {len(model.calls)} time(s), with keyword arguments "
+            f"{[sorted(c.kwargs) for c in model.calls]}; expected y={y.tolist()}",
+            hint="pass **model_kwargs on to the model: model(x_t, t, **model_kwargs)",
         )
         expect(
-            all(isinstance(c["t"], torch.Tensor) and torch.equal(c["t"], t) for c in model.calls),
-            f"{what}\n  example: {case!r}\n  the model got t = {[c['t'] for c in model.calls]}, expected {t.tolist()}\n"
-            f"  hint: give the model the same 0-based t that made x_t (a long tensor of shape (B,))",
+            all(isinstance(c.t, torch.Tensor) and torch.equal(c.t, t) for c in model.calls),
+            what,
+            example=repr(case),
+            detail=f"the model got t = {[c.t for c in model.calls]}, expected {t.tolist()}",
+            hint="give the model the same 0-based t that made x_t (a long tensor of shape (B,))",
         )
         x_t = REFERENCE.forward.q_sample(schedule, x0, t, noise)
         prediction = AffineDenoiser(schedule.T)(x_t, t, y=y)
@@ -413,43 +300,59 @@ def ddpm_loss_draws_t_and_noise(sub: Submission) -> None:
         seen: set[int] = set()
         noises = []
         for seed in DRAW_SEEDS:
-            knows = KnowsX0(schedule, x0)
+            knows = KnowsX0(schedule, x0, record_outputs=True)
             call = f"ddpm_loss(model, schedule, x0, generator=torch.Generator().manual_seed({seed}))"
             loss = ddpm_loss(knows, schedule, x0, generator=torch.Generator().manual_seed(seed))
-            what = f"{call} must draw t ~ U{{0, ..., T−1}} and noise ~ N(0, I) itself\n  example: {example_}"
+            what = f"{call} must draw t ~ U{{0, ..., T−1}} and noise ~ N(0, I) itself"
             for c in knows.calls:
                 expect(
-                    bool(((c["t"] >= 0) & (c["t"] < schedule.T)).all()),
-                    f"{what}\n  the model got t = {c['t'].tolist()}, outside 0..{schedule.T - 1}\n"
-                    f"  hint: torch.randint(0, T, ...) excludes its upper bound: the 0-based timesteps are 0..T−1",
+                    bool(((c.t >= 0) & (c.t < schedule.T)).all()),
+                    what,
+                    example=example_,
+                    detail=f"the model got t = {c.t.tolist()}, outside 0..{schedule.T - 1}",
+                    hint="torch.randint(0, T, ...) excludes its upper bound: the 0-based timesteps are 0..T−1",
                 )
-                seen.update(c["t"].tolist())
-                noises.append(c["eps"])
-            got = expect_tensor(loss, like=torch.zeros(()), what=what, hint="the loss is a 0-dim tensor")
-            expect(bool(torch.isfinite(got)), f"{what}\n  the loss is not finite: {got.item()}")
+                seen.update(c.t.tolist())
+                noises.append(c.eps)
+            got = expect_tensor(
+                loss, like=torch.zeros(()), what=what, hint="the loss is a 0-dim tensor", example=example_
+            )
+            expect(
+                bool(torch.isfinite(got)),
+                what,
+                example=example_,
+                detail=f"the loss is not finite: {got.item()}",
+                hint="a model that knows x0 has loss 0: a NaN or inf comes from coefficients taken outside the "
+                "schedule (t must index 0..T−1) or from noise that is not a standard normal draw",
+            )
             expect_close(
                 got,
                 torch.zeros(()),
-                what=what + "\n  a model that knows x0 (so it recovers the noise in x_t exactly) must get loss 0",
+                what=what + ": a model that knows x0 (so it recovers the noise in x_t exactly) must get loss 0",
                 hint="draw the noise once and use it both to make x_t and as the target; pass the model the same t "
                 "that made x_t",
+                example=example_,
                 atol=1e-6,
             )
         missing = {0, schedule.T - 1} - seen
         expect(
             not missing,
-            f"ddpm_loss must draw every t in 0..T−1\n  example: {example_}, {len(DRAW_SEEDS)} calls with batch "
-            f"{DRAW_SHAPE[0]}: never drew t = {sorted(missing)} (drew {sorted(seen)})\n  hint: "
-            f"torch.randint(0, T, (B,)) draws 0..T−1 (randint excludes its upper bound, so not randint(0, T − 1))",
+            "ddpm_loss must draw every t in 0..T−1",
+            example=f"{example_}, {len(DRAW_SEEDS)} calls with batch {DRAW_SHAPE[0]}",
+            detail=f"never drew t = {sorted(missing)} (drew {sorted(seen)})",
+            hint="torch.randint(0, T, (B,)) draws 0..T−1 (randint excludes its upper bound, so not randint(0, T − 1))",
         )
         pooled = torch.cat([n.flatten() for n in noises]).to(torch.float64)
         mean, mean_square, n = float(pooled.mean()), float((pooled**2).mean()), pooled.numel()
         expect(
             abs(mean) <= 5 / math.sqrt(n) and abs(mean_square - 1) <= 5 * math.sqrt(2 / n),
-            f"ddpm_loss must draw noise ~ N(0, I)\n  example: {example_}: the noise in x_t over {len(DRAW_SEEDS)} "
-            f"calls ({n} values) has mean {mean:.4f} and mean square {mean_square:.4f}; expected 0 ± "
-            f"{5 / math.sqrt(n):.3f} and 1 ± {5 * math.sqrt(2 / n):.3f}\n  hint: noise = torch.randn(x0.shape, "
-            f"generator=generator): standard normal, not torch.rand, drawn anew for every call",
+            "ddpm_loss must draw noise ~ N(0, I)",
+            example=example_,
+            expected=f"mean 0 ± {5 / math.sqrt(n):.3f} and mean square 1 ± {5 * math.sqrt(2 / n):.3f}",
+            got=f"mean {mean:.4f} and mean square {mean_square:.4f} (the noise in x_t over {len(DRAW_SEEDS)} calls, "
+            f"{n} values)",
+            hint="noise = torch.randn(x0.shape, generator=generator): standard normal, not torch.rand, drawn anew "
+            "for every call",
         )
 
 
@@ -475,21 +378,26 @@ def ddpm_loss_uses_generator(sub: Submission) -> None:
             losses.append(ddpm_loss(model, schedule, x0, generator=torch.Generator().manual_seed(seed)))
             expect(
                 torch.equal(torch.get_rng_state(), state),
-                f"{call} changed torch's global random state\n  example: {example_}\n  hint: draw t and noise from "
-                f"the given generator (torch.randint(..., generator=generator), torch.randn(..., "
-                f"generator=generator)) and never call torch.manual_seed",
+                f"{call} changed torch's global random state",
+                example=example_,
+                hint="draw t and noise from the given generator (torch.randint(..., generator=generator), "
+                "torch.randn(..., generator=generator)) and never call torch.manual_seed",
             )
     finally:
         torch.set_rng_state(saved)
     expect(
         isinstance(losses[0], torch.Tensor) and torch.equal(losses[0], losses[1]),
-        f"ddpm_loss with two generators of the same seed must give the same loss\n  example: {example_}, seed 0 "
-        f"twice: got {losses[0]!r:.60} and {losses[1]!r:.60}\n  hint: draw t and noise only from the given generator",
+        "ddpm_loss with two generators of the same seed must give the same loss",
+        example=f"{example_}, seed 0 twice",
+        got=f"{losses[0]!r:.60} and {losses[1]!r:.60}",
+        hint="draw t and noise only from the given generator",
     )
     expect(
         len({float(x) for x in losses[1:]}) == 3,
-        f"ddpm_loss with generators of different seeds must draw different t and noise\n  example: {example_}, "
-        f"seeds 0, 1, 2: got losses {[float(x) for x in losses[1:]]}\n  hint: use the given generator; do not reseed",
+        "ddpm_loss with generators of different seeds must draw different t and noise",
+        example=f"{example_}, seeds 0, 1, 2",
+        got=f"losses {[float(x) for x in losses[1:]]}",
+        hint="use the given generator; do not reseed",
     )
 
 
@@ -557,11 +465,12 @@ def vlb_term_rejects_t0(sub: Submission) -> None:
     vlb_term = sub.function("losses", "vlb_term")
 
     @settings(parent=GRADING, max_examples=10)
+    @pinned_seed("vlb_term_rejects_t0")
     @given(cases_with_t0())
     @example(Case(ScheduleSpec("linear", 5), (3, 2), torch.float32, (4, 2, 0), 0))
     def prop(case: Case) -> None:
         schedule, x0, x_t, t, _ = vlb_inputs(case)
-        what = f"vlb_term must raise ValueError when any t == 0\n  example: {case!r}"
+        what = "vlb_term must raise ValueError when any t == 0"
         vlb_term(schedule, KnowsX0(schedule, x0, batch=x_t), x0, x_t, t.clamp(min=1))  # t ≥ 1 must work (no credit for
         # rejecting everything); a StudentError from this call fails the check with its own message
         try:
@@ -570,10 +479,19 @@ def vlb_term_rejects_t0(sub: Submission) -> None:
             if error.error_type == "ValueError":
                 return
             raise CheckFailed(
-                f"{what}\n  expected ValueError, got {error.error_type}: {error.message}\n"
-                f"  hint: if (t == 0).any(): raise ValueError(...)"
+                what,
+                example=repr(case),
+                expected="ValueError",
+                got=f"{error.error_type}: {error.message}",
+                hint="if (t == 0).any(): raise ValueError(...)",
             ) from None
-        raise CheckFailed(f"{what}\n  it returned a value\n  hint: check every sample: if (t == 0).any(): raise ...")
+        raise CheckFailed(
+            what,
+            example=repr(case),
+            expected="ValueError",
+            got="no error: it returned a value",
+            hint="check every sample: if (t == 0).any(): raise ...",
+        )
 
     prop()
 

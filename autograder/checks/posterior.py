@@ -5,7 +5,8 @@ float64 and cast (the reference); or ``ᾱ_t`` cast to float32 first and ``1 −
 which loses ``2⁻²⁴ / (1 − ᾱ_t)`` of relative precision near ``t = 0`` when ``β_0`` is tiny; or
 improved-diffusion's ``√(1/ᾱ_t)·x_t − √(1/ᾱ_t − 1)·eps``, whose two terms are ~1/√ᾱ_t times larger
 than their difference at the last step of a cosine schedule. So every comparison passes as
-``scale`` the size of the terms the answer is built from, times :func:`float32_slack` for the
+``scale`` the size of the terms the answer is built from, times
+:func:`~autograder.checks.numerics.float32_slack` for the
 ``1 − ᾱ`` it divides by. Float64 cases are tighter than the framework's default (its ``FLOAT64_RTOL``, through
 :func:`rtol_for`): float64 data must get float64 precision, which a schedule cast to float32 (~1e-7 relative) breaks.
 They are the cases that tell the usual mistakes apart.
@@ -24,33 +25,18 @@ from autograder.checks.framework import (
     expect_reference_on_cases,
     expect_tensor,
     rtol_for,
-    tolerances,
 )
+from autograder.checks.numerics import coefficient, float32_slack
+from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, ScheduleSpec, cases
 from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
 
 REFERENCE = load_reference()
 ref = REFERENCE.posterior
-extract = REFERENCE.schedules.extract
 
 LAST_COSINE_STEP = Case(ScheduleSpec("cosine", 1000), (2, 3), torch.float32, (999, 0), 1)
 """√ᾱ_t ≈ 5e-5 at t = 999: the x0 predictions divide by it."""
-
-
-def coefficient(table: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``table[t]`` in float64, shaped to broadcast against ``x`` (for tolerances and identities)."""
-    return extract(table, t, x.to(torch.float64))
-
-
-def float32_slack(case: Case, schedule, index: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Factor (≥ 1, shaped like ``x``'s batch) by which a correct float32 answer's error may exceed the
-    framework's float32 tolerance: ``1 − ᾱ`` formed from ᾱ rounded to float32 is off by ``2⁻²⁴/(1 − ᾱ)``
-    relative, at the ``index`` whose ``1 − ᾱ`` the answer divides by. Exactly 1 for float64."""
-    if case.dtype == torch.float64:
-        return torch.ones_like(coefficient(schedule.alpha_bars, index, x))
-    rtol = tolerances(torch.float32)[0]
-    return 1 + 4 * 2**-24 / (rtol * coefficient(1 - schedule.alpha_bars, index, x))
 
 
 def sqrt_alpha_bars(schedule, t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,20 +48,32 @@ def posterior_outputs(result: object, x0: torch.Tensor, what: str, where: str) -
     """The student's ``(mean, variance, log_variance_clipped)``, the last two broadcast to ``x0``'s shape."""
     if not (isinstance(result, tuple | list) and len(result) == 3):
         raise CheckFailed(
-            f"{what}\n  example: {where}\n  expected a tuple (mean, variance, log_variance_clipped), "
-            f"got {type(result).__name__}{f' of length {len(result)}' if isinstance(result, tuple | list) else ''}"
+            what,
+            example=where,
+            expected="a tuple (mean, variance, log_variance_clipped)",
+            got=f"{type(result).__name__}{f' of length {len(result)}' if isinstance(result, tuple | list) else ''}",
+            hint="the posterior q(x_{t−1} | x_t, x0) is returned as its three tensors, in this order",
         )
     mean, variance, log_variance = result
     broadcast = []
     for name, value in (("variance", variance), ("log_variance_clipped", log_variance)):
         if not isinstance(value, torch.Tensor):
-            raise CheckFailed(f"{what}\n  example: {where}\n  {name}: expected a torch.Tensor, got {type(value)}")
+            raise CheckFailed(
+                what,
+                example=where,
+                detail=f"{name}: expected a torch.Tensor, got {type(value)}",
+                hint="the variance and its log are per-sample tensors taken from the float64 schedule, not Python "
+                "floats",
+            )
         try:
             broadcast.append(torch.broadcast_to(value, x0.shape))
         except RuntimeError as error:
             raise CheckFailed(
-                f"{what}\n  example: {where}\n  {name} of shape {tuple(value.shape)} does not broadcast to the "
-                f"data's shape {tuple(x0.shape)}: {error}\n  hint: shape it (B, 1, ..., 1) with extract"
+                what,
+                example=where,
+                detail=f"{name} of shape {tuple(value.shape)} does not broadcast to the data's shape "
+                f"{tuple(x0.shape)}: {error}",
+                hint="shape it (B, 1, ..., 1) with extract",
             ) from None
     return mean, *broadcast
 
@@ -166,6 +164,7 @@ def posterior_log_variance_clipped(sub: Submission) -> None:
     q_posterior = sub.function("posterior", "q_posterior_mean_variance")
 
     @GRADING
+    @pinned_seed("posterior_log_variance_clipped")
     @given(cases(min_T=2))
     def prop(case: Case) -> None:
         schedule, x0, x_t, t = case.schedule, case.data(), case.randn(), case.timesteps()
@@ -177,7 +176,7 @@ def posterior_log_variance_clipped(sub: Submission) -> None:
         )
         if not bool(torch.isfinite(log_variance).all()):
             bad = int(t[~torch.isfinite(log_variance).reshape(len(t), -1).all(1)][0])
-            raise CheckFailed(f"{what}\n  example: {case!r}\n  not finite at t = {bad}\n  hint: {hint}")
+            raise CheckFailed(what, example=repr(case), detail=f"not finite at t = {bad}", hint=hint)
         expect_close(
             log_variance,
             ref.q_posterior_mean_variance(schedule, x0, x_t, t)[2].expand_as(x0),

@@ -16,6 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
+from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, ScheduleSpec, cases, schedule_lengths, schedule_specs
 from autograder.isolation.submission import StudentError, Submission
 from autograder.reference import load_reference
@@ -170,13 +171,15 @@ def scaled_linear_betas_formula(sub: Submission) -> None:
     prop()
 
 
-def schedule_fields(schedule: object, what: str) -> dict[str, object]:
+def schedule_fields(schedule: object, what: str, example: str) -> dict[str, object]:
     """The four tables of the student's schedule object, failing clearly when one is missing."""
     missing = [name for name in FIELDS if not hasattr(schedule, name)]
     if missing:
         raise CheckFailed(
-            f"{what}\n  make_schedule returned a {type(schedule).__name__} without {', '.join(missing)}\n"
-            f"  hint: return NoiseSchedule(betas=..., alphas=..., alpha_bars=..., alpha_bars_prev=...)"
+            what,
+            example=example,
+            detail=f"make_schedule returned a {type(schedule).__name__} without {', '.join(missing)}",
+            hint="return NoiseSchedule(betas=..., alphas=..., alpha_bars=..., alpha_bars_prev=...)",
         )
     return {name: getattr(schedule, name) for name in FIELDS}
 
@@ -196,7 +199,7 @@ def make_schedules(make_schedule, spec: ScheduleSpec, what: str) -> tuple[dict[s
     """The fields of the student's ``make_schedule`` of ``spec``'s betas, and the reference's schedule."""
     betas = spec.betas_tensor()
     reference = ref.make_schedule(betas)
-    return schedule_fields(make_schedule(betas.clone()), what), reference
+    return schedule_fields(make_schedule(betas.clone()), what, f"make_schedule({spec!r})"), reference
 
 
 @check("schedules", 1, "make_schedule: α_t = 1 − β_t and ᾱ_t = ∏_{s≤t} α_s (a cumulative product), float64")
@@ -300,11 +303,12 @@ def make_schedule_rejects_invalid_betas(sub: Submission) -> None:
     make_schedule = sub.function("schedules", "make_schedule")
 
     @GRADING
+    @pinned_seed("make_schedule_rejects_invalid_betas")
     @given(bad_betas())
     @example(BadBetas((0.1, 0.2, 0.3), 1, 0.0))
     @example(BadBetas((0.1, 0.2, 0.3), 2, 1.0))
     def prop(bad: BadBetas) -> None:
-        what = f"make_schedule must reject betas outside the open interval (0, 1)\n  example: {bad!r}"
+        what = "make_schedule must reject betas outside the open interval (0, 1)"
         make_schedule(torch.tensor(bad.betas, dtype=torch.float64))  # the valid betas must be accepted (no credit
         # for rejecting everything); a StudentError from this call fails the check with its own message
         try:
@@ -313,13 +317,19 @@ def make_schedule_rejects_invalid_betas(sub: Submission) -> None:
             if error.error_type == "ValueError":
                 return
             raise CheckFailed(
-                f"{what}\n  expected ValueError, got {error.error_type}: {error.message}\n"
-                f"  hint: raise ValueError(...) yourself (not assert, which is skipped under python -O)"
+                what,
+                example=repr(bad),
+                expected="ValueError",
+                got=f"{error.error_type}: {error.message}",
+                hint="raise ValueError(...) yourself (not assert, which is skipped under python -O)",
             ) from None
         raise CheckFailed(
-            f"{what}\n  expected ValueError, but it returned a schedule\n"
-            f"  hint: check every beta, both ends, and that the bounds are strict: "
-            f"if not ((betas > 0) & (betas < 1)).all(): raise ValueError(...)"
+            what,
+            example=repr(bad),
+            expected="ValueError",
+            got="no error: it returned a schedule",
+            hint="check every beta, both ends, and that the bounds are strict: "
+            "if not ((betas > 0) & (betas < 1)).all(): raise ValueError(...)",
         )
 
     prop()
@@ -330,6 +340,7 @@ def snr_formula(sub: Submission) -> None:
     snr = sub.function("schedules", "snr")
 
     @GRADING
+    @pinned_seed("snr_formula")
     @given(cases())
     @example(Case(ScheduleSpec("cosine", 1000), (3,), torch.float32, (999, 0, 500), 0))
     def prop(case: Case) -> None:
@@ -345,11 +356,20 @@ def snr_formula(sub: Submission) -> None:
             example=f"snr({case.spec!r}, t={list(case.t)})",
         )
         every = torch.arange(schedule.T)
-        values = expect_tensor(snr(schedule, every), like=ref.snr(schedule, every), what="snr over t = 0..T−1")
+        every_example = f"snr({case.spec!r}, t=0..{schedule.T - 1})"
+        values = expect_tensor(
+            snr(schedule, every),
+            like=ref.snr(schedule, every),
+            what="snr over t = 0..T−1",
+            hint=hint,
+            example=every_example,
+        )
         expect(
             bool((values[1:] < values[:-1]).all()),
-            f"snr(schedule, t) must decrease strictly in t (more noise, less signal)\n  example: {case.spec!r}, "
-            f"t = 0..{schedule.T - 1}: got {values.tolist()[:6]}{' ...' if schedule.T > 6 else ''}\n  hint: {hint}",
+            "snr(schedule, t) must decrease strictly in t (more noise, less signal)",
+            example=every_example,
+            got=f"{values.tolist()[:6]}{' ...' if schedule.T > 6 else ''}",
+            hint=hint,
         )
 
     prop()

@@ -19,7 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
-from autograder.checks.losses import MC_STANDARD_ERRORS, ScalarGaussians, monte_carlo_kl
+from autograder.checks.numerics import MC_STANDARD_ERRORS, ScalarGaussians, monte_carlo_kl
+from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import shapes
 from autograder.isolation.submission import Instance, Submission
 from autograder.reference import load_reference
@@ -89,6 +90,7 @@ def reparameterize_gradients(sub: Submission) -> None:
     with_gradients = sub.gradient("vae", "reparameterize", wrt=(0, 1))
 
     @GRADING
+    @pinned_seed("reparameterize_gradients")
     @given(GAUSSIANS)
     def prop(case: Gaussians) -> None:
         mu, logvar, noise = case.tensors()
@@ -100,10 +102,7 @@ def reparameterize_gradients(sub: Submission) -> None:
             ".item(), numpy or torch.normal(mu, std) (it does not pass gradients)"
         )
         for name, grad, want in zip(("mu", "logvar"), grads, expected, strict=True):
-            expect(
-                grad is not None,
-                f"reparameterize: no gradient reaches {name}\n  example: {case}\n  hint: {hint}",
-            )
+            expect(grad is not None, f"reparameterize: no gradient reaches {name}", example=repr(case), hint=hint)
             expect_close(
                 grad,
                 want,
@@ -145,7 +144,7 @@ MC_CASES = ((0.0, 0.0), (0.8, 0.0), (0.0, -1.5), (-1.2, 1.0), (0.5, -3.0), (2.0,
 @check("vae", 1, "gaussian_kl agrees with a Monte Carlo estimate of E_q[log q − log p] and is 0 exactly at N(0, I)")
 def gaussian_kl_monte_carlo_and_zero(sub: Submission) -> None:
     """Independent of the reference: the KL is the expectation of the log-ratio under ``q``, estimated from
-    one fixed draw (:func:`autograder.checks.losses.monte_carlo_kl` per dimension, summed)."""
+    one fixed draw (:func:`autograder.checks.numerics.monte_carlo_kl` per dimension, summed)."""
     gaussian_kl = sub.function("vae", "gaussian_kl")
     for shape in ((1, 1), (3, 4), (2, 2, 3, 3)):
         zeros = torch.zeros(shape, dtype=torch.float64)
@@ -158,8 +157,10 @@ def gaussian_kl_monte_carlo_and_zero(sub: Submission) -> None:
         )
         expect(
             bool((got == 0).all()),
-            f"gaussian_kl(mu = 0, logvar = 0) must be exactly 0: q is the prior N(0, I)\n  example: zeros{shape}\n"
-            f"  got {got.tolist()}\n  hint: {KL_HINT}",
+            "gaussian_kl(mu = 0, logvar = 0) must be exactly 0: q is the prior N(0, I)",
+            example=f"zeros{shape}",
+            got=got.tolist(),
+            hint=KL_HINT,
         )
     mu = torch.tensor([[m for m, _ in MC_CASES]], dtype=torch.float64)
     logvar = torch.tensor([[v for _, v in MC_CASES]], dtype=torch.float64)
@@ -167,14 +168,22 @@ def gaussian_kl_monte_carlo_and_zero(sub: Submission) -> None:
     estimate = sum(e for e, _ in estimates)
     error = math.sqrt(sum(se**2 for _, se in estimates))
     got = gaussian_kl(mu, logvar)
+    example = f"one sample of {len(MC_CASES)} dimensions, (mu, logvar) = {list(MC_CASES)}"
     if not isinstance(got, torch.Tensor) or got.numel() != 1:
-        raise CheckFailed(f"gaussian_kl of one sample must return shape (1,), got {got!r:.80}")
+        raise CheckFailed(
+            "gaussian_kl of one sample must return shape (1,)",
+            example=example,
+            got=f"{got!r:.80}",
+            hint="one KL per sample: sum over every dimension but the batch, and keep the batch dimension",
+        )
     value = float(got.reshape(()))
     expect(
         abs(value - estimate) <= MC_STANDARD_ERRORS * error + 1e-9,
-        "gaussian_kl must equal E_{z~q}[log q(z) − log p(z)] for q = N(mu, e^logvar), p = N(0, I)\n"
-        f"  example: one sample of {len(MC_CASES)} dimensions, (mu, logvar) = {list(MC_CASES)}\n"
-        f"  Monte Carlo estimate {estimate:.6f} ± {error:.2g} (1M draws), got {value:.6f}\n  hint: {KL_HINT}",
+        "gaussian_kl must equal E_{z~q}[log q(z) − log p(z)] for q = N(mu, e^logvar), p = N(0, I)",
+        example=example,
+        expected=f"the Monte Carlo estimate {estimate:.6f} ± {error:.2g} (1M draws)",
+        got=f"{value:.6f}",
+        hint=KL_HINT,
     )
 
 
@@ -217,7 +226,10 @@ LOSS_CASES = st.builds(
 def _scalar(value: object, key: str, example: str) -> torch.Tensor:
     if not isinstance(value, torch.Tensor) or value.numel() != 1:
         raise CheckFailed(
-            f"vae_loss(...)[{key!r}] must be a scalar tensor (the batch mean), got {value!r:.80}\n  example: {example}"
+            f"vae_loss(...)[{key!r}] must be a scalar tensor (the batch mean)",
+            example=example,
+            got=f"{value!r:.80}",
+            hint="average the per-sample values over the batch: one number (a 0-dim tensor), not one per sample",
         )
     return value.reshape(())
 
@@ -227,6 +239,7 @@ def vae_loss_parts_and_weighting(sub: Submission) -> None:
     vae_loss = sub.function("vae", "vae_loss")
 
     @GRADING
+    @pinned_seed("vae_loss_parts_and_weighting")
     @given(LOSS_CASES)
     def prop(case: LossCase) -> None:
         x, x_recon, mu, logvar = case.tensors()
@@ -235,7 +248,10 @@ def vae_loss_parts_and_weighting(sub: Submission) -> None:
         keys = {"loss", "recon", "kl"}
         if not isinstance(got, dict) or keys - got.keys():
             raise CheckFailed(
-                f"vae_loss must return a dict with keys {sorted(keys)}, got {got!r:.120}\n  example: {case}"
+                f"vae_loss must return a dict with keys {sorted(keys)}",
+                example=repr(case),
+                got=f"{got!r:.120}",
+                hint="the negative ELBO and its two terms, the reconstruction error and the KL, each under its key",
             )
         expected = ref.vae_loss(x, x_recon, mu, logvar, **weight)
         hints = {
@@ -281,9 +297,11 @@ def vae_methods(sub: Submission) -> None:
         expected_recon = vae.decode(mu + (0.5 * logvar).exp() * noise)
 
     got = sub.method("vae", instance, "encode")(x)
-    if not isinstance(got, tuple | list) or len(got) != 2:
-        raise CheckFailed(f"VAE.encode(x) must return the pair (mu, logvar), got {got!r:.80}\n  example: {example}")
     hint = "mu is the first latent_channels channels of self.encoder(x), logvar the rest (e.g. .chunk(2, dim=1))"
+    if not isinstance(got, tuple | list) or len(got) != 2:
+        raise CheckFailed(
+            "VAE.encode(x) must return the pair (mu, logvar)", example=example, got=f"{got!r:.80}", hint=hint
+        )
     expect_close(got[0], mu, what="VAE.encode(x)[0], mu", hint=hint, example=example)
     expect_close(got[1], logvar, what="VAE.encode(x)[1], logvar", hint=hint, example=example)
 
@@ -298,9 +316,11 @@ def vae_methods(sub: Submission) -> None:
     )
 
     got = sub.method("vae", instance, "forward")(x, noise)
-    if not isinstance(got, tuple | list) or len(got) != 3:
-        raise CheckFailed(f"VAE.forward(x, noise) must return (x_recon, mu, logvar), got {got!r:.80}")
     hint = "encode, z = reparameterize(mu, logvar, noise), decode z (not mu); return (x_recon, mu, logvar)"
+    if not isinstance(got, tuple | list) or len(got) != 3:
+        raise CheckFailed(
+            "VAE.forward(x, noise) must return (x_recon, mu, logvar)", example=example, got=f"{got!r:.80}", hint=hint
+        )
     expect_close(got[1], mu, what="VAE.forward(x, noise)[1], mu", hint=hint, example=example)
     expect_close(got[2], logvar, what="VAE.forward(x, noise)[2], logvar", hint=hint, example=example)
     expect_close(got[0], expected_recon, what="VAE.forward(x, noise)[0], x_recon", hint=hint, example=example)

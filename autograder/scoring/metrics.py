@@ -4,7 +4,7 @@ Images (:func:`score_images`): the Fréchet distance (:mod:`autograder.scoring.f
 samples' features and those of real training images, in the penultimate layer of the data set's
 scoring classifier, and that classifier's accuracy on class-conditional samples given the labels
 they were drawn for. 2-D points (:func:`score_points`): the energy distance
-(:func:`autograder.oracle.energy_distance`) to a sample of the true mixture, and the accuracy of the
+(:func:`autograder.scoring.energy.energy_distance`) to a sample of the true mixture, and the accuracy of the
 mixture's exact Bayes classifier ``argmax_k p(k | x)``.
 
 Every score carries its baselines, computed with the same number of samples (both distances are
@@ -22,8 +22,8 @@ from typing import Literal
 
 import torch
 
-from autograder.oracle import energy_distance
 from autograder.scoring.classifier import FeatureClassifier
+from autograder.scoring.energy import energy_distance
 from autograder.scoring.frechet import Gaussian, frechet_distance
 from autograder.scoring.tensors import data, load_tensors
 from autograder.scoring.training import accuracy

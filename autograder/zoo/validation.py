@@ -20,6 +20,7 @@ from pathlib import Path
 
 from autograder.grading import grade
 from autograder.reference import ASSIGNMENTS, SOLUTIONS
+from autograder.results import CheckResult
 from autograder.zoo import ALTERNATIVES, MUTANTS, Alternative, Edit, Mutant
 
 
@@ -53,6 +54,8 @@ class Verdict:
     available: float
     ok: bool
     detail: str = ""
+    first_failed: CheckResult | None = None
+    """A mutant's first failed check, with its feedback."""
 
 
 def judge_mutant(mutant: Mutant) -> Verdict:
@@ -63,7 +66,8 @@ def judge_mutant(mutant: Mutant) -> Verdict:
     earned, available = report.part_scores()[part]
     failed = [r for r in report.results if not r.passed]
     detail = f"caught by {failed[0].check.name}" if failed else "MISSED: no check failed"
-    return Verdict(mutant.name, part, "loses points", earned, available, bool(failed), detail)
+    first = failed[0] if failed else None
+    return Verdict(mutant.name, part, "loses points", earned, available, bool(failed), detail, first)
 
 
 def judge_alternative(alternative: Alternative) -> list[Verdict]:

@@ -34,6 +34,11 @@ def test_mutant_loses_points_in_its_part(mutant):
     verdict = judge_mutant(mutant)
     assert verdict.ok, f"{mutant.name} ({mutant.description}) is not caught by the {mutant.edit.part} checks"
     assert verdict.earned < verdict.available
+    failed = verdict.first_failed
+    if failed.failure == "check":  # a check's verdict; an error the mutant raised is shown as that error instead
+        assert "\n  example: " in failed.output and "\n  hint: " in failed.output, (
+            f"{mutant.name}: the feedback of {failed.check.name} needs an example and a hint:\n{failed.output}"
+        )
 
 
 @pytest.mark.parametrize("alternative", ALTERNATIVES, ids=lambda a: a.name)

@@ -13,15 +13,21 @@ from pathlib import Path
 import pytest
 
 from autograder import cli
+from autograder.parts import PARTS
 from autograder.reference import ROOT
 
 GRADER = ROOT / "autograder"
 SANDBOX = GRADER / "sandbox"
 ALLOWED_IN_SANDBOX = {"torch", "safetensors", "autograder.sandbox"}
+CHECKS = GRADER / "checks"
+CHECK_PARTS = {f"autograder.checks.{part.name}" for part in PARTS}
+"""The part modules of the hidden checks, one per part; the others (framework, strategies, denoisers,
+numerics) are shared by them."""
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Every module ``path`` imports, absolute (relative imports resolved against its package)."""
+def imported_modules(path: Path, *, with_names: bool = False) -> set[str]:
+    """Every module ``path`` imports, absolute (relative imports resolved against its package); with
+    ``with_names`` also ``module.name`` for each name of ``from module import name`` (which may be a module)."""
     package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
     names = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -29,7 +35,10 @@ def imported_modules(path: Path) -> set[str]:
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             base = package.rsplit(".", node.level - 1)[0] if node.level else ""
-            names.add(".".join(filter(None, (base, node.module or ""))))
+            module = ".".join(filter(None, (base, node.module or "")))
+            names.add(module)
+            if with_names:
+                names |= {f"{module}.{alias.name}" for alias in node.names}
     return names
 
 
@@ -51,6 +60,19 @@ def test_the_sandbox_package_runs_staged_alone(tmp_path: Path) -> None:
     code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import " + ", ".join(modules)
     run = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.parametrize("path", sorted(CHECKS.glob("*.py")), ids=lambda p: p.name)
+def test_no_module_of_the_checks_imports_a_part_module_but_its_own(path: Path) -> None:
+    """A part's checks share code only through the shared modules, so each part's module stands alone."""
+    if path.stem == "__init__":  # the package imports every part, to register its checks
+        return
+    own = f"autograder.checks.{path.stem}"
+    others = sorted((imported_modules(path, with_names=True) & CHECK_PARTS) - {own})
+    assert not others, (
+        f"{path.relative_to(ROOT)} imports {', '.join(others)}: move what they share to a shared module "
+        "of the checks (framework, strategies, denoisers, numerics)"
+    )
 
 
 def test_each_command_has_one_module_named_after_it() -> None:

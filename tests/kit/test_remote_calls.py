@@ -9,12 +9,12 @@ import shutil
 import pytest
 import torch
 
+from autograder.checks.denoisers import SmoothDenoiser
 from autograder.checks.latent import LinearVAE, latent_diffusion
 from autograder.checks.strategies import ScheduleSpec
 from autograder.checks.vae import VAE_KWARGS, reference_vae
 from autograder.isolation.remote import RemoteSubmission
 from autograder.isolation.submission import Instance, LocalSubmission, StudentError
-from autograder.oracle import SmoothDenoiser
 from tests.plugin import ROOT
 
 SOLUTIONS = ROOT / "solutions"
