@@ -21,8 +21,9 @@ from hypothesis.errors import Flaky
 from autograder import checks
 from autograder.checks.framework import Check, CheckFailed
 from autograder.isolation import intake
+from autograder.isolation.errors import GraderError, StudentError
 from autograder.isolation.remote import RemoteSubmission
-from autograder.isolation.submission import GraderError, LocalSubmission, StudentError, Submission
+from autograder.isolation.submission import LocalSubmission, Submission
 from autograder.results import GRADER_ERROR, NOT_GRADED, CheckResult, Failure, GradeReport, Status
 from autograder.sandbox.limits import Limits
 
@@ -59,6 +60,8 @@ def _verdict(check: Check, submission: Submission) -> tuple[float, str, Failure 
         failure: Failure
         if isinstance(error, CheckFailed):
             failure, output = "check", str(error)
+        elif isinstance(error, StudentError) and error.changed_in_place:
+            failure, output = "student error", f"{error}{_counterexample(error)}"
         elif isinstance(error, StudentError):
             stub = " (this function is still the stub: implement it)" if error.not_implemented else ""
             failure, output = "student error", f"your code raised an error{stub}:\n  {error}{_counterexample(error)}"

@@ -35,7 +35,8 @@ from autograder.checks.strategies import (
     step_cases,
     subsequence_specs,
 )
-from autograder.isolation.submission import StudentError, Submission
+from autograder.isolation.errors import StudentError
+from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
 from autograder.scoring.energy import energy_distance
 

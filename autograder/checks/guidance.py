@@ -54,15 +54,9 @@ def drop_labels_contract(sub: Submission) -> None:
     )
     def prop(n: int, num_classes: int, p: float, seed: int) -> None:
         y = torch.randint(0, num_classes, (n,), generator=torch.Generator().manual_seed(seed))
-        original = y.clone()
         example = f"drop_labels(y of {n} labels in 0..{num_classes - 1}, p_uncond={p}, num_classes={num_classes})"
+        # A y changed in place fails the call itself (the grader's arguments stay the grader's).
         got = drop_labels(y, p, num_classes, generator=torch.Generator().manual_seed(seed + 1))
-        expect(
-            torch.equal(y, original),
-            "drop_labels must not modify its input y",
-            example=example,
-            hint="build a new tensor (torch.where(drop, null, y)) instead of writing into y",
-        )
         got = expect_tensor(
             got, like=y, what="drop_labels must return long labels shaped like y", hint=LABELS_HINT, example=example
         )

@@ -30,7 +30,8 @@ from autograder.checks.framework import (
 )
 from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import ScheduleSpec
-from autograder.isolation.submission import Instance, StudentError, Submission
+from autograder.isolation.errors import StudentError
+from autograder.isolation.submission import Instance, Submission
 from autograder.sandbox.channel import Exposed
 from autograder.scoring.energy import energy_distance
 

@@ -21,7 +21,8 @@ from autograder.checks.framework import GRADING, CheckFailed, check, expect, exp
 from autograder.checks.numerics import MC_SAMPLES, MC_STANDARD_ERRORS, ScalarGaussians, float32_slack, monte_carlo_kl
 from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, ScheduleSpec, cases, shapes
-from autograder.isolation.submission import StudentError, Submission
+from autograder.isolation.errors import StudentError
+from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
 
 REFERENCE = load_reference()

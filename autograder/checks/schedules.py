@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor
 from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, ScheduleSpec, cases, schedule_lengths, schedule_specs
-from autograder.isolation.submission import StudentError, Submission
+from autograder.isolation.errors import StudentError
+from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
 
 REFERENCE = load_reference()

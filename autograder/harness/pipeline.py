@@ -20,7 +20,7 @@ from typing import Any
 
 from autograder.harness import judging, plots, runner
 from autograder.harness.profiles import PROFILES, Profile, image_data
-from autograder.isolation.submission import StudentError
+from autograder.isolation.errors import StudentError
 from autograder.results import HARNESS_TAG, gradescope_test, with_harness
 
 

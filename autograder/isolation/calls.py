@@ -4,8 +4,9 @@ answers.
 The grader sends the arguments (and its global RNG state, so a function that draws from
 ``torch``'s global generator behaves as it would in-process), serves the worker's requests to run
 a denoiser the check passed (counted here, never sent) or the reference's version of another
-part, and takes back the answer, the arguments the call changed in place and the generators' new
-states.
+part, and takes back the answer and which tensors the call changed in place: their new values never
+flow back (a change in place is the call's failure, see :mod:`autograder.isolation.arguments`), nor
+do generators' states: the grader's arguments stay as it made them.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Any
 
 import torch
 
+from autograder.isolation.arguments import changed_in_place, label
+from autograder.isolation.errors import StudentError
 from autograder.isolation.processes import WorkerProcess
-from autograder.isolation.submission import Instance, StudentError
+from autograder.isolation.submission import Instance
 from autograder.reference import load_reference
 from autograder.sandbox.channel import ChannelError, Codec
 
@@ -61,21 +64,11 @@ def _call_arguments(request: Any) -> tuple[tuple, dict]:
     return tuple(request["args"]), kwargs
 
 
-def _write_back(after: Any, sources: dict[str, Any], function: str, part: str) -> None:
-    """Apply what the call did to its arguments: in-place changes of tensors, generators' new states."""
-    if not isinstance(after, dict):
+def _changed(changed: Any, sources: dict[str, Any], args: tuple, kwargs: dict) -> list[str]:
+    """The labels of the tensors the worker says the call changed in place (none flows back)."""
+    if not isinstance(changed, list) or not all(isinstance(sources.get(key), torch.Tensor) for key in changed):
         raise ChannelError("malformed argument changes")
-    for key, value in after.items():
-        source = sources.get(key)
-        if not isinstance(value, torch.Tensor) or source is None:
-            raise ChannelError(f"an argument change for {key!r} that was not sent")
-        if isinstance(source, torch.Generator):
-            source.set_state(value)
-        elif value.shape == source.shape and value.dtype == source.dtype:
-            with torch.no_grad():
-                source.copy_(value)
-        else:
-            raise StudentError(part, function, "ValueError", "changed the shape or dtype of an argument in place")
+    return [label(sources[key], args, kwargs) for key in changed]
 
 
 class _Call:
@@ -106,10 +99,15 @@ class _Call:
             if self.refusals:  # the check's denoiser refused what the student passed: its message is clearer
                 raise self.refusals[0] from None
             raise
-        if not isinstance(answer, dict) or {"value", "after", "rng"} - answer.keys():
+        if not isinstance(answer, dict) or {"value", "changed", "rng"} - answer.keys():
             raise self.worker.failure(self.name, "the worker's answer is malformed")
-        _write_back(answer["after"], sources, self.name, self.worker.part)
+        try:
+            changed = _changed(answer["changed"], sources, args, kwargs)
+        except ChannelError as error:
+            raise self.worker.failure(self.name, str(error)) from None
         torch.set_rng_state(answer["rng"])
+        if changed:
+            raise changed_in_place(self.worker.part, self.name, changed)
         return answer["value"]
 
     def _worker_callable(self, number: int) -> Callable[..., Any]:

@@ -31,7 +31,7 @@ import torch
 import autograder.sandbox
 from autograder.isolation import launcher
 from autograder.isolation.budget import tree_budget
-from autograder.isolation.submission import StudentError
+from autograder.isolation.errors import StudentError
 from autograder.reference import ASSIGNMENTS
 from autograder.sandbox.channel import ChannelError, read_message, write_message
 from autograder.sandbox.limits import Limits

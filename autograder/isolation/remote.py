@@ -18,10 +18,11 @@ from typing import Any
 import torch
 
 from autograder.isolation import calls
+from autograder.isolation.errors import GraderError, StudentError
 from autograder.isolation.intake import find_package
 from autograder.isolation.launcher import isolation
 from autograder.isolation.processes import PUBLIC, WorkerProcess, Zygote
-from autograder.isolation.submission import GraderError, Instance, StudentError
+from autograder.isolation.submission import Instance
 from autograder.parts import PART_BY_NAME, PART_NAMES
 from autograder.reference import reference_module
 from autograder.sandbox.channel import ChannelError

@@ -22,37 +22,14 @@ from typing import Any, Protocol
 
 import torch
 
+from autograder.isolation.arguments import Snapshot, changed_in_place
+from autograder.isolation.errors import StudentError
 from autograder.isolation.intake import find_package
 from autograder.parts import PART_NAMES
 from autograder.reference import load_reference
 from autograder.sandbox.calls import resolve, student_frame, with_gradients
 
 REFERENCE = load_reference()
-
-
-class StudentError(Exception):
-    """The student's code failed: it raised, could not be imported, or lacks a function."""
-
-    def __init__(self, part: str, function: str, error_type: str, message: str, where: str = "") -> None:
-        self.part, self.function, self.error_type, self.message, self.where = part, function, error_type, message, where
-        super().__init__(str(self))
-
-    @property
-    def not_implemented(self) -> bool:
-        return self.error_type == "NotImplementedError"
-
-    def __str__(self) -> str:
-        where = f" ({self.where})" if self.where else ""
-        if self.function == "(module)":
-            return self.message
-        if self.function == "(import)":
-            return f"{self.part}.py could not be imported: {self.error_type}: {self.message}{where}"
-        return f"{self.part}.{self.function} raised {self.error_type}: {self.message}{where}"
-
-
-class GraderError(Exception):
-    """The grader could not run the student's code (the sandbox does not start or cannot run a known-good
-    call): never the student's zero; the report says so and a batch grades the submission again."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +124,18 @@ class LocalSubmission:
                 part, label, type(error).__name__, str(error), student_frame(error, self.package)
             ) from None
 
+    def _protected(self, part: str, label: str, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        """``fn(*args, **kwargs)`` guarded (:meth:`_guarded`), with every tensor and generator of the arguments
+        restored afterwards, as the sandbox leaves them; a change in place is the call's failure."""
+        snapshot = Snapshot(args, kwargs)
+        try:
+            result = self._guarded(part, label, lambda: fn(*args, **kwargs))
+        finally:
+            changed = snapshot.restore()
+        if changed:
+            raise changed_in_place(part, label, changed)
+        return result
+
     def function(self, part: str, name: str) -> Callable[..., Any]:
         module = self.module(part)
         fn = getattr(module, name, None)
@@ -154,7 +143,7 @@ class LocalSubmission:
             raise StudentError(part, name, "AttributeError", f"{part}.py defines no function {name}")
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            return self._guarded(part, name, lambda: fn(*args, **kwargs))
+            return self._protected(part, name, fn, args, kwargs)
 
         return call
 
@@ -166,14 +155,15 @@ class LocalSubmission:
                 return resolve(self.module(part), name, instance.as_dict())
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            bound = self._guarded(part, label, build)
-            return self._guarded(part, label, lambda: bound(*args, **kwargs))
+            return self._protected(part, label, self._guarded(part, label, build), args, kwargs)
 
         return call
 
     def gradient(self, part: str, name: str, wrt: Sequence[int]) -> Callable[..., Any]:
         def call(*args: Any, cotangent: torch.Tensor, **kwargs: Any) -> Any:
             fn = self._guarded(part, name, lambda: resolve(self.module(part), name))
-            return self._guarded(part, name, lambda: with_gradients(fn, list(args), kwargs, list(wrt), cotangent))
+            return self._protected(
+                part, name, lambda *a, **k: with_gradients(fn, list(a), k, list(wrt), cotangent), args, kwargs
+            )
 
         return call

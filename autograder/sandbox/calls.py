@@ -86,3 +86,11 @@ def _inside(filename: str, directory: Path) -> bool:
         return Path(filename).resolve().is_relative_to(directory)
     except (OSError, ValueError):
         return False
+
+
+def same_bits(before: torch.Tensor, after: torch.Tensor) -> bool:
+    """Whether ``after`` holds exactly ``before``'s shape, dtype and bytes (NaN included, unlike ``==``)."""
+    if before.shape != after.shape or before.dtype != after.dtype:
+        return False
+    as_bytes = [t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8) for t in (before, after)]
+    return torch.equal(*as_bytes)

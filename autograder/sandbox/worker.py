@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from autograder.sandbox.calls import resolve, student_frame, with_gradients
+from autograder.sandbox.calls import resolve, same_bits, student_frame, with_gradients
 from autograder.sandbox.channel import ChannelError, Codec, read_message, write_message
 from autograder.sandbox.limits import Limits, apply_limits
 
@@ -146,13 +146,9 @@ class Worker:
             value = function(*args, **kwargs)
         else:
             value = with_gradients(function, args, kwargs, request["wrt"], decoded["cotangent"])
-        # What the call did to its arguments travels back: tensors changed in place, generator states.
-        after = {
-            key: obj.get_state() if isinstance(obj, torch.Generator) else obj
-            for key, obj in received.items()
-            if isinstance(obj, torch.Generator) or not torch.equal(obj, before[key])
-        }
-        tree, tensors = self.codec.encode({"value": value, "after": after, "rng": torch.get_rng_state()})
+        # Which tensors the call changed in place travels back (never their values: the grader keeps its own).
+        changed = [key for key, obj in received.items() if key in before and not same_bits(before[key], obj)]
+        tree, tensors = self.codec.encode({"value": value, "changed": changed, "rng": torch.get_rng_state()})
         write_message(self.writer, {"op": "return", "value": tree}, tensors)
 
     def serve(self) -> None:

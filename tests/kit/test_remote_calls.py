@@ -13,8 +13,9 @@ from autograder.checks.denoisers import SmoothDenoiser
 from autograder.checks.latent import LinearVAE, latent_diffusion
 from autograder.checks.strategies import ScheduleSpec
 from autograder.checks.vae import VAE_KWARGS, reference_vae
+from autograder.isolation.errors import StudentError
 from autograder.isolation.remote import RemoteSubmission
-from autograder.isolation.submission import Instance, LocalSubmission, StudentError
+from autograder.isolation.submission import Instance, LocalSubmission
 from tests.plugin import ROOT
 
 SOLUTIONS = ROOT / "solutions"
@@ -84,3 +85,65 @@ def test_other_parts_imported_as_a_package_attribute_are_the_reference(tmp_path)
             4, sampler="ddpm", generator=torch.Generator().manual_seed(0)
         )
     assert images.shape == (4, 1, 4, 4) and model.num_calls == 10
+
+
+VANDAL = """
+import torch
+
+
+def q_sample(schedule, x0, t, noise):
+    for tensor in (x0, noise, schedule.betas, schedule.alphas, schedule.alpha_bars, schedule.alpha_bars_prev):
+        tensor.zero_()
+    return torch.zeros_like(x0)
+
+
+def q_step(schedule, x_prev, t, noise):
+    return x_prev
+
+
+def q_mean_variance(schedule, x0, t):
+    torch.randn(3, generator=GENERATOR)
+    return x0, x0
+
+
+GENERATOR = None
+"""
+
+
+@pytest.fixture(scope="module", params=["sandboxed", "in-process"])
+def vandal(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp("vandal")
+    shutil.copytree(SOLUTIONS / "diffusion", root / "diffusion", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "diffusion" / "forward.py").write_text(VANDAL)
+    if request.param == "in-process":
+        yield LocalSubmission(root)
+        return
+    with RemoteSubmission(root) as submission:
+        yield submission
+
+
+def test_a_change_in_place_fails_the_call_and_never_reaches_the_graders_tensors(vandal):
+    schedule = ScheduleSpec("linear", 10).build()
+    fields = [schedule.betas.clone(), schedule.alpha_bars.clone()]
+    x0, noise, t = (
+        torch.ones(2, 3, dtype=torch.float64),
+        torch.full((2, 3), 0.5, dtype=torch.float64),
+        torch.tensor([1, 4]),
+    )
+    with pytest.raises(StudentError) as raised:
+        vandal.function("forward", "q_sample")(schedule, x0, t, noise)
+    assert raised.value.changed_in_place
+    message = str(raised.value)
+    assert "forward.q_sample changed" in message and "in place" in message
+    assert "its argument 2" in message and "NoiseSchedule's betas" in message
+    assert torch.equal(x0, torch.ones(2, 3, dtype=torch.float64)) and torch.equal(noise, torch.full_like(noise, 0.5))
+    assert torch.equal(schedule.betas, fields[0]) and torch.equal(schedule.alpha_bars, fields[1])
+
+
+def test_a_generator_passed_to_a_call_comes_back_as_it_was(reference):
+    generator = torch.Generator().manual_seed(5)
+    state = generator.get_state()
+    reference.function("losses", "ddpm_loss")(
+        SmoothDenoiser(10), ScheduleSpec("linear", 10).build(), torch.zeros(4, 2), generator=generator
+    )
+    assert torch.equal(generator.get_state(), state)

@@ -200,6 +200,9 @@ CATALOGUE = {
         limits=Limits(wall_seconds=30.0, cpu_seconds=60, memory_bytes=6 << 30, tree_memory_bytes=1 << 30),
         absent=("children held: 4 of 4",),
     ),
+    "zero the inputs in place and answer zeros": Hostile(
+        "x.zero_()\nreturn torch.zeros_like(x)", returns=True, present=("in place",)
+    ),
     "allocate 50 GiB": Hostile("return torch.empty(50 << 30, dtype=torch.uint8)", returns=True),
     "NaN": Hostile("return torch.full_like(x, float('nan'))", returns=True),
     "wrong shape": Hostile("return torch.zeros(1, 2, 3, 4)", returns=True),
