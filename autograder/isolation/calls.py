@@ -11,8 +11,11 @@ do generators' states: the grader's arguments stay as it made them.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -85,6 +88,8 @@ class _Call:
         self.codec = Codec(REFERENCE.schedules.NoiseSchedule, self._worker_callable)
         self.deadline = time.monotonic() + worker.limits.wall_seconds
         self.refusals: list[BaseException] = []
+        self.depth = 0
+        """How deep in grader-side work for this call we are (a reference function calling the worker back)."""
 
     def run(self, request: dict[str, Any], args: tuple, kwargs: dict, payload: dict[str, Any]) -> Any:
         """Send the call ``request`` with its arguments and ``payload`` (more values for the worker), then converse."""
@@ -118,6 +123,28 @@ class _Call:
 
         return proxy
 
+    @contextlib.contextmanager
+    def _grader_side(self) -> Iterator[None]:
+        """Bound the grader-side work of this call (the check's denoiser, the reference's functions, however
+        nested) by the CPU time left before the call's deadline: past it, :class:`GraderSideTimeout`."""
+        self.depth += 1
+        try:
+            if self.depth > 1 or threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            seconds = self.deadline - time.monotonic()
+            if seconds <= 0:
+                raise GraderSideTimeout
+            previous = signal.signal(signal.SIGPROF, _raise_timeout)
+            signal.setitimer(signal.ITIMER_PROF, seconds)
+            try:
+                yield
+            finally:
+                signal.setitimer(signal.ITIMER_PROF, 0)
+                signal.signal(signal.SIGPROF, previous)
+        finally:
+            self.depth -= 1
+
     def _converse(self, final: str) -> Any:
         """Serve the worker's requests until it sends ``final``; return that message's value."""
         while True:
@@ -141,9 +168,18 @@ class _Call:
             except ChannelError as error:
                 raise self.worker.failure(self.name, str(error)) from None
             try:
-                result = function(*args, **kwargs)
+                with self._grader_side():
+                    result = function(*args, **kwargs)
             except StudentError:
                 raise
+            except GraderSideTimeout:
+                self.worker.kill()
+                raise StudentError(
+                    self.worker.part, self.name, "TimeoutError",
+                    f"the work it asked of the grader (the check's model, the reference's functions) did not end "
+                    f"within the wall-time limit of {self.worker.limits.wall_seconds:g} s (far too many steps?); "
+                    "the worker was stopped",
+                ) from None  # fmt: skip
             except Exception as error:  # noqa: BLE001 - the grader's side refused: the worker's code sees it
                 if op == "callback":
                     self.refusals.append(error)
@@ -151,6 +187,15 @@ class _Call:
                 continue
             tree, tensors = self.codec.encode(result)
             self.worker.send({"op": "result", "value": tree}, tensors)
+
+
+class GraderSideTimeout(BaseException):
+    """The grader-side work of a call ran past its deadline (a BaseException: no ``except Exception`` of the
+    reference's or the check's code swallows it)."""
+
+
+def _raise_timeout(signum: int, frame: Any) -> None:
+    raise GraderSideTimeout
 
 
 class RemoteCallError(Exception):

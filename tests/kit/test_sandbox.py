@@ -425,3 +425,32 @@ def test_the_reference_gets_full_marks_with_python_in_a_venv_under_tmp(tmp_path)
     subprocess.run([*command, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert results["score"] == PART_BY_NAME["schedules"].points, results["output"]
+
+
+# The check's denoiser handed to a reference loop of 40,000 steps: the loop runs in the grader, on the student's
+# behalf; the grader-side work of one call is bounded by the call's wall-time limit like the worker's own.
+LONG_REFERENCE_LOOP = """
+_Provided = LatentDiffusion
+
+
+class LatentDiffusion(_Provided):
+    def sample(self, n, sampler="ddim", num_steps=50, y=None, guidance_scale=1.0, generator=None):
+        from diffusion import ddpm, schedules
+
+        long = schedules.make_schedule(torch.full((40_000,), 1e-4, dtype=torch.float64))
+        return ddpm.p_sample_loop(self.model, long, (n, *self.latent_shape), generator=generator)
+"""
+
+
+def test_grader_side_work_a_call_asks_for_is_bounded_by_its_wall_time(tmp_path):
+    root = tmp_path / "submission"
+    shutil.copytree(ROOT / "solutions" / "diffusion", root / "diffusion", ignore=shutil.ignore_patterns("__pycache__"))
+    latent = root / "diffusion" / "latent.py"
+    latent.write_text(latent.read_text() + LONG_REFERENCE_LOOP)
+    limits = Limits(wall_seconds=5.0, cpu_seconds=120, memory_bytes=6 << 30)
+    report = grade(root, parts={"latent"}, limits={"default": limits})
+    results = results_json(report)
+    sampled = [t for t in results["tests"] if "sample" in t["name"]]
+    assert sampled and all(t["score"] == 0 for t in sampled)
+    assert any("did not end within the wall-time limit of 5 s" in t["output"] for t in sampled)
+    assert report.execution_time < 120, "the grader ran the long loop to its end"
