@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -454,3 +455,44 @@ def test_grader_side_work_a_call_asks_for_is_bounded_by_its_wall_time(tmp_path):
     assert sampled and all(t["score"] == 0 for t in sampled)
     assert any("did not end within the wall-time limit of 5 s" in t["output"] for t in sampled)
     assert report.execution_time < 120, "the grader ran the long loop to its end"
+
+
+DAEMON = """
+import os, time, torch
+
+
+def _daemon():
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            time.sleep(3)
+            with open({results!r}, "w") as out:
+                out.write('{{"score": 100}}')
+            os._exit(0)
+        os._exit(0)
+
+
+def q_sample(schedule, x0, t, noise):
+    _daemon()
+    return x0
+
+
+q_step = q_mean_variance = q_sample
+"""
+
+
+@pytest.mark.skipif(BUDGET is None, reason="no control group can be made here: only per-process limits hold")
+def test_without_bubblewrap_a_daemon_does_not_outlive_the_grader(tmp_path):
+    """In the fallback (no bubblewrap, as on Gradescope), a double-forked daemon in a session of its own leaves
+    the worker's process group; the control group still holds it, and closing the sandbox ends it."""
+    out = tmp_path / "out"
+    root = tmp_path / "submission"
+    shutil.copytree(ROOT / "solutions" / "diffusion", root / "diffusion", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "diffusion" / "forward.py").write_text(DAEMON.format(results=str(out / "results.json")))
+    env = {**os.environ, "AUTOGRADER_SANDBOX": "none"}
+    command = [sys.executable, "-m", "autograder", "grade", str(root), "--parts", "forward", "--out", str(out)]
+    subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=True)
+    written = (out / "results.json").read_text(encoding="utf-8")
+    time.sleep(5)
+    assert (out / "results.json").read_text(encoding="utf-8") == written, "a daemon rewrote results.json"
+    assert json.loads(written)["score"] == 0
