@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,9 @@ PROOF_ARGS = (torch.arange(4, dtype=torch.float64), torch.tensor([1, 3]), torch.
 PROOF_ANSWER = torch.tensor([[1.0], [3.0]])
 """The known-good call: ``extract(a, t, x)`` of the public (provided) ``schedules`` module, and its answer."""
 PROOF_ATTEMPTS = 3
+IMPORT_SECONDS_AFTER_A_HANG = 5.0
+"""The import limit of a submission's later parts once one of its modules hung at import (a module imports in
+milliseconds in a worker forked from a zygote that has imported torch): ten hanging parts cost one limit, not ten."""
 WORKER_FAILURES = ("WorkerDied", "TimeoutError")
 """How a worker that did not answer is reported (see :meth:`WorkerProcess.failure`): not an exception of the
 student's code, so the sandbox is proven again before the student is told."""
@@ -81,6 +84,8 @@ class RemoteSubmission:
         self.workers: dict[str, WorkerProcess] = {}
         self.prove_sandbox()
         self.import_errors: dict[str, StudentError] = {}
+        self.import_hung = False
+        """Whether a part's module hung at import (after the sandbox proved it runs code)."""
         self.stopped: dict[str, StudentError] = {}
         """Parts whose worker died or was stopped during the current check: it fails at once from then on."""
 
@@ -145,13 +150,17 @@ class RemoteSubmission:
         if not self.zygote.alive():  # student code killed it: a new one
             self.zygote.close()
             self.zygote = Zygote(self.package, self._widest())
-        worker = WorkerProcess(self.zygote, part, self._limits(part))
+        limits = self._limits(part)
+        if self.import_hung:  # a module of this submission hung at import: the next ones get a few seconds
+            limits = replace(limits, import_seconds=min(limits.import_seconds, IMPORT_SECONDS_AFTER_A_HANG))
+        worker = WorkerProcess(self.zygote, part, limits)
         try:
             worker.load(self.proxied)
         except StudentError as error:
             worker.kill()
             if error.error_type in WORKER_FAILURES:
                 self.prove_sandbox()  # a sandbox that cannot run a known-good call is the grader's failure
+            self.import_hung |= error.error_type == "TimeoutError"
             self.import_errors[part] = error
             raise
         self.workers[part] = worker

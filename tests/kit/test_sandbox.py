@@ -496,3 +496,17 @@ def test_without_bubblewrap_a_daemon_does_not_outlive_the_grader(tmp_path):
     time.sleep(5)
     assert (out / "results.json").read_text(encoding="utf-8") == written, "a daemon rewrote results.json"
     assert json.loads(written)["score"] == 0
+
+
+def test_modules_that_hang_at_import_cost_one_import_limit_not_one_each(tmp_path):
+    root = tmp_path / "submission"
+    shutil.copytree(ROOT / "solutions" / "diffusion", root / "diffusion", ignore=shutil.ignore_patterns("__pycache__"))
+    parts = ("forward", "posterior", "embedding", "guidance")
+    for part in parts:
+        module = root / "diffusion" / f"{part}.py"
+        module.write_text(module.read_text() + "\nwhile True:\n    pass\n")
+    limits = Limits(wall_seconds=20.0, import_seconds=25.0, cpu_seconds=120, memory_bytes=6 << 30)
+    report = grade(root, parts=set(parts), limits={"default": limits})
+    assert report.score == 0 and report.status == "graded"
+    assert all("wall-time limit" in r.output for r in report.results), [r.output for r in report.results]
+    assert report.execution_time < 25.0 * (len(parts) - 1), "each hanging part waited out the whole import limit"
