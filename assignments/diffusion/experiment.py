@@ -1,6 +1,6 @@
 """End to end with your own code: train the UNet briefly, sample with DDPM and DDIM, save grids (provided).
 
-    python -m diffusion.experiment --data shapes16 --steps 1500 --out runs/e2e
+    python -m diffusion.experiment --data shapes16 --steps 1500 --out runs/e2e --threads 1
 
 1. Build the schedule with your ``make_schedule`` and ``linear_betas`` (part 1).
 2. Train a class-conditional :class:`~diffusion.unet.UNet` with your ``ddpm_loss`` (part 4) and
@@ -23,7 +23,7 @@ from diffusion.data import load_dataset
 from diffusion.ddim import ddim_sample_loop
 from diffusion.ddpm import p_sample_loop
 from diffusion.plotting import save_image_grid
-from diffusion.runtime import default_device, timed
+from diffusion.runtime import default_device, default_threads, timed
 from diffusion.schedules import linear_betas, make_schedule
 from diffusion.train import TrainConfig, train
 from diffusion.unet import UNet
@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
 
     schedule = make_schedule(linear_betas(args.T))
     dataset = load_dataset(args.data, n=args.n_train, seed=args.seed)
@@ -93,6 +94,7 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m diffusion.experiment``."""
     p = argparse.ArgumentParser(prog="python -m diffusion.experiment", description=__doc__.splitlines()[0])
     p.add_argument("--data", default="shapes16", help="shapes16 or shapes28 (default shapes16)")
     p.add_argument("--out", default="runs/e2e", help="output directory (grids, timings, checkpoint)")
@@ -106,6 +108,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ddim-steps", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=default_device(), help="cpu or cuda (default: cuda when available)")
+    p.add_argument(
+        "--threads", type=int, default=default_threads(), help="CPU threads (default: half the cores, at least 1)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 

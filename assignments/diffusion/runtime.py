@@ -1,10 +1,12 @@
-"""Where code runs and how long it takes (provided): the default device and a timer that waits for the GPU.
+"""Where code runs and how long it takes (provided): the default device, CPU threads, and a timer that waits
+for the GPU.
 
 :mod:`diffusion.experiment` and :mod:`diffusion.evaluate` use both to time the samplers.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -14,6 +16,12 @@ import torch
 def default_device() -> str:
     """``"cuda"`` when a GPU is visible, else ``"cpu"``."""
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_threads() -> int:
+    """CPU threads for training and sampling: half the cores (at least one). torch's own default, every core,
+    oversubscribes a machine that runs anything else and can make a run several times slower."""
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 def timed(sample: Callable[[], torch.Tensor], device: torch.device) -> tuple[torch.Tensor, float]:
