@@ -26,3 +26,12 @@ def test_ci_runs_the_readme_test_command():
     assert test_command in [line.strip() for line in ci.splitlines()], (
         f".ci/run must run the README's test command:\n  {test_command}\n.ci/run has:\n{ci}"
     )
+
+
+def test_the_students_table_gives_each_parts_points_as_the_grader_does() -> None:
+    from autograder.parts import PARTS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for part in PARTS:
+        row = re.search(rf"^\| {part.number} \| `{part.name}` \|.*\| (\d+) \|$", readme, re.M)
+        assert row and int(row.group(1)) == part.points, f"README's row of part {part.number} ({part.name})"
