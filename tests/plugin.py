@@ -2,8 +2,10 @@
 
 ``--impl DIR`` chooses which ``diffusion`` package the tests import: ``assignments`` (the default,
 what students edit), ``solutions`` (the reference) or any directory that holds ``diffusion/``.
-At the end of a run a table shows, per part, how many checks passed, failed, or hit a stub that
-is not implemented yet. ``--summary-json PATH`` writes the same counts as JSON.
+The public tests run in the handout's order of the parts; a test that hits a stub reports one line
+("not implemented yet") instead of a traceback. At the very end of a run a table shows, per part, how
+many checks passed, failed, or hit a stub that is not implemented yet. ``--summary-json PATH`` writes
+the same counts as JSON.
 """
 
 from __future__ import annotations
@@ -72,6 +74,14 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"diffusion package under test: {config.stash[IMPL_KEY] / 'diffusion'}"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the public tests part by part in the handout's order (schedules first), the kit's tests after."""
+    from diffusion import PARTS
+
+    order = {part: index for index, part in enumerate(PARTS)}
+    items.sort(key=lambda item: order.get(part_of(item.nodeid), len(order)))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     # Hypothesis would turn a failing example into a patch file and a "git apply" line: not for students.
@@ -79,7 +89,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     if call.excinfo is not None and call.excinfo.errisinstance(NotImplementedError):
         report.user_properties.append(("outcome", NOT_IMPLEMENTED))
+        report.longrepr = f"not implemented yet: {_leaf(call.excinfo.value)}"
     return report
+
+
+def _leaf(error: BaseException) -> BaseException:
+    """The first exception inside (nested) exception groups: what the stub raised."""
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 def part_of(nodeid: str) -> str:
@@ -108,9 +126,15 @@ class PartSummary:
         known = [p for p in PARTS if p in self.counts]
         return known + sorted(p for p in self.counts if p not in known)
 
-    def pytest_terminal_summary(self, terminalreporter) -> None:
-        if not self.counts:
-            return
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter):
+        """After everything else of the summary (the failures and their short list): the table."""
+        result = yield
+        if self.counts:
+            self.write_table(terminalreporter)
+        return result
+
+    def write_table(self, terminalreporter) -> None:
         parts = self.ordered_parts()
         tr = terminalreporter
         tr.section("checks per part")
