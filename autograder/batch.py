@@ -5,11 +5,16 @@
 (``python -m autograder grade``), ``--jobs`` at a time, so nothing one submission does can stop
 the others. Written under ``DIR``:
 
-- ``<student>/results.json``: Gradescope's schema, written atomically (a reader never sees half of
-  it), also when the grader itself failed (``extra_data.status == "grader error"``, with the end of
-  its log);
-- ``<student>/grader.log``: what the grader printed;
+- ``students/<student>/results.json``: Gradescope's schema, written atomically (a reader never sees
+  half of it), also when the grader itself failed (``extra_data.status == "grader error"``, with the
+  end of its log);
+- ``students/<student>/grader.log``: what the grader printed;
 - ``gradebook.csv``: one row per student: points per part, total, status and notes.
+
+The students' files live in ``students/``, one folder each, and the batch's own files beside that
+folder, so a student id is never the name of a file of the batch, whatever it is (a student who
+hands in ``gradebook.csv`` gets ``students/gradebook.csv/``). ``DIR`` may not lie inside
+``SUBMISSIONS``, where it would be taken for a student.
 
 Resumable: a student whose ``results.json`` was written by this version of the kit for the same
 submission (its SHA-256) is not graded again, so a batch killed half-way and run again grades only
@@ -25,6 +30,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -41,6 +47,8 @@ from autograder.reference import ROOT
 from autograder.results import GRADER_ERROR, kit_version, read_results, results_json, write_results
 
 LOG_TAIL = 3000
+STUDENTS = "students"
+"""The folder of ``DIR`` that holds one folder per student, and nothing else."""
 
 
 @dataclass(frozen=True)
@@ -50,16 +58,25 @@ class Entry:
     student: str
     path: Path
 
+    def folder(self, out: Path) -> Path:
+        """The student's folder of the batch's output directory ``out``."""
+        return out / STUDENTS / self.student
+
     def results(self, out: Path) -> Path:
-        return out / self.student / "results.json"
+        """The student's ``results.json``."""
+        return self.folder(out) / "results.json"
 
 
 def entries(submissions: Path) -> list[Entry]:
-    """The students' submissions, sorted by student; hidden files are not submissions."""
+    """The students' submissions, sorted by student, each with an id of its own; hidden files are not
+    submissions."""
     paths = sorted(p for p in submissions.iterdir() if not p.name.startswith("."))
-    stems = [p.name.removesuffix(".zip") if p.suffix.lower() == ".zip" else p.name for p in paths]
-    # alice/ next to alice.zip: both keep their full names rather than share one.
-    return [Entry(stem if stems.count(stem) == 1 else path.name, path) for stem, path in zip(stems, paths, strict=True)]
+    ids = [p.name[: -len(".zip")] if p.suffix.lower() == ".zip" else p.name for p in paths]
+    # alice/ next to alice.zip: both keep their full names rather than share one; names are unique in a
+    # folder, so repeating this until no id is shared ends (bob/, bob.zip and bob.zip.zip: bob, bob.zip...).
+    while shared := {name for name, count in Counter(ids).items() if count > 1}:
+        ids = [path.name if name in shared else name for name, path in zip(ids, paths, strict=True)]
+    return [Entry(name, path) for name, path in zip(ids, paths, strict=True)]
 
 
 def is_done(entry: Entry, out: Path, parts: Sequence[str]) -> bool:
@@ -78,7 +95,7 @@ def grade_one(
     entry: Entry, out: Path, parts: Sequence[str], options: Sequence[str], threads: int, timeout: float
 ) -> dict:
     """Grade ``entry`` in a grader process of its own; its ``results.json`` exists afterwards, whatever happened."""
-    folder = out / entry.student
+    folder = entry.folder(out)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in [*folder.glob("*.tmp"), entry.results(out)]:  # a grader killed while writing; an outdated result
         stale.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ must get a clear message, its other part graded, and the good submission its ful
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from autograder.batch import entries
+from autograder.cli import batch as cli_batch
 from autograder.isolation.intake import MAX_FILE_BYTES
 from autograder.isolation.launcher import isolation
 from autograder.parts import PART_BY_NAME
@@ -101,6 +104,8 @@ BROKEN = {
         SCHEDULES,
         [],
     ),
+    # A name the batch's own files had: its results go to students/gradebook.csv/, the gradebook stays whole.
+    "gradebook.csv": (reference, FULL, []),
     "good": (reference, FULL, []),
     "good-zip": (lambda d: zip_of(reference(d), d.with_suffix(".zip")), FULL, []),
 }
@@ -136,14 +141,14 @@ def graded_class(tmp_path_factory) -> tuple[Path, Path]:
 def test_each_submission_gets_what_it_earns_and_a_clear_message(graded_class, student):
     _, out = graded_class
     _, ceiling, messages = BROKEN[student]
-    results = json.loads((out / student / "results.json").read_text(encoding="utf-8"))
+    results = json.loads((out / "students" / student / "results.json").read_text(encoding="utf-8"))
     text = json.dumps(results, ensure_ascii=False)
     assert results["score"] <= ceiling
     for message in messages:
         assert message in text, f"{student}: {message!r} not in its results"
     row = rows(out)[student]
     assert float(row["total"]) == results["score"]
-    if student.startswith("good") or student == "zip-slip":
+    if student.startswith(("good", "gradebook")) or student == "zip-slip":
         assert results["score"] == FULL and row["status"] == "graded"
     elif student == "kills-its-grader" and not isolation().sandboxed:
         assert row["status"] == "grader error" and "grader.log" in row["notes"]
@@ -175,14 +180,29 @@ def test_a_batch_killed_half_way_resumes_and_ends_with_every_result_once(tmp_pat
     out = tmp_path / "out"
     process = batch(submissions, out, start_new_session=True)
     deadline = time.monotonic() + 300
-    while not list(out.glob("*/results.json")) and time.monotonic() < deadline:
+    while not list(out.glob("students/*/results.json")) and time.monotonic() < deadline:
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    done = len(list(out.glob("*/results.json")))
+    done = len(list(out.glob("students/*/results.json")))
     assert 1 <= done < 4, "the kill did not land half-way"
     output = finished(batch(submissions, out))
     assert f"{done} already graded" in output
-    assert sorted(p.parent.name for p in out.glob("*/results.json")) == [f"student{n}" for n in range(4)]
+    assert sorted(p.parent.name for p in out.glob("students/*/results.json")) == [f"student{n}" for n in range(4)]
     assert all(row["total"] == str(FULL) for row in rows(out).values()) and len(rows(out)) == 4
     assert not list(out.rglob("*.tmp"))
+
+
+def test_every_entry_gets_an_id_of_its_own(tmp_path):
+    for name in ("bob", "bob.zip", "bob.zip.zip", "carol.ZIP", "gradebook.csv", ".hidden"):
+        (tmp_path / name).mkdir()
+    students = [entry.student for entry in entries(tmp_path)]
+    assert sorted(students) == ["bob", "bob.zip", "bob.zip.zip", "carol", "gradebook.csv"]
+
+
+def test_a_batch_writing_inside_its_submissions_is_refused(tmp_path, capsys):
+    reference(tmp_path / "class" / "alice")
+    args = argparse.Namespace(submissions=tmp_path / "class", out=tmp_path / "class" / "results", jobs=1)
+    assert cli_batch.run(args) == 2
+    assert "would be taken for students" in capsys.readouterr().err
+    assert not (tmp_path / "class" / "results").exists()
