@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.batch import entries
+from autograder.batch import entries, gradebook
 from autograder.cli import batch as cli_batch
 from autograder.isolation.intake import MAX_FILE_BYTES
 from autograder.isolation.launcher import isolation
@@ -106,6 +106,8 @@ BROKEN = {
     ),
     # A name the batch's own files had: its results go to students/gradebook.csv/, the gradebook stays whole.
     "gradebook.csv": (reference, FULL, []),
+    # A formula for an id: the gradebook escapes it, and the notes, which start with the zip's name.
+    "=SUM(1+1)": (lambda d: zip_of(d.mkdir() or d, d.with_suffix(".zip")), 0, ["empty zip"]),
     "good": (reference, FULL, []),
     "good-zip": (lambda d: zip_of(reference(d), d.with_suffix(".zip")), FULL, []),
 }
@@ -122,8 +124,13 @@ def finished(process: subprocess.Popen) -> str:
     return output
 
 
+def cell(text: str) -> str:
+    """``text`` as the gradebook writes it: a formula is escaped with a ``'``."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r", "\uff1d") else text
+
+
 def rows(out: Path) -> dict[str, dict[str, str]]:
-    with (out / "gradebook.csv").open(encoding="utf-8") as handle:
+    with (out / "gradebook.csv").open(encoding="utf-8", newline="") as handle:
         return {row["student"]: row for row in csv.DictReader(handle)}
 
 
@@ -146,21 +153,22 @@ def test_each_submission_gets_what_it_earns_and_a_clear_message(graded_class, st
     assert results["score"] <= ceiling
     for message in messages:
         assert message in text, f"{student}: {message!r} not in its results"
-    row = rows(out)[student]
+    row = rows(out)[cell(student)]
     assert float(row["total"]) == results["score"]
     if student.startswith(("good", "gradebook")) or student == "zip-slip":
         assert results["score"] == FULL and row["status"] == "graded"
     elif student == "kills-its-grader" and not isolation().sandboxed:
         assert row["status"] == "grader error" and "grader.log" in row["notes"]
-    elif student != "empty-zip":
+    elif ceiling:
         assert float(row["schedules"]) == SCHEDULES, "the part the submission can still be graded on was not graded"
     else:
         assert row["status"] == "not graded" and "empty zip" in row["notes"]
+        assert row["notes"].startswith(cell(f"{student}.zip is an empty zip"))
 
 
 def test_the_gradebook_lists_every_student_once_and_nothing_is_left_half_written(graded_class):
     _, out = graded_class
-    assert sorted(rows(out)) == sorted(BROKEN)
+    assert sorted(rows(out)) == sorted(map(cell, BROKEN))
     assert not list(out.rglob("*.tmp"))
 
 
@@ -206,3 +214,20 @@ def test_a_batch_writing_inside_its_submissions_is_refused(tmp_path, capsys):
     assert cli_batch.run(args) == 2
     assert "would be taken for students" in capsys.readouterr().err
     assert not (tmp_path / "class" / "results").exists()
+
+
+def test_the_gradebook_escapes_what_a_spreadsheet_would_run(tmp_path):
+    students = ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "\uff1dx", "alice", "bob\r=1+1"]
+    for number, student in enumerate(students):
+        extra = {"status": "not graded", "problem": f"{student}.zip is an empty zip", "notes": ["=note"], "parts": []}
+        (tmp_path / "out" / "students" / student).mkdir(parents=True)
+        results = {"score": 0, "tests": [], "extra_data": extra}
+        (tmp_path / "out" / "students" / student / "results.json").write_text(json.dumps(results))
+        (tmp_path / "class" / (student if number % 2 else f"{student}.zip")).mkdir(parents=True)
+    gradebook(entries(tmp_path / "class"), tmp_path / "out")
+    table = rows(tmp_path / "out")
+    assert sorted(table) == sorted(cell(student) for student in students[:-2]) + ["alice", "bob\r=1+1"]
+    assert (tmp_path / "out" / "gradebook.csv").read_bytes().count(b"\r\n") == len(students) + 1, "a cell broke a row"
+    for student, row in table.items():
+        assert row["notes"] == f"{student}.zip is an empty zip | =note", "the notes were not escaped"
+        assert row["status"] == "not graded"
