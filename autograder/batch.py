@@ -20,6 +20,10 @@ folder, so a student id is never the name of a file of the batch, whatever it is
 hands in ``gradebook.csv`` gets ``students/gradebook.csv/``). ``DIR`` may not lie inside
 ``SUBMISSIONS``, where it would be taken for a student.
 
+A grader's temporary files (the staged submission, the copy of it its workers run in, which can be
+large) go to a directory of its own (its ``TMPDIR``) under the batch's temporary directory, and are
+removed as soon as it has ended, whether it finished, failed or was killed at ``--timeout``.
+
 Resumable: a student whose ``results.json`` was written by this version of the kit for the same
 submission (its SHA-256) is not graded again, so a batch killed half-way and run again grades only
 what is missing; grader errors are retried.
@@ -27,12 +31,15 @@ what is missing; grader errors are retried.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -99,9 +106,18 @@ def is_done(entry: Entry, out: Path, parts: Sequence[str]) -> bool:
 
 
 def grade_one(
-    entry: Entry, out: Path, parts: Sequence[str], options: Sequence[str], threads: int, timeout: float
+    entry: Entry,
+    out: Path,
+    parts: Sequence[str],
+    options: Sequence[str],
+    threads: int,
+    timeout: float,
+    temp_root: Path,
 ) -> dict:
-    """Grade ``entry`` in a grader process of its own; its ``results.json`` exists afterwards, whatever happened."""
+    """Grade ``entry`` in a grader process of its own; its ``results.json`` exists afterwards, whatever happened.
+
+    The grader's temporary files (the staged submission, its workers' scratch) go to a directory of its own
+    under ``temp_root`` (its ``TMPDIR``), removed when the grader has ended, also when it was killed."""
     folder = entry.folder(out)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in [*folder.glob("*.tmp"), entry.results(out)]:  # a grader killed while writing; an outdated result
@@ -109,18 +125,22 @@ def grade_one(
     log = folder / "grader.log"
     command = [sys.executable, "-m", "autograder", "grade", str(entry.path.resolve()), "--out", str(folder)]
     command += ["--parts", *parts, *options]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+    temp = Path(tempfile.mkdtemp(prefix="grader-", dir=temp_root))
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", "TMPDIR": str(temp)}
     start = time.perf_counter()
-    with log.open("wb") as stream:
-        process = subprocess.Popen(
-            command, cwd=ROOT, stdout=stream, stderr=subprocess.STDOUT, env=env, preexec_fn=parent_death_signal
-        )
-        try:
-            code = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            code = None
+    try:
+        with log.open("wb") as stream:
+            process = subprocess.Popen(
+                command, cwd=ROOT, stdout=stream, stderr=subprocess.STDOUT, env=env, preexec_fn=parent_death_signal
+            )
+            try:
+                code = process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()  # its sandbox goes with it (bubblewrap's --die-with-parent, a parent-death signal)
+                process.wait()
+                code = None
+    finally:
+        remove_tree(temp)
     results = read_results(entry.results(out))
     if results is not None and code == 0:
         return results
@@ -185,18 +205,43 @@ def gradebook_row(entry: Entry, out: Path) -> list[str]:
 def grade_all(
     todo: Sequence[Entry], out: Path, parts: Sequence[str], options: Sequence[str], *, jobs: int, timeout: float
 ) -> dict[str, int]:
-    """Grade ``todo``, ``jobs`` students at once with a progress bar; how many ended with each status."""
+    """Grade ``todo``, ``jobs`` students at once with a progress bar; how many ended with each status.
+
+    The graders' temporary directories live under one of the batch's own (``autograder-batch-*`` in the
+    system's temporary directory), removed at the end."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     statuses: dict[str, int] = {}
-    with (
-        ThreadPoolExecutor(max_workers=jobs) as pool,
-        tqdm(total=len(todo), unit="submission", desc="grading", file=sys.stderr) as progress,
-    ):
-        futures = {pool.submit(grade_one, e, out, parts, options, threads, timeout): e for e in todo}
-        for future in as_completed(futures):
-            results = future.result()
-            status = results["extra_data"]["status"]
-            statuses[status] = statuses.get(status, 0) + 1
-            progress.set_postfix_str(f"{futures[future].student}: {results['score']:g} ({status})")
-            progress.update()
+    temp_root = Path(tempfile.mkdtemp(prefix="autograder-batch-"))
+    try:
+        with (
+            ThreadPoolExecutor(max_workers=jobs) as pool,
+            tqdm(total=len(todo), unit="submission", desc="grading", file=sys.stderr) as progress,
+        ):
+            futures = {pool.submit(grade_one, e, out, parts, options, threads, timeout, temp_root): e for e in todo}
+            for future in as_completed(futures):
+                results = future.result()
+                status = results["extra_data"]["status"]
+                statuses[status] = statuses.get(status, 0) + 1
+                progress.set_postfix_str(f"{futures[future].student}: {results['score']:g} ({status})")
+                progress.update()
+    finally:
+        remove_tree(temp_root)
     return statuses
+
+
+def remove_tree(path: Path) -> None:
+    """Remove ``path`` and all it holds, never following a link, also folders a student's code made read-only.
+
+    Those are made writable again only when the batch is not root: root needs no permission to remove them,
+    and a permission it changed could, through a link a dying process swapped in, be a file's outside."""
+    shutil.rmtree(path, ignore_errors=True)
+    if not os.path.lexists(path) or os.geteuid() == 0:
+        return
+    folders = [path]
+    while folders:
+        folder = folders.pop()
+        if folder.is_dir() and not folder.is_symlink():
+            with contextlib.suppress(OSError):
+                folder.chmod(0o700)
+                folders += folder.iterdir()
+    shutil.rmtree(path, ignore_errors=True)

@@ -151,7 +151,7 @@ class Zygote:
             return None
 
     def close(self) -> None:
-        """Kill the zygote and with it every worker (its process group; bubblewrap's PID namespace)."""
+        """Kill the zygote and with it every worker (their parent-death signal; bubblewrap's PID namespace)."""
         if self.closed:
             return
         self.closed = True

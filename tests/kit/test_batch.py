@@ -8,6 +8,7 @@ must get a clear message, its other part graded, and the good submission its ful
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -134,19 +135,35 @@ def rows(out: Path) -> dict[str, dict[str, str]]:
         return {row["student"]: row for row in csv.DictReader(handle)}
 
 
+def temporary(temp: Path) -> dict[str, str]:
+    """The environment of a batch whose temporary files all go to ``temp``."""
+    return {**os.environ, "TMPDIR": str(temp)}
+
+
+def processes_using(temp: Path) -> list[str]:
+    """The command lines that name ``temp`` (a grader, its zygote or bubblewrap, a fallback worker)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            command = cmdline.read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+            found += [command] if str(temp) in command else []
+    return found
+
+
 @pytest.fixture(scope="module")
-def graded_class(tmp_path_factory) -> tuple[Path, Path]:
+def graded_class(tmp_path_factory) -> tuple[Path, Path, Path]:
     submissions = tmp_path_factory.mktemp("class")
     for student, (build, _, _) in BROKEN.items():
         build(submissions / student)
     out = tmp_path_factory.mktemp("out")
-    finished(batch(submissions, out, "--jobs", "2"))
-    return submissions, out
+    temp = tmp_path_factory.mktemp("tmp")
+    finished(batch(submissions, out, "--jobs", "2", env=temporary(temp)))
+    return submissions, out, temp
 
 
 @pytest.mark.parametrize("student", list(BROKEN))
 def test_each_submission_gets_what_it_earns_and_a_clear_message(graded_class, student):
-    _, out = graded_class
+    _, out, _ = graded_class
     _, ceiling, messages = BROKEN[student]
     results = json.loads((out / "students" / student / "results.json").read_text(encoding="utf-8"))
     text = json.dumps(results, ensure_ascii=False)
@@ -166,14 +183,15 @@ def test_each_submission_gets_what_it_earns_and_a_clear_message(graded_class, st
         assert row["notes"].startswith(cell(f"{student}.zip is an empty zip"))
 
 
-def test_the_gradebook_lists_every_student_once_and_nothing_is_left_half_written(graded_class):
-    _, out = graded_class
+def test_the_gradebook_lists_every_student_once_and_nothing_is_left_half_written_or_behind(graded_class):
+    _, out, temp = graded_class
     assert sorted(rows(out)) == sorted(map(cell, BROKEN))
     assert not list(out.rglob("*.tmp"))
+    assert not list(temp.iterdir()), "the batch left temporary files behind"
 
 
 def test_a_second_batch_gives_the_same_gradebook_and_a_third_grades_nothing(graded_class, tmp_path):
-    submissions, out = graded_class
+    submissions, out, _ = graded_class
     again = tmp_path / "again"
     finished(batch(submissions, again, "--jobs", "1"))
     assert (again / "gradebook.csv").read_text() == (out / "gradebook.csv").read_text()
@@ -231,3 +249,23 @@ def test_the_gradebook_escapes_what_a_spreadsheet_would_run(tmp_path):
     for student, row in table.items():
         assert row["notes"] == f"{student}.zip is an empty zip | =note", "the notes were not escaped"
         assert row["status"] == "not graded"
+
+
+def test_a_grader_killed_at_the_timeout_leaves_nothing_behind(tmp_path):
+    with_forward(tmp_path / "class" / "sleeper", REFERENCE_FORWARD + "\nimport time\nwhile True:\n    time.sleep(60)\n")
+    temp, out = tmp_path / "tmp", tmp_path / "out"
+    temp.mkdir()
+    process = batch(tmp_path / "class", out, "--timeout", "25", env=temporary(temp))
+    seen: set[str] = set()
+    while process.poll() is None:  # what the grader made while it ran: its staging, its worker's scratch
+        seen |= {p.name.split("-")[1] for p in temp.glob("autograder-batch-*/grader-*/autograder-*")}
+        time.sleep(0.2)
+    finished(process)
+    assert seen == {"submission", "worker"}, "the grader was killed before it had staged the submission"
+    results = json.loads((out / "students" / "sleeper" / "results.json").read_text(encoding="utf-8"))
+    assert results["extra_data"]["status"] == "grader error" and "did not finish within 25 s" in results["output"]
+    assert not list(temp.iterdir()), "the killed grader's temporary files are still there"
+    deadline = time.monotonic() + 10
+    while processes_using(temp) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not processes_using(temp), "a process of the killed grader still runs"
