@@ -101,8 +101,17 @@ def is_done(entry: Entry, out: Path, parts: Sequence[str]) -> bool:
         extra.get("status") != GRADER_ERROR
         and extra.get("kit_version") == kit_version()
         and extra.get("parts") == sorted(parts)
-        and extra.get("submission_sha256") == intake.fingerprint([entry.path])
+        and bool(sha := fingerprint(entry))  # the last test: it reads the whole submission
+        and extra.get("submission_sha256") == sha
     )
+
+
+def fingerprint(entry: Entry) -> str:
+    """The SHA-256 of ``entry`` as handed in, or ``""`` when it cannot be read whole (it is graded again)."""
+    try:
+        return intake.fingerprint([entry.path])
+    except (OSError, RecursionError, ValueError):
+        return ""
 
 
 def grade_one(
@@ -149,15 +158,18 @@ def grade_one(
     else:
         what = f"stopped with exit code {code}" if code else "finished without writing results.json"
     tail = log.read_bytes()[-LOG_TAIL:].decode("utf-8", "replace").strip()
-    report = not_graded(
-        f"the grader {what} (its log: grader.log). Its last output:\n{tail}",
-        time.perf_counter() - start,
-        parts,
-        status=GRADER_ERROR,
-    )
-    results = results_json(report)
-    results["extra_data"]["submission_sha256"] = intake.fingerprint([entry.path])
-    write_results(entry.results(out), results)
+    problem = f"the grader {what} (its log: grader.log). Its last output:\n{tail}"
+    return grader_error(entry, out, parts, problem, time.perf_counter() - start)
+
+
+def grader_error(entry: Entry, out: Path, parts: Sequence[str], problem: str, seconds: float = 0.0) -> dict:
+    """Write ``entry``'s ``results.json`` for a grading that failed on the kit's side (``problem``: how), and
+    return it; the next batch grades the student again."""
+    results = results_json(not_graded(problem, seconds, parts, status=GRADER_ERROR))
+    results["extra_data"]["submission_sha256"] = fingerprint(entry)
+    with contextlib.suppress(OSError):  # else the gradebook says "missing"
+        entry.folder(out).mkdir(parents=True, exist_ok=True)
+        write_results(entry.results(out), results)
     return results
 
 
@@ -219,10 +231,15 @@ def grade_all(
         ):
             futures = {pool.submit(grade_one, e, out, parts, options, threads, timeout, temp_root): e for e in todo}
             for future in as_completed(futures):
-                results = future.result()
-                status = results["extra_data"]["status"]
+                entry = futures[future]
+                try:
+                    results = future.result()
+                    status, score = str(results["extra_data"]["status"]), float(results["score"])
+                except Exception as error:  # the batch's own failure, or a results.json not the kit's: this one only
+                    grader_error(entry, out, parts, f"the batch failed to grade it ({error!r})")
+                    status, score = GRADER_ERROR, 0.0
                 statuses[status] = statuses.get(status, 0) + 1
-                progress.set_postfix_str(f"{futures[future].student}: {results['score']:g} ({status})")
+                progress.set_postfix_str(f"{entry.student}: {score:g} ({status})")
                 progress.update()
     finally:
         remove_tree(temp_root)

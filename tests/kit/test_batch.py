@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from autograder import batch as batch_engine
 from autograder.batch import entries, gradebook
 from autograder.cli import batch as cli_batch
 from autograder.isolation.intake import MAX_FILE_BYTES
@@ -291,3 +292,28 @@ def test_a_grader_killed_at_the_timeout_leaves_nothing_behind(tmp_path):
     while processes_using(temp) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not processes_using(temp), "a process of the killed grader still runs"
+
+
+def test_a_failure_of_the_batch_itself_costs_one_student_only(tmp_path, monkeypatch):
+    for student in ("alice", "bob", "carol"):
+        (tmp_path / "class" / student).mkdir(parents=True)
+    out, students = tmp_path / "out", entries(tmp_path / "class")
+
+    def grade_one(entry, out, parts, *_):
+        if entry.student == "bob":
+            raise OSError(28, "No space left on device")
+        if entry.student == "carol":
+            return {"score": "a results.json some process rewrote"}
+        return batch_engine.grader_error(entry, out, parts, "graded by the test")
+
+    def fingerprint(sources):
+        raise RecursionError("a submission nested too deep to read")
+
+    monkeypatch.setattr(batch_engine, "grade_one", grade_one)
+    monkeypatch.setattr(batch_engine.intake, "fingerprint", fingerprint)
+    statuses = batch_engine.grade_all(students, out, PARTS, [], jobs=2, timeout=60)
+    assert statuses == {"grader error": 3}
+    assert not any(batch_engine.is_done(entry, out, PARTS) for entry in students)
+    batch_engine.gradebook(students, out)
+    assert "No space left on device" in rows(out)["bob"]["notes"] and len(rows(out)) == 3
+    assert "the batch failed to grade it (KeyError" in rows(out)["carol"]["notes"]
