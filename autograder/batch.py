@@ -22,7 +22,8 @@ hands in ``gradebook.csv`` gets ``students/gradebook.csv/``). ``DIR`` may not li
 
 A grader's temporary files (the staged submission, the copy of it its workers run in, which can be
 large) go to a directory of its own (its ``TMPDIR``) under the batch's temporary directory, and are
-removed as soon as it has ended, whether it finished, failed or was killed at ``--timeout``.
+removed as soon as it has ended, whether it finished, failed or was killed at ``--timeout``. A batch
+that is itself killed leaves its temporary directory to the next batch, which removes it.
 
 Resumable: a student whose ``results.json`` was written by this version of the kit for the same
 submission (its SHA-256) is not graded again, so a batch killed half-way and run again grades only
@@ -37,6 +38,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -219,11 +221,13 @@ def grade_all(
 ) -> dict[str, int]:
     """Grade ``todo``, ``jobs`` students at once with a progress bar; how many ended with each status.
 
-    The graders' temporary directories live under one of the batch's own (``autograder-batch-*`` in the
-    system's temporary directory), removed at the end."""
+    The graders' temporary directories live under one of the batch's own (``autograder-batch-<pid>-*`` in
+    the system's temporary directory), removed at the end; those of batches killed before their end go at
+    the start of the next."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     statuses: dict[str, int] = {}
-    temp_root = Path(tempfile.mkdtemp(prefix="autograder-batch-"))
+    remove_stale_roots()
+    temp_root = Path(tempfile.mkdtemp(prefix=f"autograder-batch-{os.getpid()}-"))
     try:
         with (
             ThreadPoolExecutor(max_workers=jobs) as pool,
@@ -244,6 +248,27 @@ def grade_all(
     finally:
         remove_tree(temp_root)
     return statuses
+
+
+def remove_stale_roots() -> None:
+    """Remove the temporary directories of this user's batches that were killed (their process is gone)."""
+    for root in Path(tempfile.gettempdir()).glob("autograder-batch-*-*"):
+        pid = root.name.split("-")[2]
+        with contextlib.suppress(OSError):
+            info = root.lstat()
+            if pid.isdigit() and stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not _running(int(pid)):
+                remove_tree(root)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists (of any user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        pass
+    return True
 
 
 def remove_tree(path: Path) -> None:

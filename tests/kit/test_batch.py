@@ -226,8 +226,9 @@ def test_a_batch_killed_half_way_resumes_and_ends_with_every_result_once(tmp_pat
     submissions = tmp_path / "class"
     for number in range(4):
         reference(submissions / f"student{number}")
-    out = tmp_path / "out"
-    process = batch(submissions, out, start_new_session=True)
+    out, temp = tmp_path / "out", tmp_path / "tmp"
+    temp.mkdir()
+    process = batch(submissions, out, start_new_session=True, env=temporary(temp))
     deadline = time.monotonic() + 300
     while not list(out.glob("students/*/results.json")) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -235,11 +236,13 @@ def test_a_batch_killed_half_way_resumes_and_ends_with_every_result_once(tmp_pat
     process.wait()
     done = len(list(out.glob("students/*/results.json")))
     assert 1 <= done < 4, "the kill did not land half-way"
-    output = finished(batch(submissions, out))
+    assert [root.name.split("-")[2] for root in temp.iterdir()] == [str(process.pid)]  # nothing could remove it
+    output = finished(batch(submissions, out, env=temporary(temp)))
     assert f"{done} already graded" in output
     assert sorted(p.parent.name for p in out.glob("students/*/results.json")) == [f"student{n}" for n in range(4)]
     assert all(row["total"] == str(FULL) for row in rows(out).values()) and len(rows(out)) == 4
     assert not list(out.rglob("*.tmp"))
+    assert not list(temp.iterdir()), "the killed batch's temporary files are still there"
 
 
 def test_every_entry_gets_an_id_of_its_own(tmp_path):
