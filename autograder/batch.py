@@ -5,11 +5,25 @@
 (``python -m autograder grade``), ``--jobs`` at a time, so nothing one submission does can stop
 the others. Written under ``DIR``:
 
-- ``<student>/results.json``: Gradescope's schema, written atomically (a reader never sees half of
-  it), also when the grader itself failed (``extra_data.status == "grader error"``, with the end of
-  its log);
-- ``<student>/grader.log``: what the grader printed;
-- ``gradebook.csv``: one row per student: points per part, total, status and notes.
+- ``students/<student>/results.json``: Gradescope's schema, written atomically (a reader never sees
+  half of it), also when the grader itself failed (``extra_data.status == "grader error"``, with the
+  end of its log);
+- ``students/<student>/grader.log``: what the grader printed;
+- ``gradebook.csv``: one row per student: points per part, total, status and notes. A text cell from
+  the students (their id, the notes, which quote file names from their hand-in) that starts with
+  ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a ``'`` in front, as OWASP recommends
+  against formula injection: a spreadsheet shows it as text instead of running it. Rows end with CRLF
+  (RFC 4180), so a line break inside a cell is quoted and cannot start a row of its own.
+
+The students' files live in ``students/``, one folder each, and the batch's own files beside that
+folder, so a student id is never the name of a file of the batch, whatever it is (a student who
+hands in ``gradebook.csv`` gets ``students/gradebook.csv/``). ``DIR`` may not lie inside
+``SUBMISSIONS``, where it would be taken for a student.
+
+A grader's temporary files (the staged submission, the copy of it its workers run in, which can be
+large) go to a directory of its own (its ``TMPDIR``) under the batch's temporary directory, and are
+removed as soon as it has ended, whether it finished, failed or was killed at ``--timeout``. A batch
+that is itself killed leaves its temporary directory to the next batch, which removes it.
 
 Resumable: a student whose ``results.json`` was written by this version of the kit for the same
 submission (its SHA-256) is not graded again, so a batch killed half-way and run again grades only
@@ -18,13 +32,18 @@ what is missing; grader errors are retried.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -41,6 +60,11 @@ from autograder.reference import ROOT
 from autograder.results import GRADER_ERROR, kit_version, read_results, results_json, write_results
 
 LOG_TAIL = 3000
+STUDENTS = "students"
+"""The folder of ``DIR`` that holds one folder per student, and nothing else."""
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+"""What makes a spreadsheet read a cell as a formula: OWASP's list, the null character (OWASP ASVS) and the
+full-width ＝ ＋ － ＠ that some locales' spreadsheets take for their ASCII forms."""
 
 
 @dataclass(frozen=True)
@@ -50,16 +74,25 @@ class Entry:
     student: str
     path: Path
 
+    def folder(self, out: Path) -> Path:
+        """The student's folder of the batch's output directory ``out``."""
+        return out / STUDENTS / self.student
+
     def results(self, out: Path) -> Path:
-        return out / self.student / "results.json"
+        """The student's ``results.json``."""
+        return self.folder(out) / "results.json"
 
 
 def entries(submissions: Path) -> list[Entry]:
-    """The students' submissions, sorted by student; hidden files are not submissions."""
+    """The students' submissions, sorted by student, each with an id of its own; hidden files are not
+    submissions."""
     paths = sorted(p for p in submissions.iterdir() if not p.name.startswith("."))
-    stems = [p.name.removesuffix(".zip") if p.suffix.lower() == ".zip" else p.name for p in paths]
-    # alice/ next to alice.zip: both keep their full names rather than share one.
-    return [Entry(stem if stems.count(stem) == 1 else path.name, path) for stem, path in zip(stems, paths, strict=True)]
+    ids = [p.name[: -len(".zip")] if p.suffix.lower() == ".zip" else p.name for p in paths]
+    # alice/ next to alice.zip: both keep their full names rather than share one; names are unique in a
+    # folder, so repeating this until no id is shared ends (bob/, bob.zip and bob.zip.zip: bob, bob.zip...).
+    while shared := {name for name, count in Counter(ids).items() if count > 1}:
+        ids = [path.name if name in shared else name for name, path in zip(ids, paths, strict=True)]
+    return [Entry(name, path) for name, path in zip(ids, paths, strict=True)]
 
 
 def is_done(entry: Entry, out: Path, parts: Sequence[str]) -> bool:
@@ -70,33 +103,55 @@ def is_done(entry: Entry, out: Path, parts: Sequence[str]) -> bool:
         extra.get("status") != GRADER_ERROR
         and extra.get("kit_version") == kit_version()
         and extra.get("parts") == sorted(parts)
-        and extra.get("submission_sha256") == intake.fingerprint([entry.path])
+        and bool(sha := fingerprint(entry))  # the last test: it reads the whole submission
+        and extra.get("submission_sha256") == sha
     )
 
 
+def fingerprint(entry: Entry) -> str:
+    """The SHA-256 of ``entry`` as handed in, or ``""`` when it cannot be read whole (it is graded again)."""
+    try:
+        return intake.fingerprint([entry.path])
+    except (OSError, RecursionError, ValueError):
+        return ""
+
+
 def grade_one(
-    entry: Entry, out: Path, parts: Sequence[str], options: Sequence[str], threads: int, timeout: float
+    entry: Entry,
+    out: Path,
+    parts: Sequence[str],
+    options: Sequence[str],
+    threads: int,
+    timeout: float,
+    temp_root: Path,
 ) -> dict:
-    """Grade ``entry`` in a grader process of its own; its ``results.json`` exists afterwards, whatever happened."""
-    folder = out / entry.student
+    """Grade ``entry`` in a grader process of its own; its ``results.json`` exists afterwards, whatever happened.
+
+    The grader's temporary files (the staged submission, its workers' scratch) go to a directory of its own
+    under ``temp_root`` (its ``TMPDIR``), removed when the grader has ended, also when it was killed."""
+    folder = entry.folder(out)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in [*folder.glob("*.tmp"), entry.results(out)]:  # a grader killed while writing; an outdated result
         stale.unlink(missing_ok=True)
     log = folder / "grader.log"
     command = [sys.executable, "-m", "autograder", "grade", str(entry.path.resolve()), "--out", str(folder)]
     command += ["--parts", *parts, *options]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+    temp = Path(tempfile.mkdtemp(prefix="grader-", dir=temp_root))
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", "TMPDIR": str(temp)}
     start = time.perf_counter()
-    with log.open("wb") as stream:
-        process = subprocess.Popen(
-            command, cwd=ROOT, stdout=stream, stderr=subprocess.STDOUT, env=env, preexec_fn=parent_death_signal
-        )
-        try:
-            code = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            code = None
+    try:
+        with log.open("wb") as stream:
+            process = subprocess.Popen(
+                command, cwd=ROOT, stdout=stream, stderr=subprocess.STDOUT, env=env, preexec_fn=parent_death_signal
+            )
+            try:
+                code = process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()  # its sandbox goes with it (bubblewrap's --die-with-parent, a parent-death signal)
+                process.wait()
+                code = None
+    finally:
+        remove_tree(temp)
     results = read_results(entry.results(out))
     if results is not None and code == 0:
         return results
@@ -105,63 +160,130 @@ def grade_one(
     else:
         what = f"stopped with exit code {code}" if code else "finished without writing results.json"
     tail = log.read_bytes()[-LOG_TAIL:].decode("utf-8", "replace").strip()
-    report = not_graded(
-        f"the grader {what} (its log: grader.log). Its last output:\n{tail}",
-        time.perf_counter() - start,
-        parts,
-        status=GRADER_ERROR,
-    )
-    results = results_json(report)
-    results["extra_data"]["submission_sha256"] = intake.fingerprint([entry.path])
-    write_results(entry.results(out), results)
+    problem = f"the grader {what} (its log: grader.log). Its last output:\n{tail}"
+    return grader_error(entry, out, parts, problem, time.perf_counter() - start)
+
+
+def grader_error(entry: Entry, out: Path, parts: Sequence[str], problem: str, seconds: float = 0.0) -> dict:
+    """Write ``entry``'s ``results.json`` for a grading that failed on the kit's side (``problem``: how), and
+    return it; the next batch grades the student again."""
+    results = results_json(not_graded(problem, seconds, parts, status=GRADER_ERROR))
+    results["extra_data"]["submission_sha256"] = fingerprint(entry)
+    with contextlib.suppress(OSError):  # else the gradebook says "missing"
+        entry.folder(out).mkdir(parents=True, exist_ok=True)
+        write_results(entry.results(out), results)
     return results
+
+
+def spreadsheet_text(text: str) -> str:
+    """``text`` as a gradebook cell a spreadsheet shows and never evaluates: a ``'`` in front of a formula."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 def gradebook(students: Sequence[Entry], out: Path) -> Path:
     """Write ``gradebook.csv`` from every student's ``results.json`` (atomically) and return its path."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # Excel's dialect, as RFC 4180: rows end with CRLF, so a cell holding a line break of either kind is quoted
+    # (ending rows with LF alone, the csv module would leave a lone CR unquoted, and Excel would start a row there).
+    writer = csv.writer(buffer, dialect="excel")
     writer.writerow(["student", *(part.name for part in PARTS), "total", "max", "status", "notes"])
     for entry in students:
-        try:
-            results = json.loads(entry.results(out).read_text(encoding="utf-8"))
-            extra, tests = results["extra_data"], results["tests"]
-        except (OSError, ValueError, KeyError) as error:
-            writer.writerow([entry.student, *([""] * len(PARTS)), "", "", "missing", str(error)])
-            continue
-        scores = extra.get("part_scores", {})
-        notes = [extra["problem"]] if extra.get("problem") else []
-        notes += extra.get("notes", [])
-        writer.writerow(
-            [
-                entry.student,
-                *(f"{scores.get(part.name, 0.0):g}" if part.name in extra.get("parts", ()) else "" for part in PARTS),
-                f"{results['score']:g}",
-                f"{sum(test['max_score'] for test in tests):g}",
-                extra.get("status", ""),
-                " | ".join(notes)[:500],
-            ]
-        )
+        student, *numbers, status, notes = gradebook_row(entry, out)
+        writer.writerow([spreadsheet_text(student), *numbers, spreadsheet_text(status), spreadsheet_text(notes)])
     path = out / "gradebook.csv"
     write_atomically(path, buffer.getvalue())
     return path
 
 
+def gradebook_row(entry: Entry, out: Path) -> list[str]:
+    """``entry``'s row of the gradebook as read from its ``results.json`` (``missing`` when it cannot be read),
+    before the text cells are made safe for a spreadsheet."""
+    try:
+        results = json.loads(entry.results(out).read_text(encoding="utf-8"))
+        extra, tests = results["extra_data"], results["tests"]
+        scores = extra.get("part_scores", {})
+        notes = [extra["problem"]] if extra.get("problem") else []
+        notes += extra.get("notes", [])
+        return [
+            entry.student,
+            *(f"{scores.get(part.name, 0.0):g}" if part.name in extra.get("parts", ()) else "" for part in PARTS),
+            f"{results['score']:g}",
+            f"{sum(test['max_score'] for test in tests):g}",
+            str(extra.get("status", "")),
+            " | ".join(map(str, notes))[:500],
+        ]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        return [entry.student, *([""] * len(PARTS)), "", "", "missing", f"{type(error).__name__}: {error}"[:500]]
+
+
 def grade_all(
     todo: Sequence[Entry], out: Path, parts: Sequence[str], options: Sequence[str], *, jobs: int, timeout: float
 ) -> dict[str, int]:
-    """Grade ``todo``, ``jobs`` students at once with a progress bar; how many ended with each status."""
+    """Grade ``todo``, ``jobs`` students at once with a progress bar; how many ended with each status.
+
+    The graders' temporary directories live under one of the batch's own (``autograder-batch-<pid>-*`` in
+    the system's temporary directory), removed at the end; those of batches killed before their end go at
+    the start of the next."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     statuses: dict[str, int] = {}
-    with (
-        ThreadPoolExecutor(max_workers=jobs) as pool,
-        tqdm(total=len(todo), unit="submission", desc="grading", file=sys.stderr) as progress,
-    ):
-        futures = {pool.submit(grade_one, e, out, parts, options, threads, timeout): e for e in todo}
-        for future in as_completed(futures):
-            results = future.result()
-            status = results["extra_data"]["status"]
-            statuses[status] = statuses.get(status, 0) + 1
-            progress.set_postfix_str(f"{futures[future].student}: {results['score']:g} ({status})")
-            progress.update()
+    remove_stale_roots()
+    temp_root = Path(tempfile.mkdtemp(prefix=f"autograder-batch-{os.getpid()}-"))
+    try:
+        with (
+            ThreadPoolExecutor(max_workers=jobs) as pool,
+            tqdm(total=len(todo), unit="submission", desc="grading", file=sys.stderr) as progress,
+        ):
+            futures = {pool.submit(grade_one, e, out, parts, options, threads, timeout, temp_root): e for e in todo}
+            for future in as_completed(futures):
+                entry = futures[future]
+                try:
+                    results = future.result()
+                    status, score = str(results["extra_data"]["status"]), float(results["score"])
+                except Exception as error:  # the batch's own failure, or a results.json not the kit's: this one only
+                    grader_error(entry, out, parts, f"the batch failed to grade it ({error!r})")
+                    status, score = GRADER_ERROR, 0.0
+                statuses[status] = statuses.get(status, 0) + 1
+                progress.set_postfix_str(f"{entry.student}: {score:g} ({status})")
+                progress.update()
+    finally:
+        remove_tree(temp_root)
     return statuses
+
+
+def remove_stale_roots() -> None:
+    """Remove the temporary directories of this user's batches that were killed (their process is gone)."""
+    for root in Path(tempfile.gettempdir()).glob("autograder-batch-*-*"):
+        pid = root.name.split("-")[2]
+        with contextlib.suppress(OSError):
+            info = root.lstat()
+            if pid.isdigit() and stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not _running(int(pid)):
+                remove_tree(root)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists (of any user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        pass
+    return True
+
+
+def remove_tree(path: Path) -> None:
+    """Remove ``path`` and all it holds, never following a link, also folders a student's code made read-only.
+
+    Those are made writable again only when the batch is not root: root needs no permission to remove them,
+    and a permission it changed could, through a link a dying process swapped in, be a file's outside."""
+    shutil.rmtree(path, ignore_errors=True)
+    if not os.path.lexists(path) or os.geteuid() == 0:
+        return
+    folders = [path]
+    while folders:
+        folder = folders.pop()
+        if folder.is_dir() and not folder.is_symlink():
+            with contextlib.suppress(OSError):
+                folder.chmod(0o700)
+                folders += folder.iterdir()
+    shutil.rmtree(path, ignore_errors=True)

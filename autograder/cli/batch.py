@@ -36,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.submissions.is_dir():
         print(f"error: {args.submissions} is not a directory of submissions", file=sys.stderr)
         return 2
+    if args.out.resolve().is_relative_to(args.submissions.resolve()):
+        print(f"error: --out {args.out} is inside {args.submissions}: its folders would be taken for students; "
+              "write the results elsewhere", file=sys.stderr)  # fmt: skip
+        return 2
     if args.jobs < 1:
         print("error: --jobs must be at least 1", file=sys.stderr)
         return 2

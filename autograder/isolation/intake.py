@@ -11,6 +11,18 @@ only, and only what is safe and small:
 
 Every skip becomes a note for the student's report. A submission with nothing to grade (an empty
 or corrupt zip, no part module anywhere) gets a ``problem`` saying what was expected instead.
+
+A submission over a cap is refused whole, with a ``problem`` and nothing staged: more than
+:data:`MAX_ENTRIES` files and folders (a zip's members, or what a directory holds outside
+``.git`` and the like), or a zip whose members declare more than :data:`MAX_DECLARED_BYTES` in all.
+Both are checked before anything is extracted or copied, and a zip's own end record is checked
+before its list of members is even read (:data:`MAX_DIRECTORY_BYTES`), so a zip of millions of
+empty members costs a few reads. Refused rather than staged up to the cap, because which files
+come first in a zip is up to the tool that made it: staging "the first 10,000" would grade some
+such hand-ins and not others, by chance, while every honest assignment is far below the caps (a
+few dozen files), and the message says what to hand in instead (the ``diffusion/`` folder, without
+data, a virtual environment or ``.git``).
+
 The ``fingerprint`` of the submission as handed in lets a batch tell whether it changed.
 """
 
@@ -18,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import shutil
 import stat
@@ -32,6 +45,16 @@ from autograder.parts import PART_NAMES
 MAX_FILE_BYTES = 1 << 20
 """A part module is a few KiB; a file over 1 MiB is not source code and is skipped."""
 MAX_TOTAL_BYTES = 16 << 20
+MAX_ENTRIES = 10_000
+"""Files and folders a submission may hold: a few dozen make an assignment; more than this is a
+virtual environment, a dataset or a zip made to exhaust the grader."""
+MAX_DECLARED_BYTES = 1 << 30
+"""What a zip's members may declare in all once unpacked: a checkpoint zipped by mistake is below it (and
+skipped with a note), a zip bomb far above."""
+MAX_DIRECTORY_BYTES = MAX_ENTRIES * 512
+"""What a zip's end record may declare as the size of its list of members (512 bytes a member: a 46-byte
+record, its name and extra fields), read before that list: whatever count the record claims, this bounds
+what :class:`zipfile.ZipFile` parses."""
 MAX_DEPTH = 3
 """How many folders down the part modules may be (``alice/diffusion/forward.py`` is two)."""
 JUNK = ("__MACOSX", "__pycache__", ".DS_Store", ".git")
@@ -83,10 +106,8 @@ def stage(sources: Sequence[Path], dest: Path) -> Staged:
     missing = [str(s) for s in sources if not s.exists() and not s.is_symlink()]
     if missing:
         return Staged(None, (), f"{', '.join(missing)} does not exist")
-    if len(sources) == 1 and sources[0].is_dir():
-        copier.directory(sources[0])
-    elif len(sources) == 1 and sources[0].suffix.lower() == ".zip":
-        problem = copier.archive(sources[0])
+    if len(sources) == 1 and (sources[0].is_dir() or sources[0].suffix.lower() == ".zip"):
+        problem = copier.directory(sources[0]) if sources[0].is_dir() else copier.archive(sources[0])
         if problem:
             return Staged(None, tuple(copier.notes), problem)
     elif all(s.suffix == ".py" for s in sources):
@@ -145,24 +166,52 @@ class _Copier:
         if self._admit(name, source.stat().st_size):
             shutil.copyfile(source, self._target(name))
 
-    def directory(self, root: Path) -> None:
-        for folder, dirs, files in os.walk(root):  # never follows links to directories
-            here = Path(folder)
-            for name in sorted(dirs):
-                if (here / name).is_symlink():
-                    self.notes.append(f"skipped {(here / name).relative_to(root)}: a link (links are not followed)")
-            dirs[:] = sorted(d for d in dirs if d not in JUNK and not (here / d).is_symlink())
-            for name in sorted(files):
-                path = here / name
-                self.file(path, PurePosixPath(path.relative_to(root).as_posix()))
+    def directory(self, root: Path) -> str | None:
+        """Copy the safe files under ``root``; a problem, and nothing copied, when it holds more than
+        :data:`MAX_ENTRIES` files and folders. Links to folders are not followed (a note each)."""
+        files: list[Path] = []
+        folders, seen = [root], 0
+        while folders:  # depth first, each folder's files before its folders, as os.walk; no recursion
+            here = folders.pop()
+            try:
+                with os.scandir(here) as listing:  # read no more than the cap allows, however large the folder
+                    children = sorted(itertools.islice(listing, MAX_ENTRIES + 1 - seen), key=lambda c: c.name)
+            except OSError as error:
+                self.notes.append(f"skipped {here.relative_to(root)}/: it cannot be read ({error.strerror})")
+                continue
+            seen += len(children)
+            if seen > MAX_ENTRIES:
+                return _too_many(root.name, f"more than {MAX_ENTRIES:,} files and folders")
+            subfolders = []
+            for child in children:
+                path = Path(child.path)
+                if child.is_dir(follow_symlinks=False):
+                    subfolders += [] if child.name in JUNK else [path]
+                elif child.is_symlink() and path.is_dir():
+                    self.notes.append(f"skipped {path.relative_to(root)}: a link (links are not followed)")
+                else:
+                    files.append(path)
+            folders += reversed(subfolders)
+        for path in files:
+            self.file(path, PurePosixPath(path.relative_to(root).as_posix()))
+        return None
 
     def archive(self, path: Path) -> str | None:
-        """Extract the safe members of a zip; a problem if it is not a zip or holds no file."""
+        """Extract the safe members of a zip; a problem if it is not a zip, holds no file or is over a cap
+        (then nothing is extracted)."""
         try:
+            declared = _declared_directory(path)
+            if declared is not None and (declared[0] > MAX_ENTRIES or declared[1] > MAX_DIRECTORY_BYTES):
+                return _too_many(path.name, f"more than {MAX_ENTRIES:,} members")
             with zipfile.ZipFile(path) as archive:
+                if len(archive.infolist()) > MAX_ENTRIES:  # an end record that understated the count
+                    return _too_many(path.name, f"{len(archive.infolist()):,} members")
                 members = [m for m in archive.infolist() if not m.is_dir()]
                 if not members:
                     return f"{path.name} is an empty zip: zip the diffusion/ folder (or its .py files) and hand it in"
+                size = sum(m.file_size for m in members)
+                if size > MAX_DECLARED_BYTES:
+                    return _too_many(path.name, f"members that unpack to {size / 2**30:,.1f} GiB")
                 for member in members:
                     self._member(archive, member)
         except UNREADABLE as error:
@@ -182,6 +231,26 @@ class _Copier:
             # zipfile reads no more than the stated size and then checks the CRC: a header that lies about
             # the size (a zip bomb) makes the zip unreadable instead of filling the disk.
             self._target(name).write_bytes(archive.read(member))
+
+
+def _too_many(name: str, what: str) -> str:
+    """The problem of a submission over a cap: what it holds, the caps, and what to hand in instead."""
+    return (
+        f"{name} holds {what}: a submission may hold at most {MAX_ENTRIES:,} files and folders, "
+        f"{MAX_DECLARED_BYTES >> 30} GiB once unpacked. Hand in the diffusion/ folder alone (no data, virtual "
+        "environment or .git), zipped or not"
+    )
+
+
+def _declared_directory(path: Path) -> tuple[int, int] | None:
+    """How many members the zip at ``path`` declares in its end record and the size of their list, read with
+    the very function :class:`zipfile.ZipFile` reads them with (Zip64 too); ``None`` when there is none."""
+    find = getattr(zipfile, "_EndRecData", None)
+    if find is None:  # a later Python: the count is still checked once zipfile has read the list
+        return None
+    with path.open("rb") as handle:
+        record = find(handle)
+    return None if not record else (record[zipfile._ECD_ENTRIES_TOTAL], record[zipfile._ECD_SIZE])
 
 
 def find_package(root: Path) -> Path:

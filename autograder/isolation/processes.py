@@ -160,8 +160,8 @@ class Zygote:
             return None
 
     def close(self) -> None:
-        """Kill the zygote and with it every worker (its process group; bubblewrap's PID namespace; every
-        process left in its control group, a daemon that left the process group included)."""
+        """Kill the zygote and with it every worker (its process group, their parent-death signal; bubblewrap's
+        PID namespace; every process left in its control group, a daemon that left the process group included)."""
         if self.closed:
             return
         self.closed = True

@@ -24,6 +24,7 @@ autograd cannot cross the channel, so gradients are taken where the student's fu
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import json
 import os
@@ -40,6 +41,7 @@ from autograder.sandbox.calls import resolve, same_bits, student_frame, with_gra
 from autograder.sandbox.channel import ChannelError, Codec, read_message, write_message
 from autograder.sandbox.limits import Limits, apply_limits
 
+PR_SET_PDEATHSIG = 1
 WHOLE = "*"
 """The part name that loads the whole package (a harness run of the student's pipeline)."""
 
@@ -210,9 +212,11 @@ def zygote() -> None:
             return  # the grader is gone
         request = json.loads(message)
         if request["op"] == "spawn":
+            zygote_pid = os.getpid()
             pid = os.fork()
             if pid == 0:
                 control.close()
+                _die_with(zygote_pid)
                 _serve_forked(fds, request)
             for fd in fds:
                 os.close(fd)
@@ -230,6 +234,18 @@ def _stop(pid: int) -> int:
         return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     except ChildProcessError:
         return -signal.SIGKILL
+
+
+def _die_with(parent: int) -> None:
+    """In a freshly forked worker: be killed when the zygote ``parent`` dies (Linux), or end now if it already has.
+
+    The zygote dies with the grader; in bubblewrap the PID namespace then ends every worker, but outside it a
+    worker (in a session of its own) would outlive them both, running the student's code on.
+    """
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _serve_forked(fds: list[int], request: dict[str, Any]) -> None:

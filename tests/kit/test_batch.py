@@ -7,6 +7,8 @@ must get a clear message, its other part graded, and the good submission its ful
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import csv
 import json
 import os
@@ -20,6 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from autograder import batch as batch_engine
+from autograder.batch import entries, gradebook
+from autograder.cli import batch as cli_batch
 from autograder.isolation.intake import MAX_FILE_BYTES
 from autograder.isolation.launcher import isolation
 from autograder.parts import PART_BY_NAME
@@ -45,6 +50,24 @@ def with_forward(folder: Path, source: str | bytes | None) -> Path:
     else:
         forward.write_bytes(source.encode() if isinstance(source, str) else source)
     return folder
+
+
+KILL_THE_GRADER = """
+import os
+zygote = os.getppid()
+with open(f"/proc/{zygote}/stat") as stat:
+    grader = int(stat.read().rsplit(")", 1)[1].split()[1])
+for pid in (grader, zygote):
+    if pid > 1:
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+os._exit(0)
+"""
+"""At import: kill the zygote that forked this worker, and the process that started the zygote. Outside
+bubblewrap that is the grader, which runs as the same user; inside, it is bubblewrap's init (PID 1 of the
+sandbox's PID namespace), and the grader is not even visible."""
 
 
 def zip_of(folder: Path, path: Path, extra: dict[str, bytes] | None = None, link: str | None = None) -> Path:
@@ -95,12 +118,12 @@ BROKEN = {
         FULL,
         ["'../../evil.py' in the zip: a path outside the submission", "symbolic link"],
     ),
-    # Outside bubblewrap the worker runs as the grader's user and can kill it: a grader error, the batch goes on.
-    "kills-its-grader": (
-        lambda d: with_forward(d, REFERENCE_FORWARD + "\nimport os\nos.kill(os.getppid(), 9)\nos._exit(0)\n"),
-        SCHEDULES,
-        [],
-    ),
+    # Kills its parent (the zygote) and the zygote's parent (the grader) where it can: see the test below.
+    "kills-its-grader": (lambda d: with_forward(d, REFERENCE_FORWARD + KILL_THE_GRADER), SCHEDULES, []),
+    # A name the batch's own files had: its results go to students/gradebook.csv/, the gradebook stays whole.
+    "gradebook.csv": (reference, FULL, []),
+    # A formula for an id: the gradebook escapes it, and the notes, which start with the zip's name.
+    "=SUM(1+1)": (lambda d: zip_of(d.mkdir() or d, d.with_suffix(".zip")), 0, ["empty zip"]),
     "good": (reference, FULL, []),
     "good-zip": (lambda d: zip_of(reference(d), d.with_suffix(".zip")), FULL, []),
 }
@@ -117,72 +140,183 @@ def finished(process: subprocess.Popen) -> str:
     return output
 
 
+def cell(text: str) -> str:
+    """``text`` as the gradebook writes it: a formula is escaped with a ``'``."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r", "\uff1d") else text
+
+
 def rows(out: Path) -> dict[str, dict[str, str]]:
-    with (out / "gradebook.csv").open(encoding="utf-8") as handle:
+    with (out / "gradebook.csv").open(encoding="utf-8", newline="") as handle:
         return {row["student"]: row for row in csv.DictReader(handle)}
 
 
+def temporary(temp: Path) -> dict[str, str]:
+    """The environment of a batch whose temporary files all go to ``temp``."""
+    return {**os.environ, "TMPDIR": str(temp)}
+
+
+def processes_using(temp: Path) -> list[str]:
+    """The command lines that name ``temp`` (a grader, its zygote or bubblewrap, a fallback worker)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            command = cmdline.read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+            found += [command] if str(temp) in command else []
+    return found
+
+
 @pytest.fixture(scope="module")
-def graded_class(tmp_path_factory) -> tuple[Path, Path]:
+def graded_class(tmp_path_factory) -> tuple[Path, Path, Path]:
     submissions = tmp_path_factory.mktemp("class")
     for student, (build, _, _) in BROKEN.items():
         build(submissions / student)
     out = tmp_path_factory.mktemp("out")
-    finished(batch(submissions, out, "--jobs", "2"))
-    return submissions, out
+    temp = tmp_path_factory.mktemp("tmp")
+    finished(batch(submissions, out, "--jobs", "2", env=temporary(temp)))
+    return submissions, out, temp
 
 
 @pytest.mark.parametrize("student", list(BROKEN))
 def test_each_submission_gets_what_it_earns_and_a_clear_message(graded_class, student):
-    _, out = graded_class
+    _, out, _ = graded_class
     _, ceiling, messages = BROKEN[student]
-    results = json.loads((out / student / "results.json").read_text(encoding="utf-8"))
+    results = json.loads((out / "students" / student / "results.json").read_text(encoding="utf-8"))
     text = json.dumps(results, ensure_ascii=False)
     assert results["score"] <= ceiling
     for message in messages:
         assert message in text, f"{student}: {message!r} not in its results"
-    row = rows(out)[student]
+    row = rows(out)[cell(student)]
     assert float(row["total"]) == results["score"]
-    if student.startswith("good") or student == "zip-slip":
+    if student.startswith(("good", "gradebook")) or student == "zip-slip":
         assert results["score"] == FULL and row["status"] == "graded"
     elif student == "kills-its-grader" and not isolation().sandboxed:
-        assert row["status"] == "grader error" and "grader.log" in row["notes"]
-    elif student != "empty-zip":
+        # Same user as the grader: it dies; the batch reports a grader error with its log and goes on.
+        assert row["status"] == "grader error" and "exit code -9 (its log: grader.log)" in row["notes"]
+    elif student == "kills-its-grader":
+        # Only the zygote could be killed: the import of forward.py failed, the grader started another for the rest.
+        assert row["status"] == "graded" and float(row["schedules"]) == SCHEDULES and float(row["forward"]) == 0
+        assert "forward.py could not be imported: WorkerDied" in text
+    elif ceiling:
         assert float(row["schedules"]) == SCHEDULES, "the part the submission can still be graded on was not graded"
     else:
         assert row["status"] == "not graded" and "empty zip" in row["notes"]
+        assert row["notes"].startswith(cell(f"{student}.zip is an empty zip"))
 
 
-def test_the_gradebook_lists_every_student_once_and_nothing_is_left_half_written(graded_class):
-    _, out = graded_class
-    assert sorted(rows(out)) == sorted(BROKEN)
+def test_the_gradebook_lists_every_student_once_and_nothing_is_left_half_written_or_behind(graded_class):
+    _, out, temp = graded_class
+    assert sorted(rows(out)) == sorted(map(cell, BROKEN))
     assert not list(out.rglob("*.tmp"))
+    assert not list(temp.iterdir()), "the batch left temporary files behind"
 
 
 def test_a_second_batch_gives_the_same_gradebook_and_a_third_grades_nothing(graded_class, tmp_path):
-    submissions, out = graded_class
+    submissions, out, _ = graded_class
     again = tmp_path / "again"
     finished(batch(submissions, again, "--jobs", "1"))
     assert (again / "gradebook.csv").read_text() == (out / "gradebook.csv").read_text()
+    retried = sum(row["status"] == "grader error" for row in rows(again).values())  # kills-its-grader, unsandboxed
+    assert retried == (0 if isolation().sandboxed else 1)
     output = finished(batch(submissions, again))
-    assert f"{len(BROKEN)} already graded" in output and "nothing to grade" in output
+    assert f"{len(BROKEN) - retried} already graded" in output
+    assert "nothing to grade" in output if not retried else f"this run: {retried} grader error" in output
 
 
 def test_a_batch_killed_half_way_resumes_and_ends_with_every_result_once(tmp_path):
     submissions = tmp_path / "class"
     for number in range(4):
         reference(submissions / f"student{number}")
-    out = tmp_path / "out"
-    process = batch(submissions, out, start_new_session=True)
+    out, temp = tmp_path / "out", tmp_path / "tmp"
+    temp.mkdir()
+    process = batch(submissions, out, start_new_session=True, env=temporary(temp))
     deadline = time.monotonic() + 300
-    while not list(out.glob("*/results.json")) and time.monotonic() < deadline:
+    while not list(out.glob("students/*/results.json")) and time.monotonic() < deadline:
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    done = len(list(out.glob("*/results.json")))
+    done = len(list(out.glob("students/*/results.json")))
     assert 1 <= done < 4, "the kill did not land half-way"
-    output = finished(batch(submissions, out))
+    assert [root.name.split("-")[2] for root in temp.iterdir()] == [str(process.pid)]  # nothing could remove it
+    output = finished(batch(submissions, out, env=temporary(temp)))
     assert f"{done} already graded" in output
-    assert sorted(p.parent.name for p in out.glob("*/results.json")) == [f"student{n}" for n in range(4)]
+    assert sorted(p.parent.name for p in out.glob("students/*/results.json")) == [f"student{n}" for n in range(4)]
     assert all(row["total"] == str(FULL) for row in rows(out).values()) and len(rows(out)) == 4
     assert not list(out.rglob("*.tmp"))
+    assert not list(temp.iterdir()), "the killed batch's temporary files are still there"
+
+
+def test_every_entry_gets_an_id_of_its_own(tmp_path):
+    for name in ("bob", "bob.zip", "bob.zip.zip", "carol.ZIP", "gradebook.csv", ".hidden"):
+        (tmp_path / name).mkdir()
+    students = [entry.student for entry in entries(tmp_path)]
+    assert sorted(students) == ["bob", "bob.zip", "bob.zip.zip", "carol", "gradebook.csv"]
+
+
+def test_a_batch_writing_inside_its_submissions_is_refused(tmp_path, capsys):
+    reference(tmp_path / "class" / "alice")
+    args = argparse.Namespace(submissions=tmp_path / "class", out=tmp_path / "class" / "results", jobs=1)
+    assert cli_batch.run(args) == 2
+    assert "would be taken for students" in capsys.readouterr().err
+    assert not (tmp_path / "class" / "results").exists()
+
+
+def test_the_gradebook_escapes_what_a_spreadsheet_would_run(tmp_path):
+    students = ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "\uff1dx", "alice", "bob\r=1+1"]
+    for number, student in enumerate(students):
+        extra = {"status": "not graded", "problem": f"{student}.zip is an empty zip", "notes": ["=note"], "parts": []}
+        (tmp_path / "out" / "students" / student).mkdir(parents=True)
+        results = {"score": 0, "tests": [], "extra_data": extra}
+        (tmp_path / "out" / "students" / student / "results.json").write_text(json.dumps(results))
+        (tmp_path / "class" / (student if number % 2 else f"{student}.zip")).mkdir(parents=True)
+    gradebook(entries(tmp_path / "class"), tmp_path / "out")
+    table = rows(tmp_path / "out")
+    assert sorted(table) == sorted(cell(student) for student in students[:-2]) + ["alice", "bob\r=1+1"]
+    assert (tmp_path / "out" / "gradebook.csv").read_bytes().count(b"\r\n") == len(students) + 1, "a cell broke a row"
+    for student, row in table.items():
+        assert row["notes"] == f"{student}.zip is an empty zip | =note", "the notes were not escaped"
+        assert row["status"] == "not graded"
+
+
+def test_a_grader_killed_at_the_timeout_leaves_nothing_behind(tmp_path):
+    with_forward(tmp_path / "class" / "sleeper", REFERENCE_FORWARD + "\nimport time\nwhile True:\n    time.sleep(60)\n")
+    temp, out = tmp_path / "tmp", tmp_path / "out"
+    temp.mkdir()
+    process = batch(tmp_path / "class", out, "--timeout", "25", env=temporary(temp))
+    seen: set[str] = set()
+    while process.poll() is None:  # what the grader made while it ran: its staging, its worker's scratch
+        seen |= {p.name.split("-")[1] for p in temp.glob("autograder-batch-*/grader-*/autograder-*")}
+        time.sleep(0.2)
+    finished(process)
+    assert seen == {"submission", "worker"}, "the grader was killed before it had staged the submission"
+    results = json.loads((out / "students" / "sleeper" / "results.json").read_text(encoding="utf-8"))
+    assert results["extra_data"]["status"] == "grader error" and "did not finish within 25 s" in results["output"]
+    assert not list(temp.iterdir()), "the killed grader's temporary files are still there"
+    deadline = time.monotonic() + 10
+    while processes_using(temp) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not processes_using(temp), "a process of the killed grader still runs"
+
+
+def test_a_failure_of_the_batch_itself_costs_one_student_only(tmp_path, monkeypatch):
+    for student in ("alice", "bob", "carol"):
+        (tmp_path / "class" / student).mkdir(parents=True)
+    out, students = tmp_path / "out", entries(tmp_path / "class")
+
+    def grade_one(entry, out, parts, *_):
+        if entry.student == "bob":
+            raise OSError(28, "No space left on device")
+        if entry.student == "carol":
+            return {"score": "a results.json some process rewrote"}
+        return batch_engine.grader_error(entry, out, parts, "graded by the test")
+
+    def fingerprint(sources):
+        raise RecursionError("a submission nested too deep to read")
+
+    monkeypatch.setattr(batch_engine, "grade_one", grade_one)
+    monkeypatch.setattr(batch_engine.intake, "fingerprint", fingerprint)
+    statuses = batch_engine.grade_all(students, out, PARTS, [], jobs=2, timeout=60)
+    assert statuses == {"grader error": 3}
+    assert not any(batch_engine.is_done(entry, out, PARTS) for entry in students)
+    batch_engine.gradebook(students, out)
+    assert "No space left on device" in rows(out)["bob"]["notes"] and len(rows(out)) == 3
+    assert "the batch failed to grade it (KeyError" in rows(out)["carol"]["notes"]

@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import stat
 import struct
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from autograder.isolation.intake import MAX_FILE_BYTES, fingerprint, stage
+from autograder.isolation.intake import MAX_DECLARED_BYTES, MAX_ENTRIES, MAX_FILE_BYTES, fingerprint, stage
 from tests.plugin import ROOT
 
 SOLUTIONS = ROOT / "solutions" / "diffusion"
@@ -107,6 +108,73 @@ def test_a_zip_member_larger_than_it_claims_makes_the_zip_unreadable(tmp_path):
     staged = stage([archive], tmp_path / "stage")
     assert staged.package is None and "not a readable zip" in staged.problem
     assert sum(p.stat().st_size for p in (tmp_path / "stage").rglob("*") if p.is_file()) <= 10
+
+
+def many_empty_members(path: Path, count: int) -> Path:
+    """A zip of the reference's ``forward.py`` and ``count`` − 1 empty members."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("diffusion/forward.py", (SOLUTIONS / "forward.py").read_bytes())
+        for number in range(count - 1):
+            archive.writestr(f"diffusion/empty/{number}.txt", b"")
+    return path
+
+
+def end_record(raw: bytearray) -> int:
+    """Where the end record of the central directory starts in a zip's bytes."""
+    return raw.rfind(b"PK\x05\x06")
+
+
+def test_a_zip_of_too_many_members_is_refused_before_anything_is_extracted(tmp_path):
+    archive = many_empty_members(tmp_path / "many.zip", MAX_ENTRIES + 1)
+    start = time.perf_counter()
+    staged = stage([archive], tmp_path / "stage")
+    assert time.perf_counter() - start < 1.0
+    assert staged.package is None and f"many.zip holds more than {MAX_ENTRIES:,} members" in staged.problem
+    assert "Hand in the diffusion/ folder alone" in staged.problem
+    assert not any((tmp_path / "stage").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [(10, 1, f"holds {MAX_ENTRIES + 1:,} members"), (12, 1 << 30, f"holds more than {MAX_ENTRIES:,} members")],
+    ids=["count-understated", "huge-member-list"],
+)
+def test_a_zip_whose_end_record_lies_is_still_refused(tmp_path, field, value, expected):
+    archive = many_empty_members(tmp_path / "liar.zip", MAX_ENTRIES + 1)
+    raw = bytearray(archive.read_bytes())
+    if field == 10:  # the count of members: on this disk and in all
+        struct.pack_into("<HH", raw, end_record(raw) + 8, value, value)
+    else:  # the size of the list of members
+        struct.pack_into("<I", raw, end_record(raw) + field, value)
+    archive.write_bytes(bytes(raw))
+    staged = stage([archive], tmp_path / "stage")
+    assert staged.package is None and expected in staged.problem
+    assert not any((tmp_path / "stage").iterdir())
+
+
+def test_a_zip_declaring_gigabytes_is_refused_before_anything_is_extracted(tmp_path):
+    archive = zipped(tmp_path / "bomb.zip", {"diffusion/forward.py": b"x = 1\n", "diffusion/data.bin": b"0" * 64})
+    raw = bytearray(archive.read_bytes())
+    central = raw.find(b"PK\x01\x02", raw.find(b"PK\x01\x02") + 1)  # data.bin's entry in the list of members
+    struct.pack_into("<I", raw, central + 24, MAX_DECLARED_BYTES + 1)  # its size once unpacked
+    archive.write_bytes(bytes(raw))
+    staged = stage([archive], tmp_path / "stage")
+    assert staged.package is None and "members that unpack to 1.0 GiB" in staged.problem
+    assert not any((tmp_path / "stage").iterdir())
+
+
+def test_a_directory_of_too_many_files_is_refused_before_anything_is_copied(tmp_path):
+    hand_in = package(tmp_path / "alice" / "diffusion", "forward")
+    for number in range(MAX_ENTRIES):
+        (hand_in / "empty" / str(number)).mkdir(parents=True)
+    (tmp_path / "alice" / ".git" / "objects").mkdir(parents=True)  # what .git holds is left out, and not counted
+    staged = stage([tmp_path / "alice"], tmp_path / "stage")
+    assert staged.package is None and f"alice holds more than {MAX_ENTRIES:,} files and folders" in staged.problem
+    assert not any((tmp_path / "stage").iterdir())
+    for number in range(4):  # diffusion/, forward.py, empty/ and .git/ make the count MAX_ENTRIES again
+        (hand_in / "empty" / str(number)).rmdir()
+    staged = stage([tmp_path / "alice"], tmp_path / "stage")
+    assert staged.problem is None and (staged.package / "forward.py").is_file()
 
 
 def test_non_utf8_part_files_get_a_note_naming_the_byte(tmp_path):
