@@ -57,7 +57,17 @@ record, its name and extra fields), read before that list: whatever count the re
 what :class:`zipfile.ZipFile` parses."""
 MAX_DEPTH = 3
 """How many folders down the part modules may be (``alice/diffusion/forward.py`` is two)."""
-JUNK = ("__MACOSX", "__pycache__", ".DS_Store", ".git")
+JUNK = (
+    "__MACOSX", "__pycache__", ".DS_Store", ".git", ".hg", ".svn",
+    ".venv", "venv", ".env", "env", ".conda", "site-packages", "node_modules",
+    "build", "dist", ".eggs", ".tox", ".nox", ".ipynb_checkpoints",
+    ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache", ".cache", ".idea", ".vscode",
+)  # fmt: skip
+"""Folders and files left out silently, before anything is counted: metadata, version control, virtual
+environments, installed packages, build output and caches (a student's whole project folder stages as its
+``diffusion/`` and the few files beside it). A ``*.egg-info`` folder too."""
+MAX_NOTES = 20
+"""Notes kept per submission; the rest are counted in one last note."""
 UNREADABLE = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError, NotImplementedError)
 
 
@@ -122,8 +132,8 @@ def stage(sources: Sequence[Path], dest: Path) -> Staged:
     try:
         package = find_package(dest)
     except FileNotFoundError as error:
-        return Staged(None, tuple(copier.notes), f"{error}; found {copier.summary()}")
-    return Staged(package, tuple(copier.notes + _encoding_notes(package)), None)
+        return Staged(None, _capped(copier.notes), f"{error}; found {copier.summary()}")
+    return Staged(package, _capped(copier.notes + _encoding_notes(package)), None)
 
 
 class _Copier:
@@ -142,7 +152,7 @@ class _Copier:
         return f"{len(self.copied)} file(s): {shown}{', ...' if len(self.copied) > 8 else ''}"
 
     def _admit(self, name: PurePosixPath, size: int) -> bool:
-        if any(part in JUNK or part.startswith("._") for part in name.parts):
+        if any(_junk(part) for part in name.parts):
             return False
         if size > MAX_FILE_BYTES:
             self.notes.append(f"skipped {name}: {size / 2**20:.1f} MiB is too large (the limit is 1 MiB a file)")
@@ -186,7 +196,7 @@ class _Copier:
             for child in children:
                 path = Path(child.path)
                 if child.is_dir(follow_symlinks=False):
-                    subfolders += [] if child.name in JUNK else [path]
+                    subfolders += [] if _junk(child.name) else [path]
                 elif child.is_symlink() and path.is_dir():
                     self.notes.append(f"skipped {path.relative_to(root)}: a link (links are not followed)")
                 else:
@@ -231,6 +241,18 @@ class _Copier:
             # zipfile reads no more than the stated size and then checks the CRC: a header that lies about
             # the size (a zip bomb) makes the zip unreadable instead of filling the disk.
             self._target(name).write_bytes(archive.read(member))
+
+
+def _junk(name: str) -> bool:
+    """Whether a file or folder called ``name`` is left out (see :data:`JUNK`)."""
+    return name in JUNK or name.startswith("._") or name.endswith(".egg-info")
+
+
+def _capped(notes: list[str]) -> tuple[str, ...]:
+    """At most :data:`MAX_NOTES` notes, the rest counted in the last one."""
+    if len(notes) <= MAX_NOTES:
+        return tuple(notes)
+    return (*notes[: MAX_NOTES - 1], f"... and {len(notes) - MAX_NOTES + 1} more files skipped")
 
 
 def _too_many(name: str, what: str) -> str:

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from autograder.isolation.intake import MAX_DECLARED_BYTES, MAX_ENTRIES, MAX_FILE_BYTES, fingerprint, stage
+from autograder.isolation.intake import (
+    MAX_DECLARED_BYTES,
+    MAX_ENTRIES,
+    MAX_FILE_BYTES,
+    MAX_NOTES,
+    fingerprint,
+    stage,
+)
 from tests.plugin import ROOT
 
 SOLUTIONS = ROOT / "solutions" / "diffusion"
@@ -212,3 +219,29 @@ def test_the_fingerprint_follows_the_content_not_the_place(tmp_path):
     assert fingerprint([first]) != fingerprint([second])
     (second / "forward.py").rename(second / "forward2.py")
     assert fingerprint([second]) != fingerprint([first])
+
+
+def test_a_whole_project_folder_stages_its_package_and_skips_environments_and_caches(tmp_path):
+    """A student hands in their whole project: a virtual environment of more files than the cap, .git,
+    node_modules, caches and egg-info are left out before anything is counted, silently."""
+    project = tmp_path / "alice"
+    package(project / "assignments" / "diffusion", "schedules", "forward")
+    venv = project / ".venv" / "lib" / "python3.11" / "site-packages" / "torch"
+    venv.mkdir(parents=True)
+    for i in range(MAX_ENTRIES + 10):
+        (venv / f"m{i}.py").write_bytes(b"x = 1\n")
+    for junk in (".git", "node_modules", ".pytest_cache", "diffusion_kit.egg-info", "build"):
+        (project / junk).mkdir()
+        written(project / junk / "big.bin", b"0" * (MAX_FILE_BYTES + 1))
+    staged = stage([project], tmp_path / "staged")
+    assert staged.problem is None and staged.package is not None
+    assert staged.package.name == "diffusion" and (staged.package / "forward.py").is_file()
+    assert staged.notes == ()
+
+
+def test_notes_are_capped_and_the_rest_counted(tmp_path):
+    folder = package(tmp_path / "bob" / "diffusion", "schedules")
+    for i in range(50):
+        written(folder / f"data{i}.bin", b"0" * (MAX_FILE_BYTES + 1))
+    staged = stage([tmp_path / "bob"], tmp_path / "staged")
+    assert len(staged.notes) == MAX_NOTES and staged.notes[-1] == f"... and {50 - MAX_NOTES + 1} more files skipped"
