@@ -55,12 +55,14 @@ def call(
     wrt: Sequence[int] | None = None,
     cotangent: torch.Tensor | None = None,
     backward: bool = False,
+    label: str | None = None,
 ) -> Any:
     """Run ``name(*args, **kwargs)`` in ``worker`` (a method of a fresh ``instance``; with its gradients
     with respect to the arguments ``wrt``, see :func:`autograder.sandbox.calls.with_gradients`); serve its
     callbacks and reference calls meanwhile. With ``backward``, the answer is a tensor attached to the
-    graph of what the callbacks returned (:func:`attach`)."""
-    label = name if instance is None else f"{instance.cls}.{name}"
+    graph of what the callbacks returned (:func:`attach`). ``label`` names the function in errors (default ``name``,
+    or ``Class.name`` for a method)."""
+    label = label or (name if instance is None else f"{instance.cls}.{name}")
     request = {"name": name, "wrt": None if wrt is None else list(wrt), "backward": backward}
     payload = {"instance": None if instance is None else instance.as_dict(), "cotangent": cotangent}
     conversation = _Call(worker, label, reference, record=backward)

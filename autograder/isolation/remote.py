@@ -188,7 +188,9 @@ class RemoteSubmission:
             raise self.stopped[part]
         worker = self._worker(part)
         try:
-            return calls.call(worker, self._named(part, name), args, kwargs, self._reference_for(part), **options)
+            named, reference = self._named(part, name), self._reference_for(part)
+            label = None if named == name else name  # a whole-package call is named by its function only
+            return calls.call(worker, named, args, kwargs, reference, label=label, **options)
         except StudentError as error:
             if worker.killed:
                 self.stopped[part] = error
