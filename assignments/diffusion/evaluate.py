@@ -25,6 +25,10 @@ With ``latent=True`` (images only) the plan is latent diffusion (Rombach et al. 
 DDIM only with η = 0), which decodes its latents into images.
 
 A sampler that fails is reported by name and the others still run; a failed training run stops the plan.
+
+Every function of your parts that a plan calls is looked up in ``parts`` (default :data:`PACKAGE_PARTS`: your
+modules); the grader passes its own namespace, whose functions run your code in its sandbox while it keeps the
+data, the model, the optimiser and the clock.
 """
 
 from __future__ import annotations
@@ -34,12 +38,13 @@ import traceback
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from diffusion import PARTS, ddim, ddpm, guidance, latent, schedules
+from diffusion import PARTS, ddim, ddpm, guidance, latent, losses, schedules
 from diffusion.data import load_dataset
 from diffusion.mlp import MLPDenoiser
 from diffusion.runtime import default_device, timed
@@ -51,6 +56,11 @@ from diffusion.vae_training import VAETrainConfig, train_vae
 
 Report = dict[str, Any]
 """What :func:`run_plan` returns (its docstring lists the keys)."""
+PACKAGE_PARTS = SimpleNamespace(schedules=schedules, losses=losses, guidance=guidance, ddpm=ddpm, ddim=ddim)
+"""Where a plan finds the functions of your parts it calls: ``parts.schedules.linear_betas``,
+``cosine_betas`` and ``make_schedule``, ``parts.losses.ddpm_loss``, ``parts.guidance.drop_labels`` and
+``cfg_eps``, ``parts.ddpm.p_sample_loop``, ``parts.ddim.ddim_sample_loop``. By default your modules, looked up
+at each call."""
 
 
 @dataclass(frozen=True)
@@ -134,8 +144,9 @@ class Trained:
     pipeline: latent.LatentDiffusion | None
 
 
-def run_plan(plan: dict[str, Any] | RunPlan) -> Report:
-    """Train and sample as the module docstring says: :func:`train_phase`, then :func:`sample_phase`.
+def run_plan(plan: dict[str, Any] | RunPlan, parts: Any = PACKAGE_PARTS) -> Report:
+    """Train and sample as the module docstring says: :func:`train_phase`, then :func:`sample_phase`, with the
+    functions of ``parts`` (:data:`PACKAGE_PARTS`).
 
     Returns:
         ``{"plan", "device", "num_classes", "labels", "train": {"seconds", "losses", "error"}, "runs"}``:
@@ -144,16 +155,22 @@ def run_plan(plan: dict[str, Any] | RunPlan) -> Report:
         "seconds", "samples"}`` (samples on the CPU, shape ``(n_samples, ...)``) or, for a sampler that failed,
         ``{"error"}``. A latent plan adds ``"vae"`` (:func:`train_latents`).
     """
+    plan, device, dataset, report = prepare(plan)
+    trained = train_phase(plan, dataset, device, report, parts)
+    if trained is not None:  # a failed training run stops the plan
+        sample_phase(plan, trained, device, report, parts)
+    return report
+
+
+def prepare(plan: dict[str, Any] | RunPlan) -> tuple[RunPlan, torch.device, Dataset, Report]:
+    """The plan (checked), its device, its training data (``plan.n_train`` pairs ``(x, y)``) and its
+    :func:`new_report`; sets torch's CPU threads to ``plan.threads`` when given."""
     plan = plan if isinstance(plan, RunPlan) else RunPlan(**plan)
     if plan.threads is not None:
         torch.set_num_threads(plan.threads)
     device = torch.device(plan.device or default_device())
     dataset = load_dataset(plan.data, n=plan.n_train, seed=plan.seed)
-    report = new_report(plan, device, int(dataset.num_classes))
-    trained = train_phase(plan, dataset, device, report)
-    if trained is not None:  # a failed training run stops the plan
-        sample_phase(plan, trained, device, report)
-    return report
+    return plan, device, dataset, new_report(plan, device, int(dataset.num_classes))
 
 
 def new_report(plan: RunPlan, device: torch.device, num_classes: int) -> Report:
@@ -169,7 +186,9 @@ def new_report(plan: RunPlan, device: torch.device, num_classes: int) -> Report:
     }
 
 
-def train_phase(plan: RunPlan, dataset: Dataset, device: torch.device, report: Report) -> Trained | None:
+def train_phase(
+    plan: RunPlan, dataset: Dataset, device: torch.device, report: Report, parts: Any = PACKAGE_PARTS
+) -> Trained | None:
     """Build the schedule and the training data, train the denoiser (after the VAE in a latent plan).
 
     ``dataset`` holds ``(x, y)`` pairs, ``x`` of shape ``(D,)`` for points or ``(C, H, W)`` for images. The global
@@ -185,12 +204,20 @@ def train_phase(plan: RunPlan, dataset: Dataset, device: torch.device, report: R
     torch.manual_seed(plan.seed)
     start = time.perf_counter()
     try:
-        betas = (schedules.linear_betas if plan.schedule == "linear" else schedules.cosine_betas)(plan.T)
-        schedule = schedules.make_schedule(betas)
+        betas = (parts.schedules.linear_betas if plan.schedule == "linear" else parts.schedules.cosine_betas)(plan.T)
+        schedule = parts.schedules.make_schedule(betas)
         if plan.latent:
             vae, scale_factor, dataset = train_latents(plan, dataset, device, report)
         denoiser = _denoiser(plan, dataset[0][0], num_classes)
-        result = train(denoiser, schedule, dataset, _train_config(plan, device), progress=False)
+        result = train(
+            denoiser,
+            schedule,
+            dataset,
+            _train_config(plan, device),
+            progress=False,
+            ddpm_loss_fn=parts.losses.ddpm_loss,
+            drop_labels_fn=parts.guidance.drop_labels,
+        )
     except Exception as error:  # noqa: BLE001 - the student's code may raise anything: reported, nothing sampled
         report["train"]["error"] = describe(error)
         return None
@@ -216,7 +243,9 @@ def build_runs(plan: RunPlan) -> list[SamplerRun]:
     return runs
 
 
-def sample_phase(plan: RunPlan, trained: Trained, device: torch.device, report: Report) -> None:
+def sample_phase(
+    plan: RunPlan, trained: Trained, device: torch.device, report: Report, parts: Any = PACKAGE_PARTS
+) -> None:
     """Run every run of :func:`build_runs` with :func:`sample_run` into ``report["runs"]``, one after the other.
 
     Every run samples the report's labels ``(n_samples,)`` and draws its noise from its own generator, seeded
@@ -226,11 +255,16 @@ def sample_phase(plan: RunPlan, trained: Trained, device: torch.device, report: 
     runs = report["runs"]
     for run in build_runs(plan):
         generator = torch.Generator().manual_seed(plan.seed + 1 + len(runs))
-        runs[run.name] = sample_run(trained, run, y, generator, device)
+        runs[run.name] = sample_run(trained, run, y, generator, device, parts)
 
 
 def sample_run(
-    trained: Trained, run: SamplerRun, y: torch.Tensor, generator: torch.Generator, device: torch.device
+    trained: Trained,
+    run: SamplerRun,
+    y: torch.Tensor,
+    generator: torch.Generator,
+    device: torch.device,
+    parts: Any = PACKAGE_PARTS,
 ) -> dict[str, Any]:
     """Draw the samples of one run with :func:`draw`, timed, without gradients.
 
@@ -245,7 +279,7 @@ def sample_run(
     shape = (len(y), *trained.data_shape)
     try:
         with torch.no_grad():
-            samples, seconds = timed(partial(draw, trained, run, y, generator, device), device)
+            samples, seconds = timed(partial(draw, trained, run, y, generator, device, parts), device)
         if not isinstance(samples, torch.Tensor) or tuple(samples.shape) != shape:
             raise ValueError(
                 f"the sampler returned {getattr(samples, 'shape', type(samples).__name__)}, "
@@ -257,7 +291,12 @@ def sample_run(
 
 
 def draw(
-    trained: Trained, run: SamplerRun, y: torch.Tensor, generator: torch.Generator, device: torch.device
+    trained: Trained,
+    run: SamplerRun,
+    y: torch.Tensor,
+    generator: torch.Generator,
+    device: torch.device,
+    parts: Any = PACKAGE_PARTS,
 ) -> torch.Tensor:
     """One run's samples ``(n, *trained.data_shape)`` for the labels ``y`` ``(n,)``, all noise from ``generator``:
     DDPM, DDIM, or DDIM with CFG; through :class:`~diffusion.latent.LatentDiffusion` in a latent plan."""
@@ -269,11 +308,11 @@ def draw(
         )
     shape = (n, *trained.data_shape)
     if run.sampler == "ddpm":
-        return ddpm.p_sample_loop(trained.model, trained.schedule, shape, generator=generator, device=device, y=y)
+        return parts.ddpm.p_sample_loop(trained.model, trained.schedule, shape, generator=generator, device=device, y=y)
     model = trained.model
     if run.sampler == "cfg":
-        model = guidance.guided_denoiser(trained.model, run.guidance_scale, trained.num_classes)
-    return ddim.ddim_sample_loop(
+        model = guidance.guided_denoiser(trained.model, run.guidance_scale, trained.num_classes, parts.guidance.cfg_eps)
+    return parts.ddim.ddim_sample_loop(
         model,
         trained.schedule,
         shape,

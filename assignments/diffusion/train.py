@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,7 +117,14 @@ class TrainResult:
 
 
 def train(
-    model: nn.Module, schedule: NoiseSchedule, dataset: Dataset, config: TrainConfig, progress: bool = True
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    dataset: Dataset,
+    config: TrainConfig,
+    progress: bool = True,
+    *,
+    ddpm_loss_fn: Callable[..., torch.Tensor] | None = None,
+    drop_labels_fn: Callable[..., torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train ``model`` to predict the noise with :func:`diffusion.losses.ddpm_loss` (see the module docstring).
 
@@ -128,6 +136,8 @@ def train(
     Args:
         model: a denoiser ``model(x_t, t, y=None) -> eps_hat``; trained in place, moved to ``config.device``.
         dataset: ``(x0, y)`` pairs, ``x0`` in [−1, 1].
+        ddpm_loss_fn, drop_labels_fn: the loss and the label dropout to train with (default: your
+            :func:`~diffusion.losses.ddpm_loss` and :func:`~diffusion.guidance.drop_labels`).
 
     Returns:
         :class:`TrainResult`; both models are in eval mode.
@@ -138,6 +148,8 @@ def train(
             ``p_uncond``, ``grad_clip`` or ``seed``.
     """
     device = torch.device(config.device)
+    ddpm_loss_fn = ddpm_loss if ddpm_loss_fn is None else ddpm_loss_fn
+    drop_labels_fn = drop_labels if drop_labels_fn is None else drop_labels_fn
     num_classes = getattr(model, "num_classes", None)
     if config.p_uncond > 0 and num_classes is None:
         raise ValueError("p_uncond > 0 needs a class-conditional model: build it with num_classes=K, or set p_uncond=0")
@@ -164,13 +176,13 @@ def train(
         model_kwargs = {}
         if num_classes is not None:
             if config.p_uncond > 0:
-                y = drop_labels(y, config.p_uncond, num_classes, generator=generator)
+                y = drop_labels_fn(y, config.p_uncond, num_classes, generator=generator)
             model_kwargs["y"] = y.to(device)  # (B,)
         # 3. the loss and an optimiser step; dropout layers draw from the global RNG, forked and seeded here
         dropout_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
         with torch.random.fork_rng():
             torch.manual_seed(dropout_seed)
-            loss = ddpm_loss(model, schedule, x0, generator=generator, **model_kwargs)
+            loss = ddpm_loss_fn(model, schedule, x0, generator=generator, **model_kwargs)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
         if config.grad_clip is not None:

@@ -76,7 +76,9 @@ def score_run(run: dict[str, Any], dataset: str) -> dict[str, Any]:
         entry = {k: v for k, v in result.items() if k != "samples"}
         samples = result.get("samples")
         if samples is not None:
-            if bool(torch.isfinite(samples).all()):
+            if samples.shape[0] != len(labels):
+                entry["error"] = f"{samples.shape[0]} samples for {len(labels)} labels"
+            elif bool(torch.isfinite(samples).all()):
                 measured = score(samples, labels=labels)
                 entry.update(metric=measured.metric, distance=measured.distance, accuracy=measured.accuracy)
                 scores.update(floor=measured.floor, ceiling=measured.ceiling, real_accuracy=measured.real_accuracy)
@@ -127,15 +129,20 @@ def _judge(run: dict[str, Any], scores: dict[str, Any], limits: dict[str, float]
         message = f"training failed: {error}"
         return [Verdict(c, False, message if c.name == "training" else f"not run: {message}") for c in HARNESS_CHECKS]
     first, last = (losses[0], losses[-1]) if losses else (math.nan, math.nan)
-    trained = math.isfinite(last) and last <= limits["loss_ratio"] * first
-    verdicts.append(
-        Verdict(
-            checks["training"],
-            trained,
-            f"mean loss {first:.4f} over the first steps, {last:.4f} over the last (must fall below "
-            f"{limits['loss_ratio']:g}× the first)",
-        )
+    ratio = limits["loss_ratio"]
+    trained = math.isfinite(last) and last <= ratio * first
+    message = (
+        f"mean loss {first:.4f} over the first steps, {last:.4f} over the last (must fall below {ratio:g}× the first)"
     )
+    held_out = run["train"].get("held_out")
+    if held_out is not None:  # the grader's own measure: the trained model's loss on held-out data
+        model, zero = held_out["model"], held_out["zero"]
+        trained = trained and math.isfinite(model) and model <= ratio * zero
+        message += (
+            f"; the trained model's loss on held-out data {model:.4f} (must fall below {ratio:g}× {zero:.4f}, "
+            "the loss of predicting no noise)"
+        )
+    verdicts.append(Verdict(checks["training"], trained, message))
     for check, run_name in (("ddpm_quality", "ddpm"), ("ddim_quality", limits["ddim_run"])):
         entry = runs.get(run_name, {"error": "not run"})
         if "error" in entry:

@@ -2,7 +2,9 @@
 
 Trains the provided denoiser with the submission's schedule, loss and label dropout, samples with
 its DDPM loop, DDIM at several step counts and η, and classifier-free guidance at several scales
-(:mod:`autograder.harness.runner`, sandboxed), scores and judges the samples (:mod:`autograder.harness.judging`),
+(:mod:`autograder.harness.experiment`: the grader holds the data, model, optimiser and clock, the
+student's functions run sandboxed; a latent plan still runs whole in the sandbox,
+:mod:`autograder.harness.runner`, measured only), scores and judges the samples (:mod:`autograder.harness.judging`),
 draws the figures (:mod:`autograder.harness.plots`) and writes to ``DIR``:
 
 - ``harness.json``: every metric, the baselines, the timings, the verdicts;
@@ -18,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from autograder.harness import judging, plots, runner
+from autograder.harness import experiment, judging, plots, runner
 from autograder.harness.profiles import PROFILES, Profile, image_data
 from autograder.isolation.errors import StudentError
 from autograder.results import HARNESS_TAG, gradescope_test, with_harness
@@ -45,7 +47,7 @@ def _run_profile(package: Path, profile: Profile, out: Path, threads: int | None
         plan["threads"] = threads or os.cpu_count() or 1
         limits = judging.thresholds(profile.name, plan_name)
         try:
-            run = runner.run_plan(package, plan, profile.limits)
+            run = (runner if plan.get("latent") else experiment).run_plan(package, plan, profile.limits)
         except StudentError as error:
             run = {"train": {"error": f"{error.error_type}: {error.message}", "losses": []}, "runs": {}}
         if run["train"]["error"] is None:

@@ -64,10 +64,11 @@ def plot_steps(scores: dict[str, Any], path: Path) -> Path:
         ax.set(xscale="log", yscale="log", xlabel="sampling steps", ylabel=label)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-    quality.axhline(scores["floor"], color="gray", linestyle="--", linewidth=1)
-    quality.text(
-        1.05, scores["floor"], " real data", color="gray", va="bottom", transform=quality.get_yaxis_transform()
-    )
+    if "floor" in scores:  # no run was scored when every sampler failed
+        quality.axhline(scores["floor"], color="gray", linestyle="--", linewidth=1)
+        quality.text(
+            1.05, scores["floor"], " real data", color="gray", va="bottom", transform=quality.get_yaxis_transform()
+        )
     figure.suptitle("Quality and cost against the number of sampling steps")
     figure.tight_layout()
     return plotting.save_figure(figure, path)

@@ -6,6 +6,13 @@ within what limits.
   steps), and 28×28 images (Fashion-MNIST when installed, else shapes) in pixel space and in the
   latent space of a VAE (parts 9 and 10); the image plans are measured only (no points yet).
 - ``gpu``: the same at a larger scale, on CUDA.
+
+Who owns the experiment: the mixture plans and the pixel-space image plan run grader-side
+(:mod:`autograder.harness.experiment`: data, labels, model, optimiser and clock are the grader's; only the
+student's functions run sandboxed). The latent plan (``latent=True``) is NOT yet owned by the grader: it still
+runs :func:`diffusion.evaluate.run_plan` whole inside the sandbox (:mod:`autograder.harness.runner`), so its
+figures are the worker's word; it is measured only and carries no points. The provided denoiser's timestep
+embedding is the reference's in grader-owned plans, not the student's ``timestep_embedding``.
 """
 
 from __future__ import annotations

@@ -7,6 +7,12 @@ a denoiser the check passed (counted here, never sent) or the reference's versio
 part, and takes back the answer and which tensors the call changed in place: their new values never
 flow back (a change in place is the call's failure, see :mod:`autograder.isolation.arguments`), nor
 do generators' states: the grader's arguments stay as it made them.
+
+With ``backward`` the answer joins the grader's autograd graph: the worker returns the gradients of
+its answer with respect to every tensor the grader's callables returned during the call (a model's
+outputs), and :func:`attach` makes a tensor whose value is the worker's and whose gradient flows,
+through those outputs, into the grader's parameters. So the grader trains its own model with the
+student's loss, holding the weights, the optimiser and the graph.
 """
 
 from __future__ import annotations
@@ -48,14 +54,72 @@ def call(
     instance: Instance | None = None,
     wrt: Sequence[int] | None = None,
     cotangent: torch.Tensor | None = None,
+    backward: bool = False,
+    label: str | None = None,
 ) -> Any:
     """Run ``name(*args, **kwargs)`` in ``worker`` (a method of a fresh ``instance``; with its gradients
     with respect to the arguments ``wrt``, see :func:`autograder.sandbox.calls.with_gradients`); serve its
-    callbacks and reference calls meanwhile."""
-    label = name if instance is None else f"{instance.cls}.{name}"
-    request = {"name": name, "wrt": None if wrt is None else list(wrt)}
+    callbacks and reference calls meanwhile. With ``backward``, the answer is a tensor attached to the
+    graph of what the callbacks returned (:func:`attach`). ``label`` names the function in errors (default ``name``,
+    or ``Class.name`` for a method)."""
+    label = label or (name if instance is None else f"{instance.cls}.{name}")
+    request = {"name": name, "wrt": None if wrt is None else list(wrt), "backward": backward}
     payload = {"instance": None if instance is None else instance.as_dict(), "cotangent": cotangent}
-    return _Call(worker, label, reference).run(request, args, kwargs, payload)
+    conversation = _Call(worker, label, reference, record=backward)
+    answer = conversation.run(request, args, kwargs, payload)
+    if not backward:
+        return answer
+    try:
+        value, grads = answer
+        return attach(value, conversation.outputs, grads)
+    except _NotALoss as error:
+        raise StudentError(worker.part, label, "ValueError", f"{label} {error}") from None
+    except (TypeError, ValueError) as error:
+        raise worker.failure(label, f"malformed gradients ({error})") from None
+
+
+def attach(value: Any, outputs: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None]) -> torch.Tensor:
+    """A tensor equal to ``value`` whose gradient with respect to each ``outputs[i]`` (tensors of the grader's
+    graph) is ``grads[i]``: ``value + Σ (oᵢ · gᵢ).sum() − (the same, detached)``. ``backward()`` on it
+    backpropagates the worker's vector-Jacobian products through the grader's own graph.
+
+    Raises:
+        StudentError: (raised by :func:`call`) the value is not a finite scalar tensor, or no gradient reaches
+            any output (the value does not depend on them through autograd).
+        ValueError: the gradients do not match the outputs (a malformed answer).
+    """
+    if not isinstance(grads, list) or len(grads) != len(outputs):
+        raise ValueError(f"{len(outputs)} outputs, {len(grads) if isinstance(grads, list) else 'no'} gradients")
+    if not (isinstance(value, torch.Tensor) and value.numel() == 1 and value.is_floating_point()):
+        raise _NotALoss(f"returned {_describe(value)}, expected a scalar float tensor")
+    if not bool(torch.isfinite(value).all()):
+        raise _NotALoss(f"returned {value.item()}")
+    link = value.new_zeros(())
+    for output, grad in zip(outputs, grads, strict=True):
+        if grad is None:
+            continue
+        if not isinstance(grad, torch.Tensor) or grad.shape != output.shape:
+            raise ValueError(f"a gradient of shape {_describe(grad)} for an output of {tuple(output.shape)}")
+        if not bool(torch.isfinite(grad).all()):
+            raise _NotALoss("has NaN or inf gradients with respect to the model's outputs")
+        if output.requires_grad:
+            link = link + (output * grad.to(output.dtype)).sum()
+    if not link.requires_grad:
+        raise _NotALoss(
+            "does not depend on the model's outputs through autograd: no gradient reaches the model "
+            "(call the model on the noised data and keep the result in the graph)"
+        )
+    return value.reshape(()) + (link - link.detach())
+
+
+class _NotALoss(ValueError):
+    """The answer of a ``backward`` call cannot train anything (reported as the student's error by :func:`call`)."""
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}"
 
 
 def _call_arguments(request: Any) -> tuple[tuple, dict]:
@@ -83,8 +147,10 @@ class _Call:
     worker's (a lambda the student wrapped around the model), which asks the worker back.
     """
 
-    def __init__(self, worker: WorkerProcess, name: str, reference: Callable[..., Any]) -> None:
+    def __init__(self, worker: WorkerProcess, name: str, reference: Callable[..., Any], record: bool = False) -> None:
         self.worker, self.name, self.reference = worker, name, reference
+        self.outputs: list[torch.Tensor] | None = [] if record else None
+        """With ``record``: every tensor a callback returned to the worker, in order (with its graph)."""
         self.codec = Codec(REFERENCE.schedules.NoiseSchedule, self._worker_callable)
         self.deadline = time.monotonic() + worker.limits.wall_seconds
         self.refusals: list[BaseException] = []
@@ -185,6 +251,8 @@ class _Call:
                     self.refusals.append(error)
                 self.worker.send({"op": "error", "message": f"{type(error).__name__}: {error}"[:2000]})
                 continue
+            if self.outputs is not None and op == "callback" and isinstance(result, torch.Tensor):
+                self.outputs.append(result)
             tree, tensors = self.codec.encode(result)
             self.worker.send({"op": "result", "value": tree}, tensors)
 

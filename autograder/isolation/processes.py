@@ -35,6 +35,7 @@ from autograder.isolation.errors import StudentError
 from autograder.reference import ASSIGNMENTS
 from autograder.sandbox.channel import ChannelError, read_message, write_message
 from autograder.sandbox.limits import Limits
+from autograder.sandbox.worker import WHOLE
 
 PUBLIC = ASSIGNMENTS / "diffusion"
 """The public modules the worker imports the other parts from (no solution in them)."""
@@ -207,15 +208,16 @@ class WorkerProcess:
         self.reader.deadline = time.monotonic() + seconds
         return read_message(self.reader)
 
-    def load(self, proxied: dict[str, list[str]], public: bool = False) -> None:
-        """Import the student's module of this part in the worker (with ``public``, the kit's public one).
+    def load(self, proxied: dict[str, list[str]], public: bool = False, whole: bool = False) -> None:
+        """Import the student's module of this part in the worker (with ``public``, the kit's public one; with
+        ``whole``, the submission's whole package, as it is, its parts importing each other).
 
         Raises:
             StudentError: the import failed (syntax error, missing module, error at import time...).
         """
         request = {
             "op": "load",
-            "part": self.part,
+            "part": WHOLE if whole else self.part,
             "package": str(self.zygote.public_inside if public else self.zygote.package_inside),
             "public": str(self.zygote.public_inside),
             "proxied": proxied,

@@ -76,6 +76,10 @@ class RemoteSubmission:
         limits: the workers' limits, per part name, with ``"default"`` for the others.
     """
 
+    keeps_workers = False
+    """Whether a part's worker imports the whole package and stays up while another part's runs
+    (:class:`WholeSubmission`)."""
+
     def __init__(self, root: Path, limits: dict[str, Limits] | None = None) -> None:
         self.package = find_package(Path(root)).resolve()
         self.limits = limits or {}
@@ -146,18 +150,17 @@ class RemoteSubmission:
         if worker is not None and worker.alive():
             return worker
         for other in list(self.workers):
-            self.workers.pop(other).kill()
+            if not self.keeps_workers or not self.workers[other].alive():
+                self.workers.pop(other).kill()
         if not self.zygote.alive():  # student code killed it: a new one
             self.zygote.close()
             self.zygote = Zygote(self.package, self._widest())
         limits = self._limits(part)
         if self.import_hung:  # a module of this submission hung at import: the next ones get a few seconds
             limits = replace(limits, import_seconds=min(limits.import_seconds, IMPORT_SECONDS_AFTER_A_HANG))
-        worker = WorkerProcess(self.zygote, part, limits)
         try:
-            worker.load(self.proxied)
+            worker = self._start(part, limits)
         except StudentError as error:
-            worker.kill()
             if error.error_type in WORKER_FAILURES:
                 self.prove_sandbox()  # a sandbox that cannot run a known-good call is the grader's failure
             self.import_hung |= error.error_type == "TimeoutError"
@@ -166,12 +169,28 @@ class RemoteSubmission:
         self.workers[part] = worker
         return worker
 
+    def _start(self, part: str, limits: Limits) -> WorkerProcess:
+        """A worker for ``part``, its module imported (raises :class:`StudentError` as :meth:`WorkerProcess.load`)."""
+        worker = WorkerProcess(self.zygote, part, limits)
+        try:
+            worker.load(self.proxied, whole=self.keeps_workers)
+        except StudentError:
+            worker.kill()
+            raise
+        return worker
+
+    def _named(self, part: str, name: str) -> str:
+        """What a call of ``part.name`` asks its worker for."""
+        return name
+
     def _run(self, part: str, name: str, args: tuple, kwargs: dict, **options: Any) -> Any:
         if part in self.stopped:  # no fresh worker (and its start-up) per Hypothesis example after a crash
             raise self.stopped[part]
         worker = self._worker(part)
         try:
-            return calls.call(worker, name, args, kwargs, self._reference_for(part), **options)
+            named, reference = self._named(part, name), self._reference_for(part)
+            label = None if named == name else name  # a whole-package call is named by its function only
+            return calls.call(worker, named, args, kwargs, reference, label=label, **options)
         except StudentError as error:
             if worker.killed:
                 self.stopped[part] = error
@@ -188,6 +207,12 @@ class RemoteSubmission:
             return self._run(part, name, args, kwargs, wrt=wrt, cotangent=cotangent)
 
         return call
+
+    def differentiable(self, part: str, name: str) -> Callable[..., torch.Tensor]:
+        """A callable for the student's ``part.name`` whose answer (a scalar: a loss) is attached to the graph of
+        the tensors the grader's callables (a model) returned while it ran: ``backward()`` on it reaches the
+        grader's parameters (:func:`autograder.isolation.calls.attach`)."""
+        return lambda *args, **kwargs: self._run(part, name, args, kwargs, backward=True)
 
     def _reference_for(self, graded: str) -> Callable[[str, str], Callable[..., Any]]:
         """The reference's functions of the parts ``graded`` needs (:attr:`autograder.parts.Part.needs`), on
@@ -219,6 +244,25 @@ class RemoteSubmission:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class WholeSubmission(RemoteSubmission):
+    """A submission whose functions run with its whole package: the harness's experiment (no part isolation:
+    the student's sampler uses the student's posterior). One worker per part imports the whole package; the
+    workers stay up together, so a function may run while another part's waits on the grader (DDIM calls the
+    grader's guided denoiser, which calls the student's ``cfg_eps`` in the ``guidance`` worker).
+
+    ``root`` is the package as the harness lays it out (:func:`autograder.harness.runner.overlay`): the kit's
+    provided modules with the submission's parts.
+    """
+
+    keeps_workers = True
+
+    def _named(self, part: str, name: str) -> str:
+        return f"{part}.{name}"
+
+    def _reference_for(self, graded: str) -> Callable[[str, str], Callable[..., Any]]:
+        return calls.no_reference("the whole package runs without the reference")
 
 
 def _refused(graded: str, function: str, needs: tuple[str, ...]) -> Callable[..., Any]:

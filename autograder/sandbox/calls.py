@@ -72,6 +72,30 @@ def with_gradients(
     return value.detach(), list(grads)
 
 
+def through_callbacks(
+    function: Callable[..., Any], args: list, kwargs: dict, outputs: list[torch.Tensor]
+) -> tuple[Any, list[torch.Tensor | None]]:
+    """``(value, grads)``: ``function(*args, **kwargs)`` and the vector-Jacobian products ``1ᵀ · ∂value/∂o``
+    for each tensor ``o`` of ``outputs``, the results of the callbacks the call made, in order (``None``
+    where the value does not depend on ``o`` through autograd).
+
+    ``outputs`` fills while the call runs: the caller's callback proxies append each tensor they return,
+    made a leaf that requires grad (see :class:`autograder.sandbox.worker.Worker`). So a loss computed from a
+    model that lives on the other side comes back with what the model's owner needs to backpropagate.
+    """
+    with torch.enable_grad():
+        value = function(*args, **kwargs)
+        grads: list[torch.Tensor | None] = [None] * len(outputs)
+        if not (isinstance(value, torch.Tensor) and value.requires_grad):
+            return value, grads
+        live = [i for i, output in enumerate(outputs) if output.requires_grad]
+        if live:
+            found = torch.autograd.grad(value, [outputs[i] for i in live], torch.ones_like(value), allow_unused=True)
+            for i, grad in zip(live, found, strict=True):
+                grads[i] = grad
+    return value.detach(), grads
+
+
 def student_frame(error: BaseException, package: Path) -> str:
     """Where in the student's files ``error`` arose: ``file.py:line in function`` (``file.py:line``
     for a syntax error), from the innermost traceback frame inside ``package``; ``""`` if none is."""

@@ -12,13 +12,16 @@ denoiser) is a proxy too (``{"op": "callback"}``), so the grader counts the call
 
 Protocol, one request at a time (grader → worker, then worker → grader until the answer):
     load {part, package, public, proxied}   → loaded | raise
-    call {name, args, kwargs, rng, instance?, wrt?, cotangent?}
+    call {name, args, kwargs, rng, instance?, wrt?, cotangent?, backward?}
                                             → (callback | reference)* → return | raise
 
 A call names a module-level function, or with ``instance`` ``{cls, args, kwargs, state}`` the method
 ``name`` of a fresh ``cls(*args, **kwargs)`` with the weights ``state`` loaded; with ``wrt`` it also
 returns the vector-Jacobian product of the answer (see :mod:`autograder.sandbox.calls`):
-autograd cannot cross the channel, so gradients are taken where the student's function runs.
+autograd cannot cross the channel, so gradients are taken where the student's function runs. With
+``backward`` it returns ``(value, grads)``: the gradients of the answer with respect to each tensor the
+grader's callables returned during the call (:func:`~autograder.sandbox.calls.through_callbacks`), for the
+grader to backpropagate through its own model.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from typing import Any
 
 import torch
 
-from autograder.sandbox.calls import resolve, same_bits, student_frame, with_gradients
+from autograder.sandbox.calls import resolve, same_bits, student_frame, through_callbacks, with_gradients
 from autograder.sandbox.channel import ChannelError, Codec, read_message, write_message
 from autograder.sandbox.limits import Limits, apply_limits
 
@@ -58,6 +61,8 @@ class Worker:
         self.module: ModuleType | None = None
         self.package: Path | None = None
         self.codec = Codec(object, self._callback_proxy)
+        self.outputs: list[torch.Tensor] | None = None
+        """With ``backward``: the tensors the grader's callables returned during the call, in order."""
 
     # -- requests to the grader while a call runs -------------------------------------------
     def _ask(self, header: dict[str, Any], value: Any) -> Any:
@@ -67,7 +72,12 @@ class Worker:
             reply, blob = read_message(self.reader)
             op = reply.get("op")
             if op == "result":
-                return self.codec.decode(reply["value"], blob)
+                value = self.codec.decode(reply["value"], blob)
+                if self.outputs is not None and header.get("op") == "callback" and isinstance(value, torch.Tensor):
+                    if value.is_floating_point():
+                        value = value.detach().requires_grad_(True)
+                    self.outputs.append(value)
+                return value
             if op == "error":
                 raise RemoteError(str(reply.get("message", "the grader refused the call")))
             if op != "callback":
@@ -144,7 +154,11 @@ class Worker:
         before = {key: obj.clone() for key, obj in received.items() if isinstance(obj, torch.Tensor)}
         if request.get("rng") is not None:
             torch.set_rng_state(blob[request["rng"]])
-        if request.get("wrt") is None:
+        self.outputs = [] if request.get("backward") else None
+        if self.outputs is not None:
+            value = through_callbacks(function, args, kwargs, self.outputs)
+            self.outputs = None
+        elif request.get("wrt") is None:
             value = function(*args, **kwargs)
         else:
             value = with_gradients(function, args, kwargs, request["wrt"], decoded["cotangent"])

@@ -76,13 +76,17 @@ def classifier_guided_eps(
     ### END SOLUTION
 
 
-def guided_denoiser(model: Denoiser, guidance_scale: float, num_classes: int) -> Denoiser:
+def guided_denoiser(
+    model: Denoiser, guidance_scale: float, num_classes: int, cfg: Callable[..., torch.Tensor] | None = None
+) -> Denoiser:
     """Wrap a class-conditional denoiser as ``f(x_t, t, y=...)`` that returns :func:`cfg_eps` (provided).
 
-    The samplers of parts 6 and 7 take the result as their ``model`` and pass ``y=`` through.
+    The samplers of parts 6 and 7 take the result as their ``model`` and pass ``y=`` through. ``cfg``
+    replaces :func:`cfg_eps` (same signature) when given.
     """
+    guide = cfg_eps if cfg is None else cfg
 
     def denoise(x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return cfg_eps(model, x_t, t, y, guidance_scale, num_classes)
+        return guide(model, x_t, t, y, guidance_scale, num_classes)
 
     return denoise

@@ -5,6 +5,7 @@ join the ones ``grade`` wrote."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -60,7 +61,8 @@ def test_stubs_are_reported_part_by_part(tmp_path):
     results = harness(ROOT / "assignments", tmp_path)
     tests = verdicts(results)
     assert results["score"] == 0
-    assert "training failed: NotImplementedError" in tests["training"]["output"]
+    assert "training failed: " in tests["training"]["output"]
+    assert "schedules.cosine_betas raised NotImplementedError" in tests["training"]["output"]
     assert "schedules.linear_betas" in tests["training"]["output"] and "losses.ddpm_loss" in tests["training"]["output"]
     assert "ddpm.p_sample_loop" in tests["ddpm_quality"]["output"]
     assert "ddim.ddim_sample_loop" in tests["ddim_quality"]["output"]
@@ -96,3 +98,106 @@ def test_harness_points_join_the_grade_results_of_the_same_submission(tmp_path):
     again = harness_results(read_results(path), report, "abc")  # a second harness run replaces the first
     assert again["score"] == 102.0 and again["output"] == merged["output"]
     assert harness_results(read_results(path), report, "another submission")["score"] == 2.0
+
+
+HOSTILE = r"""
+
+# --- a hostile entry: every function a stub, the experiment faked from inside the worker ---
+import sys as _sys  # noqa: E402
+
+import torch as _torch  # noqa: E402
+
+_calls = [0]
+
+
+def _draws(shape, y):
+    from diffusion.data import load_dataset
+
+    data = load_dataset("mixture2d", n=20000, seed=5)
+    xs = _torch.stack([data[i][0] for i in range(len(data))])
+    ys = _torch.as_tensor([int(data[i][1]) for i in range(len(data))])
+    out = _torch.empty(shape)
+    for k in y.unique().tolist():
+        pick = (y == k).nonzero().flatten()
+        out[pick] = xs[ys == k][: len(pick)]
+    return out
+
+
+def _betas(T, *args, **kwargs):
+    return _torch.linspace(1e-3, 0.2, T, dtype=_torch.float64)
+
+
+def _schedule(betas):
+    alphas = 1 - betas
+    bars = _torch.cumprod(alphas, 0)
+    prev = _torch.cat([_torch.ones(1, dtype=_torch.float64), bars[:-1]])
+    return NoiseSchedule(betas=betas, alphas=alphas, alpha_bars=bars, alpha_bars_prev=prev)
+
+
+def _loss(model, schedule, x0, generator=None, **kwargs):
+    _calls[0] += 1
+    out = model(x0, _torch.zeros(len(x0), dtype=_torch.long), **kwargs)
+    return (out * 0).sum() + 1.0 / _calls[0]
+
+
+def _sampler(model, schedule, shape, **kwargs):
+    return _draws(shape, kwargs["y"])
+
+
+def _run_plan(plan, *args, **kwargs):
+    n = plan.get("n_samples", 600)
+    labels = _torch.arange(n) % 8
+    runs = {name: {"sampler": "ddim", "steps": 50, "eta": 0.0, "guidance_scale": 1.0, "seconds": 0.01,
+                   "samples": _draws((n, 2), labels)}
+            for name in ("ddpm", "ddim_10_0", "ddim_20_0", "ddim_50_0", "ddim_50_1", "cfg_0", "cfg_1", "cfg_3")}
+    return {"plan": plan, "device": "cpu", "num_classes": 8, "labels": labels,
+            "train": {"seconds": 1.0, "losses": [1.0, 0.5, 0.1], "error": None}, "runs": runs}
+
+
+_FAKES = {"linear_betas": _betas, "cosine_betas": _betas, "make_schedule": _schedule, "ddpm_loss": _loss,
+          "drop_labels": lambda y, *a, **k: y.clone(), "p_sample_loop": _sampler, "ddim_sample_loop": _sampler,
+          "cfg_eps": lambda model, x_t, *a, **k: _torch.zeros_like(x_t), "run_plan": _run_plan}
+for _name in ("evaluate", "train", "ddpm", "ddim", "losses", "guidance", "schedules"):
+    _module = _sys.modules.get(f"diffusion.{_name}") or __import__(f"diffusion.{_name}", fromlist=["_"])
+    for _attr, _fake in _FAKES.items():
+        if hasattr(_module, _attr):
+            setattr(_module, _attr, _fake)
+_module.train = lambda *a, **k: None
+for _where in ("autograder.sandbox.worker", "autograder.sandbox.calls"):
+    if _where in _sys.modules:
+        _real = _sys.modules["autograder.sandbox.calls"].resolve
+        _sys.modules[_where].resolve = lambda module, name, instance=None, _real=_real: (
+            _FAKES.get(name.rpartition(".")[2]) or _real(module, name, instance))
+"""
+
+
+def test_a_hostile_entry_that_fakes_the_experiment_inside_the_worker_gets_no_harness_points(tmp_path):
+    """Stubs everywhere; at import it patches the kit's run_plan and train, the worker's resolve and every part's
+    functions to return draws of the public mixture, with a loss that never trains the model: the grader's
+    experiment sees through it (the model is never used by the samplers, the held-out loss does not fall)."""
+    submission = tmp_path / "submission" / "diffusion"
+    shutil.copytree(ROOT / "assignments" / "diffusion", submission, ignore=shutil.ignore_patterns("__pycache__"))
+    schedules = submission / "schedules.py"
+    schedules.write_text(schedules.read_text() + HOSTILE)
+    results = harness(submission.parent, tmp_path / "out")
+    tests = verdicts(results)
+    assert results["score"] == 0, [t["output"] for t in tests.values()]
+    assert "held-out data" in tests["training"]["output"]
+    assert "the samples must come from the model" in tests["ddpm_quality"]["output"]
+
+
+def test_wrong_sample_counts_and_nan_samples_score_nothing_with_a_clear_message(tmp_path):
+    submission = tmp_path / "submission" / "diffusion"
+    shutil.copytree(ROOT / "solutions" / "diffusion", submission, ignore=shutil.ignore_patterns("__pycache__"))
+    with (submission / "ddpm.py").open("a") as ddpm:
+        ddpm.write("\n\n_loop = p_sample_loop\n\n\ndef p_sample_loop(*args, **kwargs):\n"
+                   "    return _loop(*args, **kwargs)[:-1]\n")  # fmt: skip
+    with (submission / "ddim.py").open("a") as ddim:
+        ddim.write("\n\n_loop = ddim_sample_loop\n\n\ndef ddim_sample_loop(*args, **kwargs):\n"
+                   "    x = _loop(*args, **kwargs).clone()\n    x[0, 0] = float('nan')\n    return x\n")  # fmt: skip
+    tests = verdicts(harness(submission.parent, tmp_path / "out"))
+    assert tests["training"]["status"] == "passed", tests["training"]["output"]
+    assert tests["ddpm_quality"]["status"] == "failed"
+    assert "expected exactly 600 samples" in tests["ddpm_quality"]["output"]
+    assert tests["ddim_quality"]["status"] == "failed" and "NaN" in tests["ddim_quality"]["output"]
+    assert tests["cfg_accuracy"]["status"] == "failed" and "NaN" in tests["cfg_accuracy"]["output"]

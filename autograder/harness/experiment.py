@@ -1,0 +1,197 @@
+"""The harness's experiment, owned by the grader: the student's code only answers calls.
+
+The grader runs the kit's provided script, :func:`diffusion.evaluate.run_plan` of the reference package, in its
+own process: the data, the labels, the provided denoiser (:class:`~diffusion.mlp.MLPDenoiser` or
+:class:`~diffusion.unet.UNet`) and its weights, the optimiser, the EMA and the clock are the grader's. Every
+function of the student's parts the plan calls (``parts`` of :func:`~diffusion.evaluate.run_plan`) runs in a
+sandboxed worker that imports the student's whole package (:class:`~autograder.isolation.remote.WholeSubmission`):
+
+- the schedule: ``schedules.linear_betas`` / ``cosine_betas`` and ``make_schedule``;
+- training: ``guidance.drop_labels`` and ``losses.ddpm_loss``, called with the grader's model as a proxy; the loss
+  comes back attached to the grader's graph (:func:`autograder.isolation.calls.attach`), so the grader's
+  ``backward()`` and optimiser step train its own weights;
+- sampling: ``ddpm.p_sample_loop`` and ``ddim.ddim_sample_loop`` with the grader's EMA model as a proxy (through
+  the kit's ``guided_denoiser`` and the student's ``guidance.cfg_eps`` for guidance), timed by the grader, their
+  samples vetted (:func:`vetted_sampler`) before anything scores them.
+
+Whatever the student's modules patch in the worker (the kit's modules, the worker's own code), they change only
+what their own functions answer; the answers are checked here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+from autograder.isolation.errors import GraderError
+from autograder.isolation.remote import WholeSubmission
+from autograder.reference import reference_module
+from autograder.sandbox.limits import Limits
+
+MIN_MODEL_SHARE = 0.5
+"""A sampler's samples must come from at least this share of ``n × steps`` rows through the model (a sampler
+that does not use the model draws nothing the grader trained)."""
+
+
+class GraderAbort(BaseException):
+    """Carries a :class:`GraderError` through the provided script's ``except Exception`` (it is not the student's
+    failure to report): :func:`run_plan` raises the error again."""
+
+    def __init__(self, error: GraderError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _grader_errors_abort(function: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except GraderError as error:
+            raise GraderAbort(error) from None
+
+    return call
+
+
+def forked_generator(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` with its ``generator`` keyword replaced by a child generator seeded from a draw of it.
+
+    A worker's draws never advance the grader's generator (nothing flows back): without this, the loss would draw
+    ``t`` and the noise from the very state label dropout drew its uniforms from, and correlate them.
+    """
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        parent = kwargs.get("generator")
+        if isinstance(parent, torch.Generator):
+            seed = int(torch.randint(0, 2**62, (1,), generator=parent, device=parent.device))
+            kwargs["generator"] = torch.Generator(device=parent.device).manual_seed(seed)
+        return function(*args, **kwargs)
+
+    return call
+
+
+class CountingModel:
+    """The grader's denoiser as a sampler sees it: counts the rows it evaluates."""
+
+    def __init__(self, model: Callable[..., torch.Tensor]) -> None:
+        self.model, self.rows = model, 0
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        self.rows += int(x_t.shape[0]) if isinstance(x_t, torch.Tensor) and x_t.dim() > 0 else 0
+        return self.model(x_t, t, *args, **kwargs)
+
+
+def check_samples(samples: Any, shape: tuple[int, ...]) -> None:
+    """Raise ``ValueError`` unless ``samples`` is exactly ``shape`` of finite floating-point values."""
+    if not isinstance(samples, torch.Tensor):
+        raise ValueError(f"the sampler returned a {type(samples).__name__}, expected a tensor of shape {shape}")
+    if tuple(samples.shape) != tuple(shape):
+        raise ValueError(
+            f"the sampler returned {tuple(samples.shape)[:8]}, expected exactly {shape[0]} samples: shape {shape}"
+        )
+    if not samples.is_floating_point():
+        raise ValueError(f"the sampler returned {samples.dtype} samples, expected floating point")
+    bad = int((~torch.isfinite(samples)).sum())
+    if bad:
+        raise ValueError(f"the sampler returned {bad} NaN or infinite values among its samples")
+
+
+def vetted_sampler(
+    sampler: Callable[..., Any], steps: Callable[[Any, dict[str, Any]], int], fresh: Callable[[], None]
+) -> Callable[..., torch.Tensor]:
+    """``sampler(model, schedule, shape, **kwargs)`` (the student's, remote) with the grader's model counted and the
+    answer checked: exactly ``shape``, finite floats (:func:`check_samples`), and at least :data:`MIN_MODEL_SHARE`
+    of ``n × steps(schedule, kwargs)`` rows through the model. ``fresh()`` runs first (a worker stopped by an
+    earlier run starts again)."""
+
+    def run(model: Callable[..., torch.Tensor], schedule: Any, shape: tuple[int, ...], **kwargs: Any) -> torch.Tensor:
+        fresh()
+        counted = CountingModel(model)
+        samples = sampler(counted, schedule, tuple(shape), **kwargs)
+        check_samples(samples, tuple(shape))
+        expected = shape[0] * steps(schedule, kwargs)
+        if counted.rows < MIN_MODEL_SHARE * expected:
+            raise ValueError(
+                f"the sampler evaluated the model on {counted.rows} rows in all, expected about {expected} "
+                f"({shape[0]} samples × {expected // max(shape[0], 1)} steps): the samples must come from the model"
+            )
+        return samples
+
+    return run
+
+
+def student_parts(submission: WholeSubmission) -> SimpleNamespace:
+    """The ``parts`` of :func:`diffusion.evaluate.run_plan` whose functions run the student's code in ``submission``
+    (see :data:`diffusion.evaluate.PACKAGE_PARTS`)."""
+
+    def remote(part: str, name: str) -> Callable[..., Any]:
+        return _grader_errors_abort(submission.function(part, name))
+
+    loss = _grader_errors_abort(submission.differentiable("losses", "ddpm_loss"))
+    return SimpleNamespace(
+        schedules=SimpleNamespace(
+            linear_betas=remote("schedules", "linear_betas"),
+            cosine_betas=remote("schedules", "cosine_betas"),
+            make_schedule=remote("schedules", "make_schedule"),
+        ),
+        losses=SimpleNamespace(ddpm_loss=forked_generator(loss)),
+        guidance=SimpleNamespace(
+            drop_labels=forked_generator(remote("guidance", "drop_labels")), cfg_eps=remote("guidance", "cfg_eps")
+        ),
+        ddpm=SimpleNamespace(
+            p_sample_loop=vetted_sampler(remote("ddpm", "p_sample_loop"), lambda s, k: s.T, submission.next_check)
+        ),
+        ddim=SimpleNamespace(
+            ddim_sample_loop=vetted_sampler(
+                remote("ddim", "ddim_sample_loop"), lambda s, k: int(k["num_steps"]), submission.next_check
+            )
+        ),
+    )
+
+
+def run_plan(package: Path, plan: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    """The report of :func:`diffusion.evaluate.run_plan` for ``plan``, run by the grader with the student's functions
+    of the :func:`~autograder.harness.runner.overlay` ``package`` in workers under ``limits``.
+
+    Raises:
+        GraderError: the sandbox could not run code here.
+    """
+    evaluate = reference_module("evaluate")
+    with WholeSubmission(package, {"default": limits}) as submission:
+        parts = student_parts(submission)
+        try:
+            plan, device, dataset, report = evaluate.prepare(plan)
+            trained = evaluate.train_phase(plan, dataset, device, report, parts)
+            if trained is not None:  # as evaluate.run_plan, with the grader's own measure of the training
+                report["train"]["held_out"] = held_out_losses(trained, plan)
+                evaluate.sample_phase(plan, trained, device, report, parts)
+        except GraderAbort as abort:
+            raise abort.error from None
+    return report
+
+
+HELD_OUT = 4096
+"""Held-out examples the grader measures the trained model's loss on (fewer for images: ``n_samples``)."""
+
+
+def held_out_losses(trained: Any, plan: Any) -> dict[str, float]:
+    """The grader's measure of the training: the simple loss (the reference's ``ddpm_loss``, the student's schedule)
+    of the trained EMA model on held-out data, with ``t`` and the noise drawn from a fixed seed, and of the zero
+    predictor on the same draws (``E‖eps‖² ≈ 1``: an untrained model's). ``{"model", "zero"}``."""
+    data, losses = reference_module("data"), reference_module("losses")
+    n = HELD_OUT if len(trained.data_shape) == 1 else plan.n_samples
+    held_out = data.load_dataset(plan.data, n=n, seed=plan.seed, split="test")
+    x0 = torch.stack([held_out[i][0] for i in range(len(held_out))])
+    y = torch.as_tensor([int(held_out[i][1]) for i in range(len(held_out))])
+    device = next(trained.model.parameters()).device
+    x0, y = x0.to(device), y.to(device)
+
+    def measured(model: Callable[..., torch.Tensor]) -> float:
+        generator = torch.Generator().manual_seed(plan.seed + 7919)
+        with torch.no_grad():
+            return float(losses.ddpm_loss(model, trained.schedule, x0, generator=generator, y=y))
+
+    return {"model": measured(trained.model), "zero": measured(lambda x_t, t, y=None: torch.zeros_like(x_t))}
