@@ -9,11 +9,12 @@ the others. Written under ``DIR``:
   half of it), also when the grader itself failed (``extra_data.status == "grader error"``, with the
   end of its log);
 - ``students/<student>/grader.log``: what the grader printed;
-- ``gradebook.csv``: one row per student: points per part, total, status and notes. A text cell from
-  the students (their id, the notes, which quote file names from their hand-in) that starts with
-  ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a ``'`` in front, as OWASP recommends
-  against formula injection: a spreadsheet shows it as text instead of running it. Rows end with CRLF
-  (RFC 4180), so a line break inside a cell is quoted and cannot start a row of its own.
+- ``gradebook.csv``: one row per student: points per part, the harness's, total, max, status and notes
+  (:mod:`autograder.reports.gradebook`), written at the end of every run from every student's
+  ``results.json``. A cell (a student's id, the notes, which quote file names from their hand-in) that
+  starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a ``'`` in front, as OWASP
+  recommends against formula injection: a spreadsheet shows it as text instead of running it. Rows end
+  with CRLF (RFC 4180), so a line break inside a cell is quoted and cannot start a row of its own.
 
 The students' files live in ``students/``, one folder each, and the batch's own files beside that
 folder, so a student id is never the name of a file of the batch, whatever it is (a student who
@@ -33,9 +34,6 @@ what is missing; grader errors are retried.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import os
 import shutil
 import stat
@@ -51,20 +49,17 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from autograder.files import write_atomically
 from autograder.grading import not_graded
 from autograder.isolation import intake
 from autograder.isolation.launcher import parent_death_signal
-from autograder.parts import PARTS
 from autograder.reference import ROOT
+from autograder.reports.gradebook import write_gradebook
+from autograder.reports.records import StudentRecord, read_record
 from autograder.results import GRADER_ERROR, kit_version, read_results, results_json, write_results
 
 LOG_TAIL = 3000
 STUDENTS = "students"
 """The folder of ``DIR`` that holds one folder per student, and nothing else."""
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0", "\uff1d", "\uff0b", "\uff0d", "\uff20")
-"""What makes a spreadsheet read a cell as a formula: OWASP's list, the null character (OWASP ASVS) and the
-full-width ＝ ＋ － ＠ that some locales' spreadsheets take for their ASCII forms."""
 
 
 @dataclass(frozen=True)
@@ -175,47 +170,6 @@ def grader_error(entry: Entry, out: Path, parts: Sequence[str], problem: str, se
     return results
 
 
-def spreadsheet_text(text: str) -> str:
-    """``text`` as a gradebook cell a spreadsheet shows and never evaluates: a ``'`` in front of a formula."""
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
-
-
-def gradebook(students: Sequence[Entry], out: Path) -> Path:
-    """Write ``gradebook.csv`` from every student's ``results.json`` (atomically) and return its path."""
-    buffer = io.StringIO()
-    # Excel's dialect, as RFC 4180: rows end with CRLF, so a cell holding a line break of either kind is quoted
-    # (ending rows with LF alone, the csv module would leave a lone CR unquoted, and Excel would start a row there).
-    writer = csv.writer(buffer, dialect="excel")
-    writer.writerow(["student", *(part.name for part in PARTS), "total", "max", "status", "notes"])
-    for entry in students:
-        student, *numbers, status, notes = gradebook_row(entry, out)
-        writer.writerow([spreadsheet_text(student), *numbers, spreadsheet_text(status), spreadsheet_text(notes)])
-    path = out / "gradebook.csv"
-    write_atomically(path, buffer.getvalue())
-    return path
-
-
-def gradebook_row(entry: Entry, out: Path) -> list[str]:
-    """``entry``'s row of the gradebook as read from its ``results.json`` (``missing`` when it cannot be read),
-    before the text cells are made safe for a spreadsheet."""
-    try:
-        results = json.loads(entry.results(out).read_text(encoding="utf-8"))
-        extra, tests = results["extra_data"], results["tests"]
-        scores = extra.get("part_scores", {})
-        notes = [extra["problem"]] if extra.get("problem") else []
-        notes += extra.get("notes", [])
-        return [
-            entry.student,
-            *(f"{scores.get(part.name, 0.0):g}" if part.name in extra.get("parts", ()) else "" for part in PARTS),
-            f"{results['score']:g}",
-            f"{sum(test['max_score'] for test in tests):g}",
-            str(extra.get("status", "")),
-            " | ".join(map(str, notes))[:500],
-        ]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        return [entry.student, *([""] * len(PARTS)), "", "", "missing", f"{type(error).__name__}: {error}"[:500]]
-
-
 def grade_all(
     todo: Sequence[Entry], out: Path, parts: Sequence[str], options: Sequence[str], *, jobs: int, timeout: float
 ) -> dict[str, int]:
@@ -248,6 +202,16 @@ def grade_all(
     finally:
         remove_tree(temp_root)
     return statuses
+
+
+def records(students: Sequence[Entry], out: Path) -> list[StudentRecord]:
+    """Every student's record, read from their ``results.json`` (of status ``missing`` when there is none)."""
+    return [read_record(entry.student, entry.results(out)) for entry in students]
+
+
+def write_reports(students: Sequence[Entry], out: Path) -> list[Path]:
+    """Write ``gradebook.csv`` for every student; return its path."""
+    return [write_gradebook(records(students, out), out)]
 
 
 def remove_stale_roots() -> None:

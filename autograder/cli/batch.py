@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     todo = [entry for entry in students if not batch.is_done(entry, args.out, parts)]
     print(f"{len(students)} submission(s) in {args.submissions}; {len(students) - len(todo)} already graded")
     statuses = batch.grade_all(todo, args.out, parts, options, jobs=args.jobs, timeout=args.timeout)
-    path = batch.gradebook(students, args.out)
+    written = batch.write_reports(students, args.out)
     summary = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())) or "nothing to grade"
-    print(f"this run: {summary}; wrote {path}")
+    print(f"this run: {summary}; wrote {', '.join(str(path) for path in written)}")
     return 0

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from autograder import batch as batch_engine
-from autograder.batch import entries, gradebook
+from autograder.batch import entries, write_reports
 from autograder.cli import batch as cli_batch
 from autograder.isolation.intake import MAX_FILE_BYTES
 from autograder.isolation.launcher import isolation
@@ -268,7 +268,7 @@ def test_the_gradebook_escapes_what_a_spreadsheet_would_run(tmp_path):
         results = {"score": 0, "tests": [], "extra_data": extra}
         (tmp_path / "out" / "students" / student / "results.json").write_text(json.dumps(results))
         (tmp_path / "class" / (student if number % 2 else f"{student}.zip")).mkdir(parents=True)
-    gradebook(entries(tmp_path / "class"), tmp_path / "out")
+    write_reports(entries(tmp_path / "class"), tmp_path / "out")
     table = rows(tmp_path / "out")
     assert sorted(table) == sorted(cell(student) for student in students[:-2]) + ["alice", "bob\r=1+1"]
     assert (tmp_path / "out" / "gradebook.csv").read_bytes().count(b"\r\n") == len(students) + 1, "a cell broke a row"
@@ -317,6 +317,6 @@ def test_a_failure_of_the_batch_itself_costs_one_student_only(tmp_path, monkeypa
     statuses = batch_engine.grade_all(students, out, PARTS, [], jobs=2, timeout=60)
     assert statuses == {"grader error": 3}
     assert not any(batch_engine.is_done(entry, out, PARTS) for entry in students)
-    batch_engine.gradebook(students, out)
+    batch_engine.write_reports(students, out)
     assert "No space left on device" in rows(out)["bob"]["notes"] and len(rows(out)) == 3
     assert "the batch failed to grade it (KeyError" in rows(out)["carol"]["notes"]

@@ -1,0 +1,167 @@
+"""The batch's reports, from hand-made ``results.json`` files: the gradebook's columns, maxima and notes.
+
+A class of seven: alice passes everything and ran the harness; bob and gina hand in a ``forward.py`` with a
+syntax error; carol has a wrong answer in ``schedules``, a stub and a timeout in ``forward``; dave's zip is
+empty (not graded); eve's grading failed on the grader's side; ``=frank`` has no ``results.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from autograder import batch
+from autograder.reports.gradebook import HEADER, write_gradebook
+from autograder.reports.problems import part_problem
+from autograder.reports.records import MISSING
+from autograder.reports.records import Test as Verdict
+from autograder.results import HARNESS_TAG, gradescope_test
+
+SYNTAX = "forward.py could not be imported: SyntaxError: invalid syntax (forward.py, line 1) (forward.py:1)"
+RAISED = "your code raised an error:\n  "
+STUB = "your code raised an error (this function is still the stub: implement it):\n  "
+TIMEOUT = "forward.q_step raised TimeoutError: no answer within the wall-time limit of 120 s (an infinite loop?)"
+WRONG = "linear_betas(T) is not linspace(beta_start, beta_end, T)\n  expected 0.0001, got 0.02\n  hint: endpoints"
+INTERNALS = "Student code ran sandboxed with bubblewrap: no network, read-only system"
+GRADER_LOG = "the grader stopped with exit code -9 (its log: grader.log). Its last output:\nTraceback: secret"
+
+
+def check(part: str, name: str, points: float, verdict: str | None = None) -> dict:
+    """A hidden check's test: passed without ``verdict``, else failed with it under the title."""
+    title = f"the {name} property holds"
+    output = title if verdict is None else f"{title}\n{verdict}"
+    return gradescope_test(f"Part ({part}): {name}", 0.0 if verdict else points, points, output, part)
+
+
+def harness_check(name: str, points: float, passed: bool) -> dict:
+    message = "distance 0.01 (must be at most 0.05)" if passed else "distance 0.9 (must be at most 0.05)"
+    return gradescope_test(
+        f"Harness (mixture2d): {name}", points if passed else 0.0, points, f"{name}\n{message}", HARNESS_TAG
+    )
+
+
+def forward(verdicts: tuple[str | None, str | None] = (None, None)) -> list[dict]:
+    return [check("forward", "q_sample", 5, verdicts[0]), check("forward", "q_step", 3, verdicts[1])]
+
+
+SCHEDULES = [check("schedules", "linear", 3), check("schedules", "cosine", 4)]
+CLASS: dict[str, dict] = {
+    "alice": {
+        "tests": [*SCHEDULES, *forward()]
+        + [harness_check("training", 1, True), harness_check("ddpm_quality", 2, True)]
+        + [harness_check("ddim_quality", 2, False), harness_check("cfg_accuracy", 2, True)],
+        "harness": {"plans": {}},
+    },
+    "bob": {"tests": [*SCHEDULES, *forward((RAISED + SYNTAX, RAISED + SYNTAX))]},
+    "gina": {"tests": [*SCHEDULES, *forward((RAISED + SYNTAX, RAISED + SYNTAX))], "notes": ["skipped notes.txt"]},
+    "carol": {
+        "tests": [check("schedules", "linear", 3, WRONG), SCHEDULES[1]]
+        + forward((STUB + "forward.q_sample raised NotImplementedError: (forward.py:10)", RAISED + TIMEOUT))
+    },
+    "dave": {"status": "not graded", "problem": "dave.zip is an empty zip"},
+    "eve": {"status": "grader error", "problem": GRADER_LOG},
+}
+
+
+def results_json(status: str = "graded", tests: list | None = None, problem: str = "", **extra) -> dict:
+    """A ``results.json`` as the grader writes it; a result that is not a grading fails every check with why."""
+    if tests is None:
+        tests = [check(t["tags"][0], t["name"].split(": ")[1], t["max_score"], f"not graded: {problem}") for t in
+                 [*SCHEDULES, *forward()]]  # fmt: skip
+    extra_data = {
+        "status": status,
+        "problem": problem,
+        "parts": ["forward", "schedules"],
+        "notes": extra.pop("notes", []),
+        "part_seconds": {"schedules": 1.25, "forward": 2.5},
+        "submission_sha256": "f" * 64,
+        "kit_version": "e" * 64,
+        **extra,
+    }
+    score = sum(test["score"] for test in tests)
+    return {"score": score, "execution_time": 3.75, "output": INTERNALS, "extra_data": extra_data, "tests": tests}
+
+
+@pytest.fixture
+def graded(tmp_path: Path) -> tuple[list[batch.Entry], Path]:
+    """The class's submissions (empty folders) and its batch output."""
+    out = tmp_path / "out"
+    for student, fields in CLASS.items():
+        (out / "students" / student).mkdir(parents=True)
+        (out / "students" / student / "results.json").write_text(json.dumps(results_json(**fields)), encoding="utf-8")
+    for student in [*CLASS, "=frank"]:
+        (tmp_path / "class" / student).mkdir(parents=True)
+    return batch.entries(tmp_path / "class"), out
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    data = path.read_bytes()
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    assert data.count(b"\r\n") == len(rows), "rows end with CRLF, and only rows"
+    return rows
+
+
+def gradebook_of(graded) -> dict[str, dict[str, str]]:
+    students, out = graded
+    table = read_csv(write_gradebook(batch.records(students, out), out))
+    assert table[0] == HEADER
+    return {row[0]: dict(zip(HEADER, row, strict=True)) for row in table[1:]}
+
+
+def test_the_gradebook_has_a_column_per_part_one_for_the_harness_and_the_same_max_on_every_row(graded):
+    rows = gradebook_of(graded)
+    assert list(rows) == ["'=frank", "alice", "bob", "carol", "dave", "eve", "gina"]
+    alice, bob, frank = rows["alice"], rows["bob"], rows["'=frank"]
+    assert (alice["schedules"], alice["forward"], alice["harness"], alice["total"]) == ("7", "8", "5", "20")
+    assert (bob["schedules"], bob["forward"], bob["harness"], bob["total"]) == ("7", "0", "", "7")
+    assert rows["carol"]["schedules"] == "4" and rows["dave"]["total"] == "0" and rows["dave"]["status"] == "not graded"
+    assert alice["ddpm"] == "" and alice["latent"] == "", "a part graded for no one is empty"
+    assert frank["status"] == MISSING and frank["total"] == "" and frank["notes"] == "no results.json yet"
+    assert {row["max"] for row in rows.values()} == {"22"}, "7 + 8 for the parts, 7 for the harness, on every row"
+    for row in rows.values():
+        cells = [row[column] for column in HEADER[1:12] if row[column]]
+        assert not row["total"] or float(row["total"]) == sum(map(float, cells)), "the total is the row's points"
+
+
+def test_the_notes_give_each_parts_problem_a_syntax_error_included(graded):
+    rows = gradebook_of(graded)
+    assert rows["bob"]["notes"] == "forward: syntax error (forward.py:1)"
+    assert rows["gina"]["notes"] == "forward: syntax error (forward.py:1) | skipped notes.txt"
+    assert rows["carol"]["notes"] == "forward: timeout in q_step", "a timeout before a stub; a wrong answer: no note"
+    assert rows["alice"]["notes"] == "" and rows["dave"]["notes"] == "dave.zip is an empty zip"
+    assert rows["eve"]["notes"].startswith("the grader stopped with exit code -9"), "a grader error says how"
+
+
+@pytest.mark.parametrize(
+    ("verdict", "phrase"),
+    [
+        (RAISED + SYNTAX, "syntax error (forward.py:1)"),
+        (RAISED + "forward.py could not be imported: ModuleNotFoundError: No module named 'nope' (forward.py:3)",
+         "import error: ModuleNotFoundError: No module named 'nope' (forward.py:3)"),
+        (RAISED + "forward.py could not be imported: TimeoutError: no answer within 60 s", "its import timed out"),
+        (RAISED + "the submission has no forward.py", "no forward.py"),
+        (RAISED + TIMEOUT, "timeout in q_step"),
+        (RAISED + "forward.q_step raised WorkerDied: it died (killed by signal 9)", "the worker died in q_step"),
+        (RAISED + "forward.q_step raised AttributeError: forward.py defines no function q_step", "no function q_step"),
+        (STUB + "forward.q_step raised NotImplementedError: (forward.py:9)", "not implemented: q_step"),
+        (RAISED + "forward.Model.forward raised TypeError: bad (forward.py:2)", "Model.forward raised TypeError"),
+        ("forward.q_step changed its x_prev in place: a function must leave its arguments",
+         "changes its arguments in place: q_step"),
+        ("your function gave different results for the same inputs; it must", "different results for the same inputs"),
+        ("the answer could not be checked: KeyError: 'x'", "a check failed on the grader's side"),
+        (WRONG, ""),
+        ("not graded: the submission is an empty zip", ""),
+    ],
+)  # fmt: skip
+def test_a_parts_problem_is_read_from_its_failed_tests_output(verdict: str, phrase: str):
+    test = Verdict("Part (forward): q_step", 0.0, 3.0, f"q_step's title\n{verdict}", "forward")
+    assert part_problem("forward", [test]) == phrase
+    assert part_problem("forward", [Verdict(test.name, 3.0, 3.0, test.output, "forward")]) == "", "it passed"
+
+
+def test_the_gradebook_escapes_formulas(graded):
+    assert "'=frank" in gradebook_of(graded)
