@@ -1,9 +1,10 @@
-"""Grade a class: ``python -m autograder batch SUBMISSIONS --out DIR [--jobs N]``.
+"""Grade a class: ``python -m autograder batch SUBMISSIONS --out DIR [--jobs N] [--only ID ...] [--force]``.
 
 ``SUBMISSIONS`` holds one entry per student, a folder or a ``.zip``; the entry's name (without
 ``.zip``) is the student's id. Each student is graded by a grader process of its own
 (``python -m autograder grade``), ``--jobs`` at a time, so nothing one submission does can stop
-the others. Written under ``DIR``:
+the others. ``--only`` grades only the students named (the gradebook still lists everyone), and
+``--force`` grades again what is up to date. Written under ``DIR``:
 
 - ``students/<student>/results.json``: Gradescope's schema, written atomically (a reader never sees
   half of it), also when the grader itself failed (``extra_data.status == "grader error"``, with the
@@ -27,13 +28,14 @@ removed as soon as it has ended, whether it finished, failed or was killed at ``
 that is itself killed leaves its temporary directory to the next batch, which removes it.
 
 Resumable: a student whose ``results.json`` was written by this version of the kit for the same
-submission (its SHA-256) is not graded again, so a batch killed half-way and run again grades only
-what is missing; grader errors are retried.
+submission (its SHA-256) is not graded again (unless ``--force``), so a batch killed half-way and run
+again grades only what is missing; grader errors are retried.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import shutil
 import stat
@@ -88,6 +90,32 @@ def entries(submissions: Path) -> list[Entry]:
     while shared := {name for name, count in Counter(ids).items() if count > 1}:
         ids = [path.name if name in shared else name for name, path in zip(ids, paths, strict=True)]
     return [Entry(name, path) for name, path in zip(ids, paths, strict=True)]
+
+
+class UnknownStudents(ValueError):
+    """``--only`` named a student who has no submission."""
+
+
+def select(students: Sequence[Entry], only: Sequence[str]) -> list[Entry]:
+    """The students named in ``only`` (by id, or by the name of their folder or ``.zip``), in the order of
+    ``students``; all of them when ``only`` is empty.
+
+    Raises:
+        UnknownStudents: naming every id of ``only`` that is no student's, with the closest ids.
+    """
+    if not only:
+        return list(students)
+    names = {name for entry in students for name in (entry.student, entry.path.name)}
+    unknown = [name for name in dict.fromkeys(only) if name not in names]
+    if unknown:
+        ids = [entry.student for entry in students]
+        close = sorted({match for name in unknown for match in difflib.get_close_matches(name, ids, n=3)})
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise UnknownStudents(
+            f"no submission for {', '.join(map(repr, unknown))}{hint}: a student's id is the name of their folder "
+            "or .zip (without .zip) in the submissions"
+        )
+    return [entry for entry in students if {entry.student, entry.path.name} & set(only)]
 
 
 def is_done(entry: Entry, out: Path, parts: Sequence[str]) -> bool:
@@ -212,6 +240,35 @@ def records(students: Sequence[Entry], out: Path) -> list[StudentRecord]:
 def write_reports(students: Sequence[Entry], out: Path) -> list[Path]:
     """Write ``gradebook.csv`` for every student; return its path."""
     return [write_gradebook(records(students, out), out)]
+
+
+def run(
+    submissions: Path,
+    out: Path,
+    parts: Sequence[str],
+    options: Sequence[str],
+    *,
+    jobs: int = 1,
+    timeout: float = 3600.0,
+    only: Sequence[str] = (),
+    force: bool = False,
+) -> tuple[dict[str, int], list[Path]]:
+    """Grade the students of ``submissions`` that ``only`` names (default: all) whose result is not up to date
+    (with ``force``, all of them) and write the class's reports; print what it grades. Returns how many
+    gradings ended with each status, and the reports' paths.
+
+    Raises:
+        UnknownStudents: ``only`` names a student who has no submission (before anything is graded).
+    """
+    students = entries(submissions)
+    chosen = select(students, only)
+    todo = [entry for entry in chosen if force or not is_done(entry, out, parts)]
+    line = f"{len(students)} submission(s) in {submissions}"
+    line += f"; {len(chosen)} chosen by --only" if only else ""
+    line += f"; grading {len(todo)} again (--force)" if force else f"; {len(chosen) - len(todo)} already graded"
+    print(line, flush=True)
+    statuses = grade_all(todo, out, parts, options, jobs=jobs, timeout=timeout)
+    return statuses, write_reports(students, out)
 
 
 def remove_stale_roots() -> None:

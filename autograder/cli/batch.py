@@ -1,4 +1,5 @@
-"""``python -m autograder batch SUBMISSIONS --out DIR [--jobs N]``: grade a class (see :mod:`autograder.batch`)."""
+"""``python -m autograder batch SUBMISSIONS --out DIR [--jobs N] [--only ID ...] [--force]``: grade a class
+(see :mod:`autograder.batch`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from autograder.parts import PART_NAMES
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``batch SUBMISSIONS --out DIR [--jobs N]``."""
+    """Register ``batch SUBMISSIONS --out DIR [--jobs N] [--only ID ...] [--force]``."""
     parser = subparsers.add_parser(
         "batch",
         help="grade a directory of submissions (one folder or .zip per student), resumably",
@@ -25,6 +26,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--timeout", type=float, default=3600.0, help="seconds one student's grading may take in all (default 3600)"
     )
+    parser.add_argument(
+        "--only", nargs="+", default=[], metavar="STUDENT", help="grade only these students (the gradebook lists all)"
+    )
+    parser.add_argument("--force", action="store_true", help="grade again even the results that are up to date")
     add_limits_option(parser)
     add_parts_option(parser)
     parser.add_argument("--in-process", action="store_true", help="no sandbox: for trusted code only")
@@ -45,12 +50,20 @@ def run(args: argparse.Namespace) -> int:
         return 2
     options = ["--limits", str(args.limits.resolve())] if args.limits else []
     options += ["--in-process"] if args.in_process else []
-    parts = args.parts or list(PART_NAMES)
-    students = batch.entries(args.submissions)
-    todo = [entry for entry in students if not batch.is_done(entry, args.out, parts)]
-    print(f"{len(students)} submission(s) in {args.submissions}; {len(students) - len(todo)} already graded")
-    statuses = batch.grade_all(todo, args.out, parts, options, jobs=args.jobs, timeout=args.timeout)
-    written = batch.write_reports(students, args.out)
+    try:
+        statuses, written = batch.run(
+            args.submissions,
+            args.out,
+            args.parts or list(PART_NAMES),
+            options,
+            jobs=args.jobs,
+            timeout=args.timeout,
+            only=args.only,
+            force=args.force,
+        )
+    except batch.UnknownStudents as error:
+        print(f"error: --only: {error}", file=sys.stderr)
+        return 2
     summary = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())) or "nothing to grade"
     print(f"this run: {summary}; wrote {', '.join(str(path) for path in written)}")
     return 0

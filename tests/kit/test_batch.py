@@ -245,6 +245,29 @@ def test_a_batch_killed_half_way_resumes_and_ends_with_every_result_once(tmp_pat
     assert not list(temp.iterdir()), "the killed batch's temporary files are still there"
 
 
+def test_only_grades_the_students_named_force_grades_them_again_and_the_gradebook_lists_everyone(tmp_path):
+    submissions, out = tmp_path / "class", tmp_path / "out"
+    for student in ("alice", "bob"):
+        reference(submissions / student)
+    output = finished(batch(submissions, out, "--only", "alice"))
+    assert "2 submission(s)" in output and "1 chosen by --only; 0 already graded" in output
+    assert [path.parent.name for path in out.glob("students/*/results.json")] == ["alice"]
+    table = rows(out)
+    assert table["alice"]["total"] == str(FULL) and table["alice"]["status"] == "graded"
+    assert table["bob"]["status"] == "missing" and table["bob"]["max"] == str(FULL)
+    results = out / "students" / "alice" / "results.json"
+    graded_at = results.stat().st_mtime_ns
+    output = finished(batch(submissions, out, "--only", "alice"))
+    assert "1 already graded" in output and "nothing to grade" in output
+    assert results.stat().st_mtime_ns == graded_at, "up to date: not graded again"
+    output = finished(batch(submissions, out, "--only", "alice", "--force"))
+    assert "grading 1 again (--force)" in output and "this run: 1 graded" in output
+    assert results.stat().st_mtime_ns != graded_at and not (out / "students" / "bob").exists()
+    refused = batch(submissions, out, "--only", "alice", "alicia", "carol")
+    error = refused.communicate(timeout=300)[0].decode()
+    assert refused.returncode == 2 and "no submission for 'alicia', 'carol' (did you mean 'alice'?)" in error
+
+
 def test_every_entry_gets_an_id_of_its_own(tmp_path):
     for name in ("bob", "bob.zip", "bob.zip.zip", "carol.ZIP", "gradebook.csv", ".hidden"):
         (tmp_path / name).mkdir()

@@ -1,4 +1,5 @@
-"""The batch's reports, from hand-made ``results.json`` files: the gradebook's columns, maxima and notes.
+"""The batch's reports, from hand-made ``results.json`` files: the gradebook's columns, maxima and notes; how
+``--only`` names students.
 
 A class of seven: alice passes everything and ran the harness; bob and gina hand in a ``forward.py`` with a
 syntax error; carol has a wrong answer in ``schedules``, a stub and a timeout in ``forward``; dave's zip is
@@ -165,3 +166,13 @@ def test_a_parts_problem_is_read_from_its_failed_tests_output(verdict: str, phra
 
 def test_the_gradebook_escapes_formulas(graded):
     assert "'=frank" in gradebook_of(graded)
+
+
+def test_only_names_students_by_id_or_file_and_refuses_an_unknown_one(tmp_path: Path):
+    for name in ("alice", "bob.zip", "carol"):
+        (tmp_path / name).mkdir()
+    students = batch.entries(tmp_path)
+    assert [entry.student for entry in batch.select(students, ["carol", "bob.zip", "carol"])] == ["bob", "carol"]
+    assert batch.select(students, []) == students
+    with pytest.raises(batch.UnknownStudents, match=r"no submission for 'alicia', 'zed' \(did you mean 'alice'\?\)"):
+        batch.select(students, ["alice", "alicia", "zed"])
