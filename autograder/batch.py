@@ -10,6 +10,9 @@ the others. ``--only`` grades only the students named (the gradebook still lists
   half of it), also when the grader itself failed (``extra_data.status == "grader error"``, with the
   end of its log);
 - ``students/<student>/grader.log``: what the grader printed;
+- ``students/<student>/feedback.md``: what the student reads (:mod:`autograder.reports.feedback`),
+  written after the student's grading, and for a student graded before when it is missing or older
+  than their ``results.json`` (the harness added its points);
 - ``gradebook.csv``: one row per student: points per part, the harness's, total, max, status and notes
   (:mod:`autograder.reports.gradebook`), written at the end of every run from every student's
   ``results.json``. A cell (a student's id, the notes, which quote file names from their hand-in) that
@@ -55,13 +58,16 @@ from autograder.grading import not_graded
 from autograder.isolation import intake
 from autograder.isolation.launcher import parent_death_signal
 from autograder.reference import ROOT
+from autograder.reports.feedback import write_feedback
 from autograder.reports.gradebook import write_gradebook
-from autograder.reports.records import StudentRecord, read_record
+from autograder.reports.records import MISSING, StudentRecord, read_record
 from autograder.results import GRADER_ERROR, kit_version, read_results, results_json, write_results
 
 LOG_TAIL = 3000
 STUDENTS = "students"
 """The folder of ``DIR`` that holds one folder per student, and nothing else."""
+FEEDBACK = "feedback.md"
+"""A student's feedback, in their folder beside ``results.json``."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,10 @@ class Entry:
     def results(self, out: Path) -> Path:
         """The student's ``results.json``."""
         return self.folder(out) / "results.json"
+
+    def feedback(self, out: Path) -> Path:
+        """The student's ``feedback.md``."""
+        return self.folder(out) / FEEDBACK
 
 
 def entries(submissions: Path) -> list[Entry]:
@@ -154,7 +164,7 @@ def grade_one(
     under ``temp_root`` (its ``TMPDIR``), removed when the grader has ended, also when it was killed."""
     folder = entry.folder(out)
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in [*folder.glob("*.tmp"), entry.results(out)]:  # a grader killed while writing; an outdated result
+    for stale in [*folder.glob("*.tmp"), entry.results(out), entry.feedback(out)]:  # a killed writer's; outdated
         stale.unlink(missing_ok=True)
     log = folder / "grader.log"
     command = [sys.executable, "-m", "autograder", "grade", str(entry.path.resolve()), "--out", str(folder)]
@@ -225,11 +235,25 @@ def grade_all(
                     grader_error(entry, out, parts, f"the batch failed to grade it ({error!r})")
                     status, score = GRADER_ERROR, 0.0
                 statuses[status] = statuses.get(status, 0) + 1
+                with contextlib.suppress(OSError):  # the reports at the end meet a full disk too, and say so
+                    update_feedback(entry, out)
                 progress.set_postfix_str(f"{entry.student}: {score:g} ({status})")
                 progress.update()
     finally:
         remove_tree(temp_root)
     return statuses
+
+
+def update_feedback(entry: Entry, out: Path, *, when_stale: bool = False) -> None:
+    """Write ``entry``'s ``feedback.md`` from its ``results.json`` (none when it has none); with ``when_stale``
+    only when it is missing or older than ``results.json`` (the harness added its points since)."""
+    path, results = entry.feedback(out), entry.results(out)
+    with contextlib.suppress(OSError):
+        if when_stale and path.stat().st_mtime_ns >= results.stat().st_mtime_ns:
+            return
+    record = read_record(entry.student, results)
+    if record.status != MISSING:
+        write_feedback(record, path)
 
 
 def records(students: Sequence[Entry], out: Path) -> list[StudentRecord]:
@@ -254,8 +278,8 @@ def run(
     force: bool = False,
 ) -> tuple[dict[str, int], list[Path]]:
     """Grade the students of ``submissions`` that ``only`` names (default: all) whose result is not up to date
-    (with ``force``, all of them) and write the class's reports; print what it grades. Returns how many
-    gradings ended with each status, and the reports' paths.
+    (with ``force``, all of them), bring every student's feedback up to date and write the class's reports;
+    print what it grades. Returns how many gradings ended with each status, and the reports' paths.
 
     Raises:
         UnknownStudents: ``only`` names a student who has no submission (before anything is graded).
@@ -268,6 +292,11 @@ def run(
     line += f"; grading {len(todo)} again (--force)" if force else f"; {len(chosen) - len(todo)} already graded"
     print(line, flush=True)
     statuses = grade_all(todo, out, parts, options, jobs=jobs, timeout=timeout)
+    graded = set(todo)
+    for entry in students:
+        if entry not in graded:
+            with contextlib.suppress(OSError):
+                update_feedback(entry, out, when_stale=True)
     return statuses, write_reports(students, out)
 
 

@@ -5,7 +5,8 @@
   class's points possible per column, and the spreadsheet cells every CSV shares;
 - :mod:`~autograder.reports.problems`: the problem of each part in a short phrase (a syntax error, a
   timeout...), read from the tests' outputs;
-- :mod:`~autograder.reports.gradebook`: ``gradebook.csv``, for the TAs.
+- :mod:`~autograder.reports.gradebook`: ``gradebook.csv``, for the TAs;
+- :mod:`~autograder.reports.feedback`: ``students/<id>/feedback.md``, what a student reads.
 
 They only read ``results.json`` files and write their own, atomically; :mod:`autograder.batch` calls them.
 """

@@ -255,11 +255,13 @@ def test_only_grades_the_students_named_force_grades_them_again_and_the_gradeboo
     table = rows(out)
     assert table["alice"]["total"] == str(FULL) and table["alice"]["status"] == "graded"
     assert table["bob"]["status"] == "missing" and table["bob"]["max"] == str(FULL)
-    results = out / "students" / "alice" / "results.json"
+    results, feedback = out / "students" / "alice" / "results.json", out / "students" / "alice" / "feedback.md"
+    assert feedback.is_file()
     graded_at = results.stat().st_mtime_ns
+    feedback.unlink()
     output = finished(batch(submissions, out, "--only", "alice"))
     assert "1 already graded" in output and "nothing to grade" in output
-    assert results.stat().st_mtime_ns == graded_at, "up to date: not graded again"
+    assert results.stat().st_mtime_ns == graded_at and feedback.is_file(), "up to date: its feedback only is written"
     output = finished(batch(submissions, out, "--only", "alice", "--force"))
     assert "grading 1 again (--force)" in output and "this run: 1 graded" in output
     assert results.stat().st_mtime_ns != graded_at and not (out / "students" / "bob").exists()

@@ -1,5 +1,5 @@
-"""The batch's reports, from hand-made ``results.json`` files: the gradebook's columns, maxima and notes; how
-``--only`` names students.
+"""The batch's reports, from hand-made ``results.json`` files: the gradebook's columns, maxima and notes, each
+student's feedback and when the batch writes it; how ``--only`` names students.
 
 A class of seven: alice passes everything and ran the harness; bob and gina hand in a ``forward.py`` with a
 syntax error; carol has a wrong answer in ``schedules``, a stub and a timeout in ``forward``; dave's zip is
@@ -11,14 +11,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from autograder import batch
+from autograder.reports.feedback import GRADER_FAILED, feedback_markdown, fenced
 from autograder.reports.gradebook import HEADER, write_gradebook
 from autograder.reports.problems import part_problem
-from autograder.reports.records import MISSING
+from autograder.reports.records import MISSING, read_record
 from autograder.reports.records import Test as Verdict
 from autograder.results import HARNESS_TAG, gradescope_test
 
@@ -166,6 +168,60 @@ def test_a_parts_problem_is_read_from_its_failed_tests_output(verdict: str, phra
 
 def test_the_gradebook_escapes_formulas(graded):
     assert "'=frank" in gradebook_of(graded)
+
+
+def feedback(graded, student: str) -> str:
+    _, out = graded
+    return feedback_markdown(read_record(student, out / "students" / student / "results.json"))
+
+
+def test_feedback_gives_the_total_the_parts_and_each_failed_checks_name_and_message(graded):
+    bob = feedback(graded, "bob")
+    assert "**Total: 7 / 15 points**" in bob
+    assert "| 1 schedules | 7 / 7 | 2 / 2 |" in bob and "| 2 forward | 0 / 8 | 0 / 2 |" in bob
+    assert "### `Part (forward): q_sample`: 0 / 5, failed" in bob and "### `Part (forward): q_step`: 0 / 3" in bob
+    assert bob.count(SYNTAX) == 2 and "Part (schedules)" not in bob.split("## Failed checks")[1]
+    carol = feedback(graded, "carol")
+    assert WRONG in carol and "expected 0.0001, got 0.02" in carol and TIMEOUT in carol
+    for student in CLASS:
+        text = feedback(graded, student)
+        for internal in (INTERNALS, "1.25", "3.75", "f" * 64, "e" * 64, "grader.log", "Traceback"):
+            assert internal not in text, f"{student}'s feedback shows the grader's {internal!r}"
+
+
+def test_feedback_shows_the_harness_verdicts_and_says_why_a_submission_was_not_graded(graded):
+    alice = feedback(graded, "alice")
+    assert "**Total: 20 / 22 points**" in alice and "| harness | 5 / 7 | 3 / 4 |" in alice
+    assert "Every check passed." in alice
+    harness = alice.split("## Training and sampling (harness)")[1]
+    assert "`Harness (mixture2d): ddim_quality`: 0 / 2, failed" in harness and "distance 0.9" in harness
+    assert "`Harness (mixture2d): training`: 1 / 1, passed" in harness
+    assert "## Training and sampling" not in feedback(graded, "bob")
+    dave = feedback(graded, "dave")
+    assert "could not be graded" in dave and "dave.zip is an empty zip" in dave and "not graded:" not in dave
+    assert GRADER_FAILED in feedback(graded, "eve") and "Total" not in feedback(graded, "eve")
+    assert "skipped notes.txt" in feedback(graded, "gina")
+
+
+def test_a_fence_outlasts_the_backticks_of_what_it_holds():
+    assert fenced("```\nx") == "````text\n```\nx\n````"
+
+
+def test_the_batch_writes_a_feedback_that_is_missing_or_older_than_the_results(graded):
+    students, out = graded
+    bob = next(entry for entry in students if entry.student == "bob")
+    batch.update_feedback(bob, out, when_stale=True)
+    assert bob.feedback(out).read_text(encoding="utf-8") == feedback(graded, "bob")
+    bob.feedback(out).write_text("kept", encoding="utf-8")
+    batch.update_feedback(bob, out, when_stale=True)
+    assert bob.feedback(out).read_text(encoding="utf-8") == "kept", "up to date: not written again"
+    later = bob.feedback(out).stat().st_mtime_ns + 10**9
+    os.utime(bob.results(out), ns=(later, later))  # the harness added its points since
+    batch.update_feedback(bob, out, when_stale=True)
+    assert bob.feedback(out).read_text(encoding="utf-8") == feedback(graded, "bob")
+    frank = next(entry for entry in students if entry.student == "=frank")
+    batch.update_feedback(frank, out)
+    assert not frank.feedback(out).exists(), "no results, no feedback"
 
 
 def test_only_names_students_by_id_or_file_and_refuses_an_unknown_one(tmp_path: Path):
