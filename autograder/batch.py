@@ -14,11 +14,14 @@ the others. ``--only`` grades only the students named (the gradebook still lists
   written after the student's grading, and for a student graded before when it is missing or older
   than their ``results.json`` (the harness added its points);
 - ``gradebook.csv``: one row per student: points per part, the harness's, total, max, status and notes
-  (:mod:`autograder.reports.gradebook`), written at the end of every run from every student's
-  ``results.json``. A cell (a student's id, the notes, which quote file names from their hand-in) that
-  starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a ``'`` in front, as OWASP
-  recommends against formula injection: a spreadsheet shows it as text instead of running it. Rows end
-  with CRLF (RFC 4180), so a line break inside a cell is quoted and cannot start a row of its own.
+  (:mod:`autograder.reports.gradebook`);
+- ``report.md`` and ``report.png``: the class's totals, parts, checks and most common failure
+  messages (:mod:`autograder.reports.class_report`).
+
+A text cell of a CSV file that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a
+``'`` in front, as OWASP recommends against formula injection: a spreadsheet shows it as text instead of
+running it. Rows end with CRLF (RFC 4180), so a line break inside a cell is quoted and cannot start a row
+of its own. The reports are written at the end of every run, from every student's ``results.json``.
 
 The students' files live in ``students/``, one folder each, and the batch's own files beside that
 folder, so a student id is never the name of a file of the batch, whatever it is (a student who
@@ -58,6 +61,7 @@ from autograder.grading import not_graded
 from autograder.isolation import intake
 from autograder.isolation.launcher import parent_death_signal
 from autograder.reference import ROOT
+from autograder.reports.class_report import write_class_report
 from autograder.reports.feedback import write_feedback
 from autograder.reports.gradebook import write_gradebook
 from autograder.reports.records import MISSING, StudentRecord, read_record
@@ -262,8 +266,9 @@ def records(students: Sequence[Entry], out: Path) -> list[StudentRecord]:
 
 
 def write_reports(students: Sequence[Entry], out: Path) -> list[Path]:
-    """Write ``gradebook.csv`` for every student; return its path."""
-    return [write_gradebook(records(students, out), out)]
+    """Write ``gradebook.csv``, ``report.md`` and ``report.png`` for every student; return their paths."""
+    found = records(students, out)
+    return [write_gradebook(found, out), *write_class_report(found, out)]
 
 
 def run(

@@ -21,13 +21,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("submissions", type=Path, help="directory with one folder or .zip per student")
-    parser.add_argument("--out", type=Path, required=True, help="directory for the results and gradebook.csv")
+    parser.add_argument("--out", type=Path, required=True, help="directory for the results, gradebook and reports")
     parser.add_argument("--jobs", type=int, default=1, help="students graded at once (default 1)")
     parser.add_argument(
         "--timeout", type=float, default=3600.0, help="seconds one student's grading may take in all (default 3600)"
     )
     parser.add_argument(
-        "--only", nargs="+", default=[], metavar="STUDENT", help="grade only these students (the gradebook lists all)"
+        "--only", nargs="+", default=[], metavar="STUDENT", help="grade only these students (the reports list all)"
     )
     parser.add_argument("--force", action="store_true", help="grade again even the results that are up to date")
     add_limits_option(parser)
@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Grade what is missing, write the gradebook, print a summary; 0 when the batch ran."""
+    """Grade what is missing, write the gradebook and reports, print a summary; 0 when the batch ran."""
     if not args.submissions.is_dir():
         print(f"error: {args.submissions} is not a directory of submissions", file=sys.stderr)
         return 2

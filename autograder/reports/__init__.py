@@ -6,7 +6,8 @@
 - :mod:`~autograder.reports.problems`: the problem of each part in a short phrase (a syntax error, a
   timeout...), read from the tests' outputs;
 - :mod:`~autograder.reports.gradebook`: ``gradebook.csv``, for the TAs;
-- :mod:`~autograder.reports.feedback`: ``students/<id>/feedback.md``, what a student reads.
+- :mod:`~autograder.reports.feedback`: ``students/<id>/feedback.md``, what a student reads;
+- :mod:`~autograder.reports.class_report`: ``report.md`` and ``report.png``, the class at a glance.
 
 They only read ``results.json`` files and write their own, atomically; :mod:`autograder.batch` calls them.
 """

@@ -245,7 +245,7 @@ def test_a_batch_killed_half_way_resumes_and_ends_with_every_result_once(tmp_pat
     assert not list(temp.iterdir()), "the killed batch's temporary files are still there"
 
 
-def test_only_grades_the_students_named_force_grades_them_again_and_the_gradebook_lists_everyone(tmp_path):
+def test_only_grades_the_students_named_force_grades_them_again_and_the_reports_list_everyone(tmp_path):
     submissions, out = tmp_path / "class", tmp_path / "out"
     for student in ("alice", "bob"):
         reference(submissions / student)
@@ -255,8 +255,9 @@ def test_only_grades_the_students_named_force_grades_them_again_and_the_gradeboo
     table = rows(out)
     assert table["alice"]["total"] == str(FULL) and table["alice"]["status"] == "graded"
     assert table["bob"]["status"] == "missing" and table["bob"]["max"] == str(FULL)
+    for name in ("gradebook.csv", "report.md", "report.png", "students/alice/feedback.md"):
+        assert (out / name).is_file(), name
     results, feedback = out / "students" / "alice" / "results.json", out / "students" / "alice" / "feedback.md"
-    assert feedback.is_file()
     graded_at = results.stat().st_mtime_ns
     feedback.unlink()
     output = finished(batch(submissions, out, "--only", "alice"))

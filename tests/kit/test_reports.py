@@ -1,5 +1,5 @@
 """The batch's reports, from hand-made ``results.json`` files: the gradebook's columns, maxima and notes, each
-student's feedback and when the batch writes it; how ``--only`` names students.
+student's feedback and when the batch writes it, the class report; how ``--only`` names students.
 
 A class of seven: alice passes everything and ran the harness; bob and gina hand in a ``forward.py`` with a
 syntax error; carol has a wrong answer in ``schedules``, a stub and a timeout in ``forward``; dave's zip is
@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from autograder import batch
+from autograder.reports.class_report import common_messages, part_summaries, write_class_report
 from autograder.reports.feedback import GRADER_FAILED, feedback_markdown, fenced
 from autograder.reports.gradebook import HEADER, write_gradebook
 from autograder.reports.problems import part_problem
@@ -207,6 +208,28 @@ def test_a_fence_outlasts_the_backticks_of_what_it_holds():
     assert fenced("```\nx") == "````text\n```\nx\n````"
 
 
+def test_the_class_report_counts_the_failure_messages_and_draws_the_histogram(graded):
+    students, out = graded
+    report, figure = write_class_report(batch.records(students, out), out)
+    assert figure.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and figure.stat().st_size > 5000
+    text = report.read_text(encoding="utf-8")
+    assert "7 students: graded 4, not graded 1, grader error 1, missing 1." in text
+    assert "Totals of the 5 results that are grades, out of 22: mean 7.6, median 7" in text
+    assert "| forward | 8 | 2.00 | 75% (3 of 4) |" in text and "| harness | 7 | 5.00 | 100% (1 of 1) |" in text
+    assert "| Part (forward): q_step | 75% (3 of 4) |" in text
+    messages = [(m.text, m.tests, m.students) for m in common_messages(batch.records(students, out))]
+    assert messages == [
+        (f"your code raised an error: {SYNTAX}", 4, 2),
+        ("distance 0.9 (must be at most 0.05)", 1, 1),
+        ("linear_betas(T) is not linspace(beta_start, beta_end, T)", 1, 1),
+        ("your code raised an error (this function is still the stub: implement it): "
+         "forward.q_sample raised NotImplementedError: (forward.py:10)", 1, 1),
+        (f"your code raised an error: {TIMEOUT}", 1, 1),
+    ]  # fmt: skip
+    assert f"| 4 | 2 | your code raised an error: {SYNTAX} |" in text
+    assert [part.name for part in part_summaries(batch.records(students, out))] == ["schedules", "forward", "harness"]
+
+
 def test_the_batch_writes_a_feedback_that_is_missing_or_older_than_the_results(graded):
     students, out = graded
     bob = next(entry for entry in students if entry.student == "bob")
@@ -222,6 +245,13 @@ def test_the_batch_writes_a_feedback_that_is_missing_or_older_than_the_results(g
     frank = next(entry for entry in students if entry.student == "=frank")
     batch.update_feedback(frank, out)
     assert not frank.feedback(out).exists(), "no results, no feedback"
+
+
+def test_the_reports_are_written_together(graded):
+    students, out = graded
+    written = batch.write_reports(students, out)
+    assert [path.name for path in written] == ["gradebook.csv", "report.md", "report.png"]
+    assert not list(out.rglob("*.tmp"))
 
 
 def test_only_names_students_by_id_or_file_and_refuses_an_unknown_one(tmp_path: Path):
