@@ -16,7 +16,8 @@ the others. ``--only`` grades only the students named (the gradebook still lists
 - ``gradebook.csv``: one row per student: points per part, the harness's, total, max, status and notes
   (:mod:`autograder.reports.gradebook`);
 - ``report.md`` and ``report.png``: the class's totals, parts, checks and most common failure
-  messages (:mod:`autograder.reports.class_report`).
+  messages (:mod:`autograder.reports.class_report`);
+- ``canvas.csv``: the totals in Canvas's gradebook import format (:mod:`autograder.reports.canvas`).
 
 A text cell of a CSV file that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a
 ``'`` in front, as OWASP recommends against formula injection: a spreadsheet shows it as text instead of
@@ -61,6 +62,7 @@ from autograder.grading import not_graded
 from autograder.isolation import intake
 from autograder.isolation.launcher import parent_death_signal
 from autograder.reference import ROOT
+from autograder.reports.canvas import ASSIGNMENT, write_canvas
 from autograder.reports.class_report import write_class_report
 from autograder.reports.feedback import write_feedback
 from autograder.reports.gradebook import write_gradebook
@@ -265,10 +267,11 @@ def records(students: Sequence[Entry], out: Path) -> list[StudentRecord]:
     return [read_record(entry.student, entry.results(out)) for entry in students]
 
 
-def write_reports(students: Sequence[Entry], out: Path) -> list[Path]:
-    """Write ``gradebook.csv``, ``report.md`` and ``report.png`` for every student; return their paths."""
+def write_reports(students: Sequence[Entry], out: Path, assignment: str = ASSIGNMENT) -> list[Path]:
+    """Write ``gradebook.csv``, ``report.md``, ``report.png`` and ``canvas.csv`` (its assignment column named
+    ``assignment``) for every student; return their paths."""
     found = records(students, out)
-    return [write_gradebook(found, out), *write_class_report(found, out)]
+    return [write_gradebook(found, out), *write_class_report(found, out), write_canvas(found, out, assignment)]
 
 
 def run(
@@ -281,6 +284,7 @@ def run(
     timeout: float = 3600.0,
     only: Sequence[str] = (),
     force: bool = False,
+    assignment: str = ASSIGNMENT,
 ) -> tuple[dict[str, int], list[Path]]:
     """Grade the students of ``submissions`` that ``only`` names (default: all) whose result is not up to date
     (with ``force``, all of them), bring every student's feedback up to date and write the class's reports;
@@ -302,7 +306,7 @@ def run(
         if entry not in graded:
             with contextlib.suppress(OSError):
                 update_feedback(entry, out, when_stale=True)
-    return statuses, write_reports(students, out)
+    return statuses, write_reports(students, out, assignment)
 
 
 def remove_stale_roots() -> None:

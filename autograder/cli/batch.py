@@ -10,6 +10,7 @@ from pathlib import Path
 from autograder import batch
 from autograder.cli.options import add_limits_option, add_parts_option
 from autograder.parts import PART_NAMES
+from autograder.reports.canvas import ASSIGNMENT
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +31,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--only", nargs="+", default=[], metavar="STUDENT", help="grade only these students (the reports list all)"
     )
     parser.add_argument("--force", action="store_true", help="grade again even the results that are up to date")
+    parser.add_argument(
+        "--canvas-assignment",
+        default=ASSIGNMENT,
+        metavar="NAME",
+        help=f"canvas.csv's assignment column, e.g. 'Diffusion assignment (1234)' with the assignment's Canvas id "
+        f"(default {ASSIGNMENT!r}: Canvas creates a new assignment)",
+    )
     add_limits_option(parser)
     add_parts_option(parser)
     parser.add_argument("--in-process", action="store_true", help="no sandbox: for trusted code only")
@@ -60,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             only=args.only,
             force=args.force,
+            assignment=args.canvas_assignment,
         )
     except batch.UnknownStudents as error:
         print(f"error: --only: {error}", file=sys.stderr)

@@ -7,7 +7,8 @@
   timeout...), read from the tests' outputs;
 - :mod:`~autograder.reports.gradebook`: ``gradebook.csv``, for the TAs;
 - :mod:`~autograder.reports.feedback`: ``students/<id>/feedback.md``, what a student reads;
-- :mod:`~autograder.reports.class_report`: ``report.md`` and ``report.png``, the class at a glance.
+- :mod:`~autograder.reports.class_report`: ``report.md`` and ``report.png``, the class at a glance;
+- :mod:`~autograder.reports.canvas`: ``canvas.csv``, Canvas's gradebook import.
 
 They only read ``results.json`` files and write their own, atomically; :mod:`autograder.batch` calls them.
 """

@@ -255,7 +255,7 @@ def test_only_grades_the_students_named_force_grades_them_again_and_the_reports_
     table = rows(out)
     assert table["alice"]["total"] == str(FULL) and table["alice"]["status"] == "graded"
     assert table["bob"]["status"] == "missing" and table["bob"]["max"] == str(FULL)
-    for name in ("gradebook.csv", "report.md", "report.png", "students/alice/feedback.md"):
+    for name in ("gradebook.csv", "report.md", "report.png", "canvas.csv", "students/alice/feedback.md"):
         assert (out / name).is_file(), name
     results, feedback = out / "students" / "alice" / "results.json", out / "students" / "alice" / "feedback.md"
     graded_at = results.stat().st_mtime_ns
@@ -294,13 +294,16 @@ def test_the_gradebook_escapes_what_a_spreadsheet_would_run(tmp_path):
         results = {"score": 0, "tests": [], "extra_data": extra}
         (tmp_path / "out" / "students" / student / "results.json").write_text(json.dumps(results))
         (tmp_path / "class" / (student if number % 2 else f"{student}.zip")).mkdir(parents=True)
-    write_reports(entries(tmp_path / "class"), tmp_path / "out")
+    write_reports(entries(tmp_path / "class"), tmp_path / "out", "=assignment")
     table = rows(tmp_path / "out")
     assert sorted(table) == sorted(cell(student) for student in students[:-2]) + ["alice", "bob\r=1+1"]
     assert (tmp_path / "out" / "gradebook.csv").read_bytes().count(b"\r\n") == len(students) + 1, "a cell broke a row"
     for student, row in table.items():
         assert row["notes"] == f"{student}.zip is an empty zip | =note", "the notes were not escaped"
         assert row["status"] == "not graded"
+    with (tmp_path / "out" / "canvas.csv").open(encoding="utf-8", newline="") as handle:
+        canvas = list(csv.reader(handle))
+    assert canvas[0][-1] == "'=assignment" and sorted(row[3] for row in canvas[2:]) == sorted(table)
 
 
 def test_a_grader_killed_at_the_timeout_leaves_nothing_behind(tmp_path):

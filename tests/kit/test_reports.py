@@ -1,5 +1,6 @@
 """The batch's reports, from hand-made ``results.json`` files: the gradebook's columns, maxima and notes, each
-student's feedback and when the batch writes it, the class report; how ``--only`` names students.
+student's feedback and when the batch writes it, the class report, the Canvas export; how ``--only`` names
+students.
 
 A class of seven: alice passes everything and ran the harness; bob and gina hand in a ``forward.py`` with a
 syntax error; carol has a wrong answer in ``schedules``, a stub and a timeout in ``forward``; dave's zip is
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from autograder import batch
+from autograder.reports.canvas import write_canvas
 from autograder.reports.class_report import common_messages, part_summaries, write_class_report
 from autograder.reports.feedback import GRADER_FAILED, feedback_markdown, fenced
 from autograder.reports.gradebook import HEADER, write_gradebook
@@ -167,8 +169,21 @@ def test_a_parts_problem_is_read_from_its_failed_tests_output(verdict: str, phra
     assert part_problem("forward", [Verdict(test.name, 3.0, 3.0, test.output, "forward")]) == "", "it passed"
 
 
-def test_the_gradebook_escapes_formulas(graded):
+def test_the_gradebook_and_canvas_escape_formulas(graded):
+    students, out = graded
+    rows = read_csv(write_canvas(batch.records(students, out), out, "=Diffusion (12)"))
+    assert rows[0][-1] == "'=Diffusion (12)" and rows[2][3] == "'=frank"
     assert "'=frank" in gradebook_of(graded)
+
+
+def test_canvas_has_its_import_header_a_points_possible_row_and_the_totals_by_login_id(graded):
+    students, out = graded
+    rows = read_csv(write_canvas(batch.records(students, out), out))
+    assert rows[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Diffusion assignment"]
+    assert rows[1] == ["Points Possible", "", "", "", "", "22"]
+    totals = {row[3]: row[5] for row in rows[2:]}
+    assert totals == {"'=frank": "", "alice": "20", "bob": "7", "carol": "4", "dave": "0", "eve": "", "gina": "7"}
+    assert all(row[:3] == ["", "", ""] and row[4] == "" for row in rows[2:])
 
 
 def feedback(graded, student: str) -> str:
@@ -250,7 +265,7 @@ def test_the_batch_writes_a_feedback_that_is_missing_or_older_than_the_results(g
 def test_the_reports_are_written_together(graded):
     students, out = graded
     written = batch.write_reports(students, out)
-    assert [path.name for path in written] == ["gradebook.csv", "report.md", "report.png"]
+    assert [path.name for path in written] == ["gradebook.csv", "report.md", "report.png", "canvas.csv"]
     assert not list(out.rglob("*.tmp"))
 
 
