@@ -1,19 +1,28 @@
-"""Grade a class: ``python -m autograder batch SUBMISSIONS --out DIR [--jobs N]``.
+"""Grade a class: ``python -m autograder batch SUBMISSIONS --out DIR [--jobs N] [--only ID ...] [--force]``.
 
 ``SUBMISSIONS`` holds one entry per student, a folder or a ``.zip``; the entry's name (without
 ``.zip``) is the student's id. Each student is graded by a grader process of its own
 (``python -m autograder grade``), ``--jobs`` at a time, so nothing one submission does can stop
-the others. Written under ``DIR``:
+the others. ``--only`` grades only the students named (the gradebook still lists everyone), and
+``--force`` grades again what is up to date. Written under ``DIR``:
 
 - ``students/<student>/results.json``: Gradescope's schema, written atomically (a reader never sees
   half of it), also when the grader itself failed (``extra_data.status == "grader error"``, with the
   end of its log);
 - ``students/<student>/grader.log``: what the grader printed;
-- ``gradebook.csv``: one row per student: points per part, total, status and notes. A text cell from
-  the students (their id, the notes, which quote file names from their hand-in) that starts with
-  ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a ``'`` in front, as OWASP recommends
-  against formula injection: a spreadsheet shows it as text instead of running it. Rows end with CRLF
-  (RFC 4180), so a line break inside a cell is quoted and cannot start a row of its own.
+- ``students/<student>/feedback.md``: what the student reads (:mod:`autograder.reports.feedback`),
+  written after the student's grading, and for a student graded before when it is missing or older
+  than their ``results.json`` (the harness added its points);
+- ``gradebook.csv``: one row per student: points per part, the harness's, total, max, status and notes
+  (:mod:`autograder.reports.gradebook`);
+- ``report.md`` and ``report.png``: the class's totals, parts, checks and most common failure
+  messages (:mod:`autograder.reports.class_report`);
+- ``canvas.csv``: the totals in Canvas's gradebook import format (:mod:`autograder.reports.canvas`).
+
+A text cell of a CSV file that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a
+``'`` in front, as OWASP recommends against formula injection: a spreadsheet shows it as text instead of
+running it. Rows end with CRLF (RFC 4180), so a line break inside a cell is quoted and cannot start a row
+of its own. The reports are written at the end of every run, from every student's ``results.json``.
 
 The students' files live in ``students/``, one folder each, and the batch's own files beside that
 folder, so a student id is never the name of a file of the batch, whatever it is (a student who
@@ -26,16 +35,14 @@ removed as soon as it has ended, whether it finished, failed or was killed at ``
 that is itself killed leaves its temporary directory to the next batch, which removes it.
 
 Resumable: a student whose ``results.json`` was written by this version of the kit for the same
-submission (its SHA-256) is not graded again, so a batch killed half-way and run again grades only
-what is missing; grader errors are retried.
+submission (its SHA-256) is not graded again (unless ``--force``), so a batch killed half-way and run
+again grades only what is missing; grader errors are retried.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
+import difflib
 import os
 import shutil
 import stat
@@ -51,20 +58,22 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from autograder.files import write_atomically
 from autograder.grading import not_graded
 from autograder.isolation import intake
 from autograder.isolation.launcher import parent_death_signal
-from autograder.parts import PARTS
 from autograder.reference import ROOT
+from autograder.reports.canvas import ASSIGNMENT, write_canvas
+from autograder.reports.class_report import write_class_report
+from autograder.reports.feedback import write_feedback
+from autograder.reports.gradebook import write_gradebook
+from autograder.reports.records import MISSING, StudentRecord, read_record
 from autograder.results import GRADER_ERROR, kit_version, read_results, results_json, write_results
 
 LOG_TAIL = 3000
 STUDENTS = "students"
 """The folder of ``DIR`` that holds one folder per student, and nothing else."""
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0", "\uff1d", "\uff0b", "\uff0d", "\uff20")
-"""What makes a spreadsheet read a cell as a formula: OWASP's list, the null character (OWASP ASVS) and the
-full-width ＝ ＋ － ＠ that some locales' spreadsheets take for their ASCII forms."""
+FEEDBACK = "feedback.md"
+"""A student's feedback, in their folder beside ``results.json``."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,10 @@ class Entry:
         """The student's ``results.json``."""
         return self.folder(out) / "results.json"
 
+    def feedback(self, out: Path) -> Path:
+        """The student's ``feedback.md``."""
+        return self.folder(out) / FEEDBACK
+
 
 def entries(submissions: Path) -> list[Entry]:
     """The students' submissions, sorted by student, each with an id of its own; hidden files are not
@@ -93,6 +106,32 @@ def entries(submissions: Path) -> list[Entry]:
     while shared := {name for name, count in Counter(ids).items() if count > 1}:
         ids = [path.name if name in shared else name for name, path in zip(ids, paths, strict=True)]
     return [Entry(name, path) for name, path in zip(ids, paths, strict=True)]
+
+
+class UnknownStudents(ValueError):
+    """``--only`` named a student who has no submission."""
+
+
+def select(students: Sequence[Entry], only: Sequence[str]) -> list[Entry]:
+    """The students named in ``only`` (by id, or by the name of their folder or ``.zip``), in the order of
+    ``students``; all of them when ``only`` is empty.
+
+    Raises:
+        UnknownStudents: naming every id of ``only`` that is no student's, with the closest ids.
+    """
+    if not only:
+        return list(students)
+    names = {name for entry in students for name in (entry.student, entry.path.name)}
+    unknown = [name for name in dict.fromkeys(only) if name not in names]
+    if unknown:
+        ids = [entry.student for entry in students]
+        close = sorted({match for name in unknown for match in difflib.get_close_matches(name, ids, n=3)})
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise UnknownStudents(
+            f"no submission for {', '.join(map(repr, unknown))}{hint}: a student's id is the name of their folder "
+            "or .zip (without .zip) in the submissions"
+        )
+    return [entry for entry in students if {entry.student, entry.path.name} & set(only)]
 
 
 def is_done(entry: Entry, out: Path, parts: Sequence[str]) -> bool:
@@ -131,7 +170,7 @@ def grade_one(
     under ``temp_root`` (its ``TMPDIR``), removed when the grader has ended, also when it was killed."""
     folder = entry.folder(out)
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in [*folder.glob("*.tmp"), entry.results(out)]:  # a grader killed while writing; an outdated result
+    for stale in [*folder.glob("*.tmp"), entry.results(out), entry.feedback(out)]:  # a killed writer's; outdated
         stale.unlink(missing_ok=True)
     log = folder / "grader.log"
     command = [sys.executable, "-m", "autograder", "grade", str(entry.path.resolve()), "--out", str(folder)]
@@ -175,47 +214,6 @@ def grader_error(entry: Entry, out: Path, parts: Sequence[str], problem: str, se
     return results
 
 
-def spreadsheet_text(text: str) -> str:
-    """``text`` as a gradebook cell a spreadsheet shows and never evaluates: a ``'`` in front of a formula."""
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
-
-
-def gradebook(students: Sequence[Entry], out: Path) -> Path:
-    """Write ``gradebook.csv`` from every student's ``results.json`` (atomically) and return its path."""
-    buffer = io.StringIO()
-    # Excel's dialect, as RFC 4180: rows end with CRLF, so a cell holding a line break of either kind is quoted
-    # (ending rows with LF alone, the csv module would leave a lone CR unquoted, and Excel would start a row there).
-    writer = csv.writer(buffer, dialect="excel")
-    writer.writerow(["student", *(part.name for part in PARTS), "total", "max", "status", "notes"])
-    for entry in students:
-        student, *numbers, status, notes = gradebook_row(entry, out)
-        writer.writerow([spreadsheet_text(student), *numbers, spreadsheet_text(status), spreadsheet_text(notes)])
-    path = out / "gradebook.csv"
-    write_atomically(path, buffer.getvalue())
-    return path
-
-
-def gradebook_row(entry: Entry, out: Path) -> list[str]:
-    """``entry``'s row of the gradebook as read from its ``results.json`` (``missing`` when it cannot be read),
-    before the text cells are made safe for a spreadsheet."""
-    try:
-        results = json.loads(entry.results(out).read_text(encoding="utf-8"))
-        extra, tests = results["extra_data"], results["tests"]
-        scores = extra.get("part_scores", {})
-        notes = [extra["problem"]] if extra.get("problem") else []
-        notes += extra.get("notes", [])
-        return [
-            entry.student,
-            *(f"{scores.get(part.name, 0.0):g}" if part.name in extra.get("parts", ()) else "" for part in PARTS),
-            f"{results['score']:g}",
-            f"{sum(test['max_score'] for test in tests):g}",
-            str(extra.get("status", "")),
-            " | ".join(map(str, notes))[:500],
-        ]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        return [entry.student, *([""] * len(PARTS)), "", "", "missing", f"{type(error).__name__}: {error}"[:500]]
-
-
 def grade_all(
     todo: Sequence[Entry], out: Path, parts: Sequence[str], options: Sequence[str], *, jobs: int, timeout: float
 ) -> dict[str, int]:
@@ -243,11 +241,72 @@ def grade_all(
                     grader_error(entry, out, parts, f"the batch failed to grade it ({error!r})")
                     status, score = GRADER_ERROR, 0.0
                 statuses[status] = statuses.get(status, 0) + 1
+                with contextlib.suppress(OSError):  # the reports at the end meet a full disk too, and say so
+                    update_feedback(entry, out)
                 progress.set_postfix_str(f"{entry.student}: {score:g} ({status})")
                 progress.update()
     finally:
         remove_tree(temp_root)
     return statuses
+
+
+def update_feedback(entry: Entry, out: Path, *, when_stale: bool = False) -> None:
+    """Write ``entry``'s ``feedback.md`` from its ``results.json`` (none when it has none); with ``when_stale``
+    only when it is missing or older than ``results.json`` (the harness added its points since)."""
+    path, results = entry.feedback(out), entry.results(out)
+    with contextlib.suppress(OSError):
+        if when_stale and path.stat().st_mtime_ns >= results.stat().st_mtime_ns:
+            return
+    record = read_record(entry.student, results)
+    if record.status != MISSING:
+        write_feedback(record, path)
+
+
+def records(students: Sequence[Entry], out: Path) -> list[StudentRecord]:
+    """Every student's record, read from their ``results.json`` (of status ``missing`` when there is none)."""
+    return [read_record(entry.student, entry.results(out)) for entry in students]
+
+
+def write_reports(students: Sequence[Entry], out: Path, assignment: str = ASSIGNMENT) -> list[Path]:
+    """Write ``gradebook.csv``, ``report.md``, ``report.png`` and ``canvas.csv`` (its assignment column named
+    ``assignment``) for every student; return their paths."""
+    found = records(students, out)
+    return [write_gradebook(found, out), *write_class_report(found, out), write_canvas(found, out, assignment)]
+
+
+def run(
+    submissions: Path,
+    out: Path,
+    parts: Sequence[str],
+    options: Sequence[str],
+    *,
+    jobs: int = 1,
+    timeout: float = 3600.0,
+    only: Sequence[str] = (),
+    force: bool = False,
+    assignment: str = ASSIGNMENT,
+) -> tuple[dict[str, int], list[Path]]:
+    """Grade the students of ``submissions`` that ``only`` names (default: all) whose result is not up to date
+    (with ``force``, all of them), bring every student's feedback up to date and write the class's reports;
+    print what it grades. Returns how many gradings ended with each status, and the reports' paths.
+
+    Raises:
+        UnknownStudents: ``only`` names a student who has no submission (before anything is graded).
+    """
+    students = entries(submissions)
+    chosen = select(students, only)
+    todo = [entry for entry in chosen if force or not is_done(entry, out, parts)]
+    line = f"{len(students)} submission(s) in {submissions}"
+    line += f"; {len(chosen)} chosen by --only" if only else ""
+    line += f"; grading {len(todo)} again (--force)" if force else f"; {len(chosen) - len(todo)} already graded"
+    print(line, flush=True)
+    statuses = grade_all(todo, out, parts, options, jobs=jobs, timeout=timeout)
+    graded = set(todo)
+    for entry in students:
+        if entry not in graded:
+            with contextlib.suppress(OSError):
+                update_feedback(entry, out, when_stale=True)
+    return statuses, write_reports(students, out, assignment)
 
 
 def remove_stale_roots() -> None:

@@ -1,4 +1,5 @@
-"""``python -m autograder batch SUBMISSIONS --out DIR [--jobs N]``: grade a class (see :mod:`autograder.batch`)."""
+"""``python -m autograder batch SUBMISSIONS --out DIR [--jobs N] [--only ID ...] [--force]``: grade a class
+(see :mod:`autograder.batch`)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from pathlib import Path
 from autograder import batch
 from autograder.cli.options import add_limits_option, add_parts_option
 from autograder.parts import PART_NAMES
+from autograder.reports.canvas import ASSIGNMENT
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``batch SUBMISSIONS --out DIR [--jobs N]``."""
+    """Register ``batch SUBMISSIONS --out DIR [--jobs N] [--only ID ...] [--force]``."""
     parser = subparsers.add_parser(
         "batch",
         help="grade a directory of submissions (one folder or .zip per student), resumably",
@@ -20,10 +22,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("submissions", type=Path, help="directory with one folder or .zip per student")
-    parser.add_argument("--out", type=Path, required=True, help="directory for the results and gradebook.csv")
+    parser.add_argument("--out", type=Path, required=True, help="directory for the results, gradebook and reports")
     parser.add_argument("--jobs", type=int, default=1, help="students graded at once (default 1)")
     parser.add_argument(
         "--timeout", type=float, default=3600.0, help="seconds one student's grading may take in all (default 3600)"
+    )
+    parser.add_argument(
+        "--only", nargs="+", default=[], metavar="STUDENT", help="grade only these students (the reports list all)"
+    )
+    parser.add_argument("--force", action="store_true", help="grade again even the results that are up to date")
+    parser.add_argument(
+        "--canvas-assignment",
+        default=ASSIGNMENT,
+        metavar="NAME",
+        help=f"canvas.csv's assignment column, e.g. 'Diffusion assignment (1234)' with the assignment's Canvas id "
+        f"(default {ASSIGNMENT!r}: Canvas creates a new assignment)",
     )
     add_limits_option(parser)
     add_parts_option(parser)
@@ -32,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Grade what is missing, write the gradebook, print a summary; 0 when the batch ran."""
+    """Grade what is missing, write the gradebook and reports, print a summary; 0 when the batch ran."""
     if not args.submissions.is_dir():
         print(f"error: {args.submissions} is not a directory of submissions", file=sys.stderr)
         return 2
@@ -45,12 +58,21 @@ def run(args: argparse.Namespace) -> int:
         return 2
     options = ["--limits", str(args.limits.resolve())] if args.limits else []
     options += ["--in-process"] if args.in_process else []
-    parts = args.parts or list(PART_NAMES)
-    students = batch.entries(args.submissions)
-    todo = [entry for entry in students if not batch.is_done(entry, args.out, parts)]
-    print(f"{len(students)} submission(s) in {args.submissions}; {len(students) - len(todo)} already graded")
-    statuses = batch.grade_all(todo, args.out, parts, options, jobs=args.jobs, timeout=args.timeout)
-    path = batch.gradebook(students, args.out)
+    try:
+        statuses, written = batch.run(
+            args.submissions,
+            args.out,
+            args.parts or list(PART_NAMES),
+            options,
+            jobs=args.jobs,
+            timeout=args.timeout,
+            only=args.only,
+            force=args.force,
+            assignment=args.canvas_assignment,
+        )
+    except batch.UnknownStudents as error:
+        print(f"error: --only: {error}", file=sys.stderr)
+        return 2
     summary = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())) or "nothing to grade"
-    print(f"this run: {summary}; wrote {path}")
+    print(f"this run: {summary}; wrote {', '.join(str(path) for path in written)}")
     return 0

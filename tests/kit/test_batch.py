@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from autograder import batch as batch_engine
-from autograder.batch import entries, gradebook
+from autograder.batch import entries, write_reports
 from autograder.cli import batch as cli_batch
 from autograder.isolation.intake import MAX_FILE_BYTES
 from autograder.isolation.launcher import isolation
@@ -245,6 +245,32 @@ def test_a_batch_killed_half_way_resumes_and_ends_with_every_result_once(tmp_pat
     assert not list(temp.iterdir()), "the killed batch's temporary files are still there"
 
 
+def test_only_grades_the_students_named_force_grades_them_again_and_the_reports_list_everyone(tmp_path):
+    submissions, out = tmp_path / "class", tmp_path / "out"
+    for student in ("alice", "bob"):
+        reference(submissions / student)
+    output = finished(batch(submissions, out, "--only", "alice"))
+    assert "2 submission(s)" in output and "1 chosen by --only; 0 already graded" in output
+    assert [path.parent.name for path in out.glob("students/*/results.json")] == ["alice"]
+    table = rows(out)
+    assert table["alice"]["total"] == str(FULL) and table["alice"]["status"] == "graded"
+    assert table["bob"]["status"] == "missing" and table["bob"]["max"] == str(FULL)
+    for name in ("gradebook.csv", "report.md", "report.png", "canvas.csv", "students/alice/feedback.md"):
+        assert (out / name).is_file(), name
+    results, feedback = out / "students" / "alice" / "results.json", out / "students" / "alice" / "feedback.md"
+    graded_at = results.stat().st_mtime_ns
+    feedback.unlink()
+    output = finished(batch(submissions, out, "--only", "alice"))
+    assert "1 already graded" in output and "nothing to grade" in output
+    assert results.stat().st_mtime_ns == graded_at and feedback.is_file(), "up to date: its feedback only is written"
+    output = finished(batch(submissions, out, "--only", "alice", "--force"))
+    assert "grading 1 again (--force)" in output and "this run: 1 graded" in output
+    assert results.stat().st_mtime_ns != graded_at and not (out / "students" / "bob").exists()
+    refused = batch(submissions, out, "--only", "alice", "alicia", "carol")
+    error = refused.communicate(timeout=300)[0].decode()
+    assert refused.returncode == 2 and "no submission for 'alicia', 'carol' (did you mean 'alice'?)" in error
+
+
 def test_every_entry_gets_an_id_of_its_own(tmp_path):
     for name in ("bob", "bob.zip", "bob.zip.zip", "carol.ZIP", "gradebook.csv", ".hidden"):
         (tmp_path / name).mkdir()
@@ -268,13 +294,16 @@ def test_the_gradebook_escapes_what_a_spreadsheet_would_run(tmp_path):
         results = {"score": 0, "tests": [], "extra_data": extra}
         (tmp_path / "out" / "students" / student / "results.json").write_text(json.dumps(results))
         (tmp_path / "class" / (student if number % 2 else f"{student}.zip")).mkdir(parents=True)
-    gradebook(entries(tmp_path / "class"), tmp_path / "out")
+    write_reports(entries(tmp_path / "class"), tmp_path / "out", "=assignment")
     table = rows(tmp_path / "out")
     assert sorted(table) == sorted(cell(student) for student in students[:-2]) + ["alice", "bob\r=1+1"]
     assert (tmp_path / "out" / "gradebook.csv").read_bytes().count(b"\r\n") == len(students) + 1, "a cell broke a row"
     for student, row in table.items():
         assert row["notes"] == f"{student}.zip is an empty zip | =note", "the notes were not escaped"
         assert row["status"] == "not graded"
+    with (tmp_path / "out" / "canvas.csv").open(encoding="utf-8", newline="") as handle:
+        canvas = list(csv.reader(handle))
+    assert canvas[0][-1] == "'=assignment" and sorted(row[3] for row in canvas[2:]) == sorted(table)
 
 
 def test_a_grader_killed_at_the_timeout_leaves_nothing_behind(tmp_path):
@@ -317,6 +346,6 @@ def test_a_failure_of_the_batch_itself_costs_one_student_only(tmp_path, monkeypa
     statuses = batch_engine.grade_all(students, out, PARTS, [], jobs=2, timeout=60)
     assert statuses == {"grader error": 3}
     assert not any(batch_engine.is_done(entry, out, PARTS) for entry in students)
-    batch_engine.gradebook(students, out)
+    batch_engine.write_reports(students, out)
     assert "No space left on device" in rows(out)["bob"]["notes"] and len(rows(out)) == 3
     assert "the batch failed to grade it (KeyError" in rows(out)["carol"]["notes"]
