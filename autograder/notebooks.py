@@ -45,11 +45,13 @@ def notebook_paths(source: Path) -> list[Path]:
 def make_course(course: Path, source: Path) -> Path:
     """Lay out an nbgrader course in ``course``: the kit's config and ``source``'s notebooks as its source.
 
-    Only the notebooks are copied (not the figures a run leaves next to them). Returns ``course``.
+    The config is a symbolic link to the kit's, through which it finds the kit's code (the guarded
+    execution step). Only the notebooks are copied (not the figures a run leaves next to them).
+    Returns ``course``.
     """
     notebooks = course / "solutions" / ASSIGNMENT
     notebooks.mkdir(parents=True)
-    shutil.copy2(CONFIG, course / CONFIG.name)
+    (course / CONFIG.name).symlink_to(CONFIG)
     for path in notebook_paths(source):
         shutil.copy2(path, notebooks / path.name)
     return course
