@@ -9,7 +9,7 @@ kit's ``nbgrader_config.py``. A notebook reads its size from ``DIFFUSION_NOTEBOO
 
 Autograding integrity. ``nbgrader autograde`` puts the test cells' source back from the gradebook (a
 student can neither edit nor delete what they check) and scores a test cell by its outputs, full
-points unless they show an error; but it runs the test cells in the kernel that ran the student's
+points unless they show an error or write to stderr; but it runs the test cells in the kernel that ran the student's
 cells, so it does not guarantee that a test ran as written. Of the three ways to close that gap, the
 kit takes a guarded execution step in nbgrader's pipeline
 (:class:`autograder.notebook_guard.GuardedExecute`, with :mod:`autograder.kernel_guard` in the kernel):
