@@ -27,7 +27,8 @@ skip_tag       8     every autograded cell tagged ``skip-execution`` (nbclient s
 Each must now score 0, the guard must have seen its attack (a note of what it put back, or a
 ``GradingIntegrityError``), and no feedback may show a line of a hidden test. The guard's parts are
 checked on their own too: the epilogue keeps a cell's value (nbgrader's partial credit), and a guard
-that does not restore IPython's classes still catches the hidden failure through the epilogue.
+narrowed to ``builtins`` and ``math`` still catches, through the epilogue, a failure hidden in a way it
+does not restore (ipykernel's output socket made to drop error messages).
 """
 
 from __future__ import annotations
