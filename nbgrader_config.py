@@ -4,10 +4,32 @@
 notebooks of ``solutions/notebooks/`` are the assignment ``notebooks``, and
 ``nbgrader generate_assignment notebooks`` (which ``python -m autograder release`` runs in a
 temporary copy of the course) writes the student's copies to ``assignments/notebooks/``.
+
+``nbgrader autograde`` runs the notebooks with the kit's guarded execution step
+(:mod:`autograder.notebook_guard`): a student's cells cannot stop the autograded test cells from
+running as written or hide their failures. The kit's root is found through this file's real path (a
+temporary course links its config to this file).
 """
 
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+import sys
+from pathlib import Path
+
+KIT = Path(__file__).resolve().parent
+if str(KIT) not in sys.path:
+    sys.path.insert(0, str(KIT))
+
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (  # noqa: E402
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearHiddenTests,
+    GetGrades,
+    IgnorePattern,
+    LimitOutput,
+    SaveAutoGrades,
+)
+
+from autograder.notebook_guard import GuardedExecute  # noqa: E402
 
 c = get_config()  # noqa: F821 (nbgrader's config loader defines it)
 
@@ -18,6 +40,17 @@ c.CourseDirectory.release_directory = "assignments"
 # of its hidden tests; a cell may train a small network (the notebooks' full size takes minutes).
 c.Execute.extra_arguments = ["--InteractiveShell.xmode=Minimal"]
 c.Execute.timeout = 900
+
+# nbgrader's autograding steps, with the guarded execution in place of nbgrader's Execute.
+c.Autograde.autograde_preprocessors = [
+    GuardedExecute,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
 
 # Feedback shows each test cell without its hidden tests (nbgrader's default shows them).
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -6,6 +6,34 @@ Their release in ``assignments/notebooks/`` is what ``nbgrader generate_assignme
 (solutions, hidden tests and outputs cleared), run in a temporary copy of the course with the
 kit's ``nbgrader_config.py``. A notebook reads its size from ``DIFFUSION_NOTEBOOK_SIZE``
 (``ci``: well under a minute; ``full``, the default: a few minutes on a CPU).
+
+Autograding integrity. ``nbgrader autograde`` puts the test cells' source back from the gradebook (a
+student can neither edit nor delete what they check) and scores a test cell by its outputs, full
+points unless they show an error or write to stderr; but it runs the test cells in the kernel that ran the student's
+cells, so it does not guarantee that a test ran as written. Of the three ways to close that gap, the
+kit takes a guarded execution step in nbgrader's pipeline
+(:class:`autograder.notebook_guard.GuardedExecute`, with :mod:`autograder.kernel_guard` in the kernel):
+
+* a fresh kernel that runs only the definitions of the answer cells cannot run these notebooks: their
+  tests check what the other cells build (trained networks, samples, ``crossings``), and the answers'
+  functions and the student's package, imported by the first cell, run in that kernel anyway as soon
+  as a test calls them;
+* grading the answers with the sandboxed grader (:mod:`autograder.grading`) would mean rewriting every
+  hidden test as a grader-side check over proxies of the student's objects (schedules, networks,
+  ``LatentDiffusion``): a second copy of the tests, out of reach of nbgrader's workflow;
+* the guard keeps nbgrader's workflow and the notebooks as they are. Before each autograded test cell
+  it restores what the student's cells changed in IPython, ipykernel, ``sys``, ``builtins`` and the
+  testing modules, and proves with nonces that it ran, that the test ran to its end, and that nothing
+  it restores changed while the test ran; otherwise the cell scores 0.
+
+What the guard cannot guarantee: the student's code still runs in the grading kernel, namely the
+package the notebook imports and the answer functions the tests call. Such a function can still
+subvert the very test that calls it (patch a check and undo the patch before the cell ends, rewrite
+the test's variables through its caller's frame, read the hidden tests from the cell's code and print
+them, plainly or encoded), code written against the guard itself can defeat any in-kernel check, and
+the kernel runs with the grader's rights on the file system (the gradebook, ``~/.ipython``). Grades
+that must hold against such code come from the sandboxed grader (``python -m autograder grade``) for
+the package, and from running ``nbgrader autograde`` in a throw-away container per submission.
 """
 
 from __future__ import annotations
@@ -45,11 +73,13 @@ def notebook_paths(source: Path) -> list[Path]:
 def make_course(course: Path, source: Path) -> Path:
     """Lay out an nbgrader course in ``course``: the kit's config and ``source``'s notebooks as its source.
 
-    Only the notebooks are copied (not the figures a run leaves next to them). Returns ``course``.
+    The config is a symbolic link to the kit's, through which it finds the kit's code (the guarded
+    execution step). Only the notebooks are copied (not the figures a run leaves next to them).
+    Returns ``course``.
     """
     notebooks = course / "solutions" / ASSIGNMENT
     notebooks.mkdir(parents=True)
-    shutil.copy2(CONFIG, course / CONFIG.name)
+    (course / CONFIG.name).symlink_to(CONFIG)
     for path in notebook_paths(source):
         shutil.copy2(path, notebooks / path.name)
     return course
