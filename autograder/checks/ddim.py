@@ -14,7 +14,7 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from autograder.checks.denoisers import KnowsX0, MixtureOracle, SmoothDenoiser, data, mixture_truth
+from autograder.checks.denoisers import KnowsX0, MixtureOracle, SmoothDenoiser, data, hidden_mixture, mixture_truth
 from autograder.checks.framework import (
     GRADING,
     CheckFailed,
@@ -573,8 +573,8 @@ def ddim_loop_bookkeeping(sub: Submission) -> None:
     prop()
 
 
-# DDIM on the course's 2-D mixture (turned by the hidden angle, oracle.hidden_mixture, which changes no
-# energy distance) with the exact denoiser, linear T = 1000, "uniform" spacing, n = 4000
+# DDIM on the course's 2-D mixture (turned by the submission's hidden angle, denoisers.hidden_mixture, which changes
+# no energy distance) with the exact denoiser, linear T = 1000, "uniform" spacing, n = 4000
 # samples from float64 noise against 4000 true samples with the classes in exact proportion. Energy
 # distance of the reference (seeds other than the check's):
 #   data vs data (200 draws): mean 0.00022, max 0.00071; the class-proportion term's 1e−6 quantile 0.0018
@@ -599,8 +599,8 @@ ORACLE_RUNS = (
 def ddim_loop_oracle(sub: Submission) -> None:
     ddim_sample_loop = sub.function("ddim", "ddim_sample_loop")
     schedule = ScheduleSpec("linear", 1000).build()
-    oracle = MixtureOracle(schedule)
-    mixture = oracle.mixture
+    mixture = hidden_mixture(sub.fingerprint)
+    oracle = MixtureOracle(schedule, mixture)
     for index, (num_steps, eta, threshold) in enumerate(ORACLE_RUNS):
         seed = 21 + index
         start = torch.randn(ORACLE_N, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)

@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, mixture_truth
+from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, hidden_mixture, mixture_truth
 from autograder.checks.framework import (
     GRADING,
     CheckFailed,
@@ -423,8 +423,8 @@ def p_sample_loop_transitions(sub: Submission) -> None:
             )
 
 
-# Sampling the course's 2-D mixture (8 components of std 0.07 on a ring of radius 0.6), turned by the hidden
-# angle (oracle.hidden_mixture: a rotation leaves every energy distance below unchanged), with the exact
+# Sampling the course's 2-D mixture (8 components of std 0.07 on a ring of radius 0.6), turned by the submission's
+# hidden angle (denoisers.hidden_mixture: a rotation leaves every energy distance below unchanged), with the exact
 # denoiser, 1000 steps, n = 4000 samples from float64 noise against 4000 true samples with the classes
 # in exact proportion. Energy distance (calibrated with the reference, seeds other than the check's):
 #   data vs data (200 draws): mean 0.00022, max 0.00071
@@ -444,10 +444,11 @@ ORACLE_RUNS = (("linear", 1000, 11), ("cosine", 1000, 12))
 @check("ddpm", 4, "p_sample_loop with the exact denoiser of a 2-D Gaussian mixture samples that mixture")
 def p_sample_loop_oracle(sub: Submission) -> None:
     p_sample_loop = sub.function("ddpm", "p_sample_loop")
+    mixture = hidden_mixture(sub.fingerprint)
     for kind, T, seed in ORACLE_RUNS:
         spec = ScheduleSpec(kind, T)
         schedule = spec.build()
-        oracle = MixtureOracle(schedule)
+        oracle = MixtureOracle(schedule, mixture)
         start = torch.randn(ORACLE_N, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
         with single_threaded():
             samples = p_sample_loop(

@@ -20,6 +20,12 @@ count model evaluations and read the timesteps and keyword arguments a loss or a
 
 The oracle lives here, beside the other denoisers, rather than in a module of the grader's own: it is one
 of the family (the same recording and contract), and only the checks use it.
+
+The mixture the sampler checks use is the course's public one turned by a hidden angle
+(:func:`hidden_mixture`), drawn per submission: HMAC-SHA256 of the submission's fingerprint under the
+grader's secret (:mod:`autograder.secret`: ``AUTOGRADER_SECRET``, else the file
+``~/.cache/diffusion-autograder/secret``, mode 0600, made on first use and never shipped). The same
+submission always gets the same angle; no grading, and not this code, tells another submission's.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from autograder.reference import load_reference
+from autograder.secret import derive
 
 REFERENCE = load_reference()
 data = importlib.import_module("diffusion.data")  # the reference's provided data module (after load_reference)
@@ -39,19 +46,36 @@ GaussianMixture = data.GaussianMixture
 expand_like = REFERENCE.schedules.expand_like
 
 
-HIDDEN_ANGLE = 0.39
-"""Radians the course's mixture is turned by in the hidden checks (about half the ring's 45° spacing)."""
+SECTOR = 2 * math.pi / 8
+"""The public ring's symmetry: turned by a multiple of 45° its 8 equal components land on each other."""
+OFFSET_DEGREES = (15.0, 30.0)
+"""The hidden angle is a multiple of 45° plus an offset drawn in this range: at least 15° from every turn
+that maps the public ring onto itself, so the public mixture never passes for the hidden one."""
 
 
-def hidden_mixture() -> GaussianMixture:
-    """The course's 2-D mixture (:func:`diffusion.data.default_mixture`) turned by :data:`HIDDEN_ANGLE`.
+def hidden_angle(fingerprint: str) -> float:
+    """The angle (radians) the course's mixture is turned by for the submission with ``fingerprint``.
 
-    The student's code can build the public mixture; a "sampler" that ignores the model and draws
-    from it lands between this mixture's components and fails the oracle checks. Energy distance
-    does not change under a rotation, so the thresholds calibrated on the public mixture hold.
+    ``k · 45° + δ`` with ``k`` in ``0..7`` and ``δ`` in :data:`OFFSET_DEGREES`, both from the first 8 bytes of
+    :func:`autograder.secret.derive`: the same submission, the same angle; another submission's is unrelated.
+    """
+    word = int.from_bytes(derive("hidden mixture rotation", fingerprint)[:8], "big")
+    low, high = OFFSET_DEGREES
+    offset = math.radians(low + (high - low) * (word >> 3) / 2**61)
+    return (word % 8) * SECTOR + offset
+
+
+def hidden_mixture(fingerprint: str) -> GaussianMixture:
+    """The course's 2-D mixture (:func:`diffusion.data.default_mixture`) turned by :func:`hidden_angle`.
+
+    The student's code can build the public mixture; a "sampler" that ignores the model and draws from it
+    lands between this mixture's components and fails the oracle checks, and one that learns the angle
+    from the model learns nothing about another submission's. Energy distance does not change under a
+    rotation, so the thresholds calibrated on the public mixture hold.
     """
     public = data.default_mixture()
-    cos, sin = math.cos(HIDDEN_ANGLE), math.sin(HIDDEN_ANGLE)
+    angle = hidden_angle(fingerprint)
+    cos, sin = math.cos(angle), math.sin(angle)
     rotation = torch.tensor([[cos, -sin], [sin, cos]], dtype=public.means.dtype)
     return GaussianMixture(public.means @ rotation.T, public.covariances, public.weights)
 
@@ -230,10 +254,10 @@ class MixtureOracle(Denoiser):
     Computed in float64; the answer is in the dtype and on the device of ``x_t``.
     """
 
-    def __init__(self, schedule, mixture: GaussianMixture | None = None) -> None:
+    def __init__(self, schedule, mixture: GaussianMixture) -> None:
         super().__init__()
         self.schedule = schedule
-        self.mixture = hidden_mixture() if mixture is None else mixture
+        self.mixture = mixture
         self._noised: dict[int, GaussianMixture] = {}
 
     @property

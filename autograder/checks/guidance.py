@@ -14,7 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, mixture_truth
+from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, hidden_mixture, mixture_truth
 from autograder.checks.framework import (
     GRADING,
     CheckFailed,
@@ -271,7 +271,7 @@ def classifier_guided_eps_formula(sub: Submission) -> None:
 
 
 # CFG with the exact class-conditional denoiser of the course's 2-D mixture (8 components, std 0.07; turned
-# by the hidden angle, oracle.hidden_mixture, which changes no energy distance),
+# by the submission's hidden angle, denoisers.hidden_mixture, which changes no energy distance),
 # the reference DDIM (η = 0, 100 steps, linear T = 1000), n = 3000 samples with stratified labels.
 # Energy distances, 20 seeds:
 #   per class (375 samples vs 1000 true ones of that component), the largest of the 8 classes:
@@ -288,7 +288,7 @@ CFG_THRESHOLD_CLASS, CFG_THRESHOLD = 0.006, 0.0025
 def cfg_oracle_sampling(sub: Submission) -> None:
     cfg_eps = sub.function("guidance", "cfg_eps")
     schedule = ScheduleSpec("linear", 1000).build()
-    oracle = MixtureOracle(schedule)
+    oracle = MixtureOracle(schedule, hidden_mixture(sub.fingerprint))
     mixture, K = oracle.mixture, oracle.num_classes
     setting = f"reference DDIM (η = 0, {CFG_STEPS} steps, linear T=1000) with model = cfg_eps(exact denoiser, ...)"
     hint = "s = 1 must give the conditional model and s = 0 the unconditional one (null label num_classes)"

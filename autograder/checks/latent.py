@@ -18,7 +18,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, mixture_truth
+from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, hidden_mixture, mixture_truth
 from autograder.checks.framework import (
     GRADING,
     CheckFailed,
@@ -161,9 +161,9 @@ ORACLE_RUNS = (("ddim", 100, 0.003), ("ddpm", 1000, 0.003))
 ``ddpm``): a correct pipeline gives the reference samplers' samples, typically below 0.001."""
 
 
-def _oracle_setup() -> tuple[LinearVAE, MixtureOracle]:
+def _oracle_setup(sub: Submission) -> tuple[LinearVAE, MixtureOracle]:
     schedule = ScheduleSpec("linear", 1000).build()
-    return LinearVAE(), MixtureOracle(schedule)
+    return LinearVAE(), MixtureOracle(schedule, hidden_mixture(sub.fingerprint))
 
 
 def _scaled_latents(vae: LinearVAE, images: object, n: int, example: str) -> torch.Tensor:
@@ -190,7 +190,7 @@ def _scaled_latents(vae: LinearVAE, images: object, n: int, example: str) -> tor
 )
 def latent_sample_oracle(sub: Submission) -> None:
     for index, (sampler, steps, threshold) in enumerate(ORACLE_RUNS):
-        vae, oracle = _oracle_setup()
+        vae, oracle = _oracle_setup(sub)
         sample = sub.method("latent", latent_diffusion(vae, oracle, oracle.schedule), "sample")
         example = (
             f"LatentDiffusion(scale_factor={SCALE}, latent_shape=(2,)).sample({ORACLE_N}, sampler={sampler!r}"
@@ -224,7 +224,7 @@ def latent_sample_oracle(sub: Submission) -> None:
 
 @check("latent", 1, "LatentDiffusion.sample with labels y uses classifier-free guidance and samples each class")
 def latent_sample_guidance(sub: Submission) -> None:
-    vae, oracle = _oracle_setup()
+    vae, oracle = _oracle_setup(sub)
     K = oracle.num_classes
     instance = latent_diffusion(vae, oracle, oracle.schedule, num_classes=K)
     sample = sub.method("latent", instance, "sample")

@@ -19,7 +19,7 @@ import torch
 
 from autograder.isolation import calls
 from autograder.isolation.errors import GraderError, StudentError
-from autograder.isolation.intake import find_package
+from autograder.isolation.intake import find_package, package_fingerprint
 from autograder.isolation.launcher import isolation
 from autograder.isolation.processes import PUBLIC, WorkerProcess, Zygote
 from autograder.isolation.submission import Instance
@@ -75,6 +75,7 @@ class RemoteSubmission:
 
     def __init__(self, root: Path, limits: dict[str, Limits] | None = None) -> None:
         self.package = find_package(Path(root)).resolve()
+        self.fingerprint = package_fingerprint(self.package)
         self.limits = limits or {}
         self.proxied = student_functions()
         self.zygote = Zygote(self.package, self._widest())

@@ -24,7 +24,7 @@ import torch
 
 from autograder.isolation.arguments import Snapshot, changed_in_place
 from autograder.isolation.errors import StudentError
-from autograder.isolation.intake import find_package
+from autograder.isolation.intake import find_package, package_fingerprint
 from autograder.parts import PART_NAMES
 from autograder.reference import load_reference
 from autograder.sandbox.calls import resolve, student_frame, with_gradients
@@ -50,6 +50,10 @@ class Submission(Protocol):
     """What a check may ask of a submission. Every callable it returns raises :class:`StudentError`
     when the student's code fails."""
 
+    fingerprint: str
+    """The SHA-256 of the package graded (:func:`~autograder.isolation.intake.package_fingerprint`): the same
+    files, the same fingerprint; the hidden checks key what they draw per submission with it."""
+
     def function(self, part: str, name: str) -> Callable[..., Any]:
         """A callable for the student's ``diffusion.<part>.<name>``."""
         ...
@@ -74,6 +78,7 @@ class LocalSubmission:
 
     def __init__(self, root: Path) -> None:
         self.package = find_package(Path(root)).resolve()
+        self.fingerprint = package_fingerprint(self.package)
         self._modules: dict[str, ModuleType | StudentError] = {}
 
     def module(self, part: str) -> ModuleType:
