@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from autograder.isolation import calls
-from autograder.isolation.errors import GraderError, StudentError
+from autograder.isolation.errors import GraderError, StudentError, WorkLimit
 from autograder.isolation.intake import find_package, package_fingerprint
 from autograder.isolation.launcher import isolation
 from autograder.isolation.processes import PUBLIC, WorkerProcess, Zygote
@@ -82,8 +82,9 @@ class RemoteSubmission:
         self.workers: dict[str, WorkerProcess] = {}
         self.prove_sandbox()
         self.import_errors: dict[str, StudentError] = {}
-        self.stopped: dict[str, StudentError] = {}
-        """Parts whose worker died or was stopped during the current check: it fails at once from then on."""
+        self.stopped: dict[str, StudentError | WorkLimit] = {}
+        """Parts whose worker died or was stopped, or whose code ran a check's denoiser past its limit, during the
+        current check: it fails at once from then on."""
 
     def prove_sandbox(self, attempts: int = PROOF_ATTEMPTS) -> None:
         """Run a known-good call in a fresh worker (the public ``schedules.extract``), with a fresh zygote after
@@ -167,6 +168,9 @@ class RemoteSubmission:
         except StudentError as error:
             if worker.killed:
                 self.stopped[part] = error
+            raise
+        except WorkLimit as error:  # the check failed: no more of the grader's work on it (Hypothesis would shrink)
+            self.stopped[part] = error
             raise
 
     def function(self, part: str, name: str) -> Callable[..., Any]:

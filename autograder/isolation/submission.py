@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import torch
 
 from autograder.isolation.arguments import Snapshot, changed_in_place
-from autograder.isolation.errors import StudentError
+from autograder.isolation.errors import StudentError, WorkLimit, refusals
 from autograder.isolation.intake import find_package, package_fingerprint
 from autograder.parts import PART_NAMES
 from autograder.reference import load_reference
@@ -120,7 +120,7 @@ class LocalSubmission:
         """``run()``, with any failure of the student's code as a :class:`StudentError` of ``part.label``."""
         try:
             return run()
-        except StudentError:
+        except (StudentError, WorkLimit):
             raise
         except BaseException as error:  # noqa: BLE001 - student code may raise anything, even SystemExit
             if isinstance(error, KeyboardInterrupt):
@@ -131,12 +131,21 @@ class LocalSubmission:
 
     def _protected(self, part: str, label: str, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         """``fn(*args, **kwargs)`` guarded (:meth:`_guarded`), with every tensor and generator of the arguments
-        restored afterwards, as the sandbox leaves them; a change in place is the call's failure."""
+        restored afterwards, as the sandbox leaves them; a change in place is the call's failure, and so is a
+        refusal of the grader's (:class:`~autograder.isolation.errors.WorkLimit`), caught or not."""
         snapshot = Snapshot(args, kwargs)
         try:
-            result = self._guarded(part, label, lambda: fn(*args, **kwargs))
+            with refusals() as refused:
+                try:
+                    result = self._guarded(part, label, lambda: fn(*args, **kwargs))
+                except StudentError:
+                    if refused:  # the grader's refusal is why the student's code failed: its message is clearer
+                        raise refused[0] from None
+                    raise
         finally:
             changed = snapshot.restore()
+        if refused:  # the student's code caught the grader's refusal: the check is over all the same
+            raise refused[0]
         if changed:
             raise changed_in_place(part, label, changed)
         return result
