@@ -3,9 +3,10 @@
 The grader never trains a network (DESIGN.md, principle 4): every model the student's code gets is a
 deterministic function of its inputs that records how it was called (:class:`Denoiser`), so a check can
 count model evaluations and read the timesteps and keyword arguments a loss or a sampler passed, and, for a
-sampler, the states it evaluated the model at and the answers it got. What a denoiser records is bounded
-(:data:`MAX_CALLS`, :data:`MAX_RECORDED_VALUES`): student code that calls it past that fails the check
-(:class:`RecordingLimit`) instead of filling the grader's memory.
+sampler, the states it evaluated the model at and the answers it got (:mod:`autograder.checks.trajectory`
+checks that the samples come from them). What a denoiser records is bounded (:data:`MAX_CALLS`,
+:data:`MAX_RECORDED_VALUES`): student code that calls it past that fails the check (:class:`RecordingLimit`)
+instead of filling the grader's memory.
 
 - :class:`SmoothDenoiser`, :class:`AffineDenoiser`: fixed maps of every input they should get, for exact
   formula checks on any data shape;
@@ -75,8 +76,9 @@ def hidden_mixture(fingerprint: str) -> GaussianMixture:
 
     The student's code can build the public mixture; a "sampler" that ignores the model and draws from it
     lands between this mixture's components and fails the oracle checks, and one that learns the angle
-    from the model learns nothing about another submission's. Energy distance does not change under a
-    rotation, so the thresholds calibrated on the public mixture hold.
+    from the model learns nothing about another submission's (and still fails the checks of its
+    trajectory, :mod:`autograder.checks.trajectory`). Energy distance does not change under a rotation, so
+    the thresholds calibrated on the public mixture hold.
     """
     public = data.default_mixture()
     angle = hidden_angle(fingerprint)
