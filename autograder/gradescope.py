@@ -10,7 +10,11 @@ The zip holds, at its root (as Gradescope's specification asks):
   ``AUTOGRADER_PYTHON`` at another interpreter (so a test runs it here); its arguments go on to
   ``grade`` (e.g. ``--parts``);
 - the kit: the grader with its hidden checks, the reference it computes expectations with and the
-  public modules the sandboxed workers load (never the tests or the bug zoo's results).
+  public modules the sandboxed workers load (never the tests or the bug zoo's results);
+- ``autograder-secret``: the grader's secret of the machine that built the bundle
+  (:func:`autograder.secret.grader_secret`), which ``run_autograder`` hands to the grader as
+  ``AUTOGRADER_SECRET`` unless that is set: what the checks draw per submission is then the same on
+  Gradescope (a fresh container per submission) as in a local regrade.
 
 Students never see the bundle: Gradescope keeps ``/autograder/source`` to itself.
 """
@@ -22,11 +26,14 @@ import zipfile
 from pathlib import Path
 
 from autograder.reference import ROOT
+from autograder.secret import grader_secret
 
 TORCH = "torch==2.14.1 torchvision==0.29.1"
 """The pinned PyTorch of the README's commands."""
 CONTENTS = ("autograder", "solutions/diffusion", "assignments/diffusion", "pyproject.toml", "README.md")
 SKIPPED = ("__pycache__", ".pyc")
+SECRET = "autograder-secret"
+"""The grader's secret in the bundle, for ``run_autograder``."""
 
 SETUP = f"""#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image.
@@ -46,6 +53,10 @@ RUN = """#!/usr/bin/env bash
 set -euo pipefail
 root="${AUTOGRADER_ROOT:-/autograder}"
 python="${AUTOGRADER_PYTHON:-$root/venv/bin/python}"
+if [ -z "${AUTOGRADER_SECRET:-}" ] && [ -f "$root/source/autograder-secret" ]; then
+    AUTOGRADER_SECRET="$(cat "$root/source/autograder-secret")"
+    export AUTOGRADER_SECRET
+fi
 cd "$root/source"
 exec "$python" -m autograder grade "$root/submission" --out "$root/results" "$@"
 """
@@ -68,6 +79,9 @@ def build(out: Path, root: Path = ROOT) -> Path:
             info = zipfile.ZipInfo(name)
             info.external_attr = (stat.S_IFREG | 0o755) << 16
             bundle.writestr(info, text)
+        info = zipfile.ZipInfo(SECRET)
+        info.external_attr = (stat.S_IFREG | 0o600) << 16
+        bundle.writestr(info, grader_secret().decode() + "\n")
         for file in _files(root):
             bundle.write(file, file.relative_to(root).as_posix())
     return out

@@ -21,7 +21,7 @@ from hypothesis.errors import Flaky
 from autograder import checks
 from autograder.checks.framework import Check, CheckFailed
 from autograder.isolation import intake
-from autograder.isolation.errors import GraderError, StudentError
+from autograder.isolation.errors import GraderError, StudentError, WorkLimit
 from autograder.isolation.remote import RemoteSubmission
 from autograder.isolation.submission import LocalSubmission, Submission
 from autograder.results import GRADER_ERROR, NOT_GRADED, CheckResult, Failure, GradeReport, Status
@@ -58,7 +58,7 @@ def _verdict(check: Check, submission: Submission) -> tuple[float, str, Failure 
         if isinstance(error, GraderError):
             raise error from None  # the grader's failure ends grading: never a check's zero
         failure: Failure
-        if isinstance(error, CheckFailed):
+        if isinstance(error, CheckFailed | WorkLimit):  # a denoiser's limit is the check's verdict, as it says
             failure, output = "check", str(error)
         elif isinstance(error, StudentError) and error.changed_in_place:
             failure, output = "student error", f"{error}{_counterexample(error)}"

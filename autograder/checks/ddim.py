@@ -14,7 +14,7 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from autograder.checks.denoisers import KnowsX0, MixtureOracle, SmoothDenoiser, data, mixture_truth
+from autograder.checks.denoisers import KnowsX0, MixtureOracle, SmoothDenoiser, data, hidden_mixture, mixture_truth
 from autograder.checks.framework import (
     GRADING,
     CheckFailed,
@@ -35,6 +35,7 @@ from autograder.checks.strategies import (
     step_cases,
     subsequence_specs,
 )
+from autograder.checks.trajectory import Sampling, ddim_rule, verify
 from autograder.isolation.errors import StudentError
 from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
@@ -96,6 +97,51 @@ def _step_size(schedule, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, 
     x, e = x_t.double().abs(), eps.double().abs()
     x0_size = (x + extract((1 - schedule.alpha_bars).sqrt(), t, x) * e) / extract(schedule.alpha_bars.sqrt(), t, x)
     return (x0_size + e + noise.double().abs()).to(x_t.dtype)
+
+
+def walked_timesteps(calls: list, T: int, num_steps: int, spacing: str) -> list[int]:
+    """The timesteps a loop's model calls walked, when each is one the contract allows at its place (descending);
+    else the reference's subsequence, against which :func:`~autograder.checks.trajectory.verify` shows the calls."""
+    allowed = allowed_timesteps(T, num_steps, spacing)[::-1]
+    walked = [int(call.t[0]) if call.t.numel() else -1 for call in calls]
+    if (
+        len(walked) == len(allowed)
+        and all(step in ok for step, ok in zip(walked, allowed, strict=True))
+        and walked == sorted(set(walked), reverse=True)
+    ):
+        return walked
+    return ref.ddim_timesteps(T, num_steps, spacing).flip(0).tolist()
+
+
+def loop_sampling(
+    schedule,
+    num_steps: int,
+    eta: float,
+    start: torch.Tensor,
+    example: str,
+    spacing: str = "uniform",
+    clip_denoised: bool = False,
+    steps: list[int] | None = None,
+) -> Sampling:
+    """What ``ddim_sample_loop(model, schedule, start.shape, num_steps, eta, spacing, noise=start)`` must do with
+    the model, for :func:`~autograder.checks.trajectory.verify`: walk ``steps`` (default: the reference's
+    subsequence, descending) by eq. 12 with σ of eq. 16."""
+    if steps is None:
+        steps = ref.ddim_timesteps(schedule.T, num_steps, spacing).flip(0).tolist()
+    noise = "" if eta == 0 else " + σ·z"
+    return Sampling(
+        "ddim_sample_loop",
+        example,
+        steps,
+        start.shape[0],
+        ddim_rule(schedule, eta=eta, clip_denoised=clip_denoised),
+        f"√ᾱ_prev·x̂0 + √(1 − ᾱ_prev − σ²)·eps{noise} (eq. 12 with η = {eta}"
+        + (", x̂0 clamped)" if clip_denoised else ")"),
+        "samples must come from the model: each step evaluates it on the current state x_t and moves to eq. 12 "
+        "for its answer, with ᾱ_prev at the next timestep of the subsequence (1 after the last) and, for η > 0, "
+        "σ of eq. 16 times fresh standard normal noise",
+        start=start,
+    )
 
 
 @check("ddim", 1, "ddim_timesteps: num_steps distinct ascending indices in [0, T) as diffusers' spacings; ValueError")
@@ -294,6 +340,7 @@ def ddim_loop_recovers_known_x0(sub: Submission) -> None:
     ddim_sample_loop = sub.function("ddim", "ddim_sample_loop")
 
     @settings(parent=GRADING, max_examples=20)
+    @pinned_seed("ddim_loop_recovers_known_x0")
     @given(
         subsequence_specs(max_T=200, etas=(0.0, 0.5, 1.0)),
         st.sampled_from(["linear", "cosine"]),
@@ -305,8 +352,9 @@ def ddim_loop_recovers_known_x0(sub: Submission) -> None:
         generator = torch.Generator().manual_seed(spec.seed)
         x0 = (torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1) * 1.5
         start = torch.randn(shape, generator=generator, dtype=torch.float64)
+        knows = KnowsX0(schedule, x0, record_outputs=True, record_inputs=True)
         got = ddim_sample_loop(
-            KnowsX0(schedule, x0),
+            knows,
             schedule,
             shape,
             num_steps=spec.num_steps,
@@ -328,6 +376,10 @@ def ddim_loop_recovers_known_x0(sub: Submission) -> None:
             example=f"{kind} schedule, {spec!r}, shape={shape}, float64 x0 in [−1.5, 1.5], clip_denoised={clip}",
             atol=1e-6,
         )
+        # x0 is in the model's every answer: the samples must also be the loop's last update of its calls.
+        steps = walked_timesteps(knows.calls, spec.T, spec.num_steps, spec.spacing)
+        example = f"{kind} schedule, {spec!r}, shape={shape}, float64 noise=, clip_denoised={clip}"
+        verify(knows, got, loop_sampling(schedule, spec.num_steps, spec.eta, start, example, spec.spacing, clip, steps))
 
     # One thread: hundreds of tiny tensor operations, which a shared thread pool slows down many times over.
     with single_threaded():
@@ -430,7 +482,7 @@ def ddim_invert_reconstructs(sub: Submission) -> None:
             example = f"{kind}(T=1000), num_steps={INVERSION_STEPS}, spacing={spacing!r}, seed={seed}"
             # 1. The denoiser that knows x0: the round trip is exact.
             x0 = torch.rand(8, 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2 - 1
-            knows = KnowsX0(schedule, x0)
+            knows = KnowsX0(schedule, x0, record_outputs=True, record_inputs=True)
             labels = torch.arange(x0.shape[0], dtype=torch.long) % 3
             latent = ddim_invert(knows, schedule, x0, num_steps=INVERSION_STEPS, spacing=spacing, y=labels)
             expect(
@@ -452,9 +504,12 @@ def ddim_invert_reconstructs(sub: Submission) -> None:
                 hint="x̂0 divides by √ᾱ of the level x is at, and that level starts at −1 (the data, ᾱ = 1): a NaN "
                 "or inf comes from ᾱ taken at a wrong index",
             )
+            knows.reset()
             back = ddim_sample_loop(
                 knows, schedule, x0.shape, num_steps=INVERSION_STEPS, spacing=spacing, noise=latent, eta=0.0
             )
+            steps = walked_timesteps(knows.calls, 1000, INVERSION_STEPS, spacing)
+            verify(knows, back, loop_sampling(schedule, INVERSION_STEPS, 0.0, latent, example, spacing, steps=steps))
             expect_close(
                 back,
                 x0,
@@ -470,9 +525,12 @@ def ddim_invert_reconstructs(sub: Submission) -> None:
             x0 = mixture.sample(256, generator=torch.Generator().manual_seed(seed))[0]
             latent = ddim_invert(oracle, schedule, x0, num_steps=INVERSION_STEPS, spacing=spacing)
             expect_tensor(latent, like=x0, example=example, **LATENT)
+            oracle.reset()
             back = ddim_sample_loop(
                 oracle, schedule, x0.shape, num_steps=INVERSION_STEPS, spacing=spacing, noise=latent, eta=0.0
             )
+            steps = walked_timesteps(oracle.calls, 1000, INVERSION_STEPS, spacing)
+            verify(oracle, back, loop_sampling(schedule, INVERSION_STEPS, 0.0, latent, example, spacing, steps=steps))
             alpha_bar = schedule.alpha_bars[ref.ddim_timesteps(1000, INVERSION_STEPS, spacing)[-1]]
             flow = alpha_bar.sqrt() * mean + (alpha_bar * std**2 + 1 - alpha_bar).sqrt() * (x0 - mean) / std
             gaussian = f"{example}, data N((0.3, −0.2), 0.5²I) with its exact denoiser, 256 points"
@@ -573,10 +631,11 @@ def ddim_loop_bookkeeping(sub: Submission) -> None:
     prop()
 
 
-# DDIM on the course's 2-D mixture (turned by the hidden angle, oracle.hidden_mixture, which changes no
-# energy distance) with the exact denoiser, linear T = 1000, "uniform" spacing, n = 4000
-# samples from float64 noise against 4000 true samples with the classes in exact proportion. Energy
-# distance of the reference (seeds other than the check's):
+# DDIM on the course's 2-D mixture (turned by the submission's hidden angle, denoisers.hidden_mixture, which changes
+# no energy distance) with the exact denoiser, linear T = 1000, "uniform" spacing, n = 4000
+# samples from float64 noise against 4000 true samples with the classes in exact proportion. First the samples
+# must come from the model: the oracle's calls must chain by eq. 12 (+ σ·z for η = 1) and the samples be the
+# last update (trajectory.verify). Energy distance of the reference (seeds other than the check's):
 #   data vs data (200 draws): mean 0.00022, max 0.00071; the class-proportion term's 1e−6 quantile 0.0018
 #   10 steps  η=0: 0.0235–0.0259 (30 seeds)   η=1: 0.031–0.0343 (30 seeds)   (10 coarse steps are biased)
 #   50 steps  η=0: mean 0.00054, max 0.00105  η=1: mean 0.00078, max 0.00117 (100 seeds each)
@@ -599,10 +658,11 @@ ORACLE_RUNS = (
 def ddim_loop_oracle(sub: Submission) -> None:
     ddim_sample_loop = sub.function("ddim", "ddim_sample_loop")
     schedule = ScheduleSpec("linear", 1000).build()
-    oracle = MixtureOracle(schedule)
-    mixture = oracle.mixture
+    mixture = hidden_mixture(sub.fingerprint)
+    oracle = MixtureOracle(schedule, mixture)
     for index, (num_steps, eta, threshold) in enumerate(ORACLE_RUNS):
         seed = 21 + index
+        oracle.reset()
         start = torch.randn(ORACLE_N, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
         with single_threaded():
             samples = ddim_sample_loop(
@@ -624,6 +684,8 @@ def ddim_loop_oracle(sub: Submission) -> None:
             finite_hint="ᾱ after the last step is 1 (t_prev = −1, not an index of the schedule), and "
             "1 − ᾱ_prev − σ² can round below 0: clamp it at 0 before the square root",
         )
+        with single_threaded():
+            verify(oracle, samples, loop_sampling(schedule, num_steps, eta, start, example))
         distance = energy_distance(samples, mixture_truth(mixture, ORACLE_N, seed + 200))
         expect(
             distance <= threshold,

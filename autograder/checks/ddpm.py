@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, mixture_truth
+from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, hidden_mixture, mixture_truth
 from autograder.checks.framework import (
     GRADING,
     CheckFailed,
@@ -27,6 +27,7 @@ from autograder.checks.framework import (
 )
 from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, ScheduleSpec, cases, mixed_t_cases, schedule_specs, shapes
+from autograder.checks.trajectory import Sampling, ddpm_rule, verify
 from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
 from autograder.scoring.energy import energy_distance
@@ -370,8 +371,9 @@ def p_sample_loop_transitions(sub: Submission) -> None:
             f"clip_denoised={clip}, return_trajectory=True"
         )
         start = 2 * torch.randn(TRANSITION_SHAPE, generator=torch.Generator().manual_seed(index), dtype=torch.float64)
+        model = SmoothDenoiser(T, record_inputs=True)
         returned = p_sample_loop(
-            SmoothDenoiser(T),
+            model,
             schedule,
             TRANSITION_SHAPE,
             generator=torch.Generator().manual_seed(index + 50),
@@ -391,11 +393,25 @@ def p_sample_loop_transitions(sub: Submission) -> None:
             example=example,
             hint=TRAJECTORY_HINT,
         )
+        seen = [call.x for call in model.calls]
+        unseen = [i for i, (state, x) in enumerate(zip(states, seen, strict=False)) if not torch.equal(state, x)]
+        expect(
+            len(seen) == T and not unseen and torch.equal(states[-1], returned[0]),
+            "p_sample_loop(..., return_trajectory=True): the states must be those the loop evaluated the model at, "
+            "one per step, then the samples it returned",
+            example=example,
+            detail=f"the model was called {len(seen)} times for T = {T} steps"
+            if len(seen) != T
+            else f"state {unseen[0]} is not the x_t of model call {unseen[0] + 1}"
+            if unseen
+            else "the last state is not the samples returned",
+            hint="the trajectory records the states the sampler moves through: the one each step evaluates the "
+            "model at, and the samples after the last step",
+        )
         for i, step in enumerate(range(T - 1, -1, -1)):
             x_t, x_prev = states[i].double(), states[i + 1].double()
             t = torch.full((TRANSITION_SHAPE[0],), step, dtype=torch.long)
-            model = SmoothDenoiser(T)
-            out = ref.p_mean_variance(model, schedule, x_t, t, clip_denoised=clip, variance=variance)
+            out = ref.p_mean_variance(SmoothDenoiser(T), schedule, x_t, t, clip_denoised=clip, variance=variance)
             if step == 0:
                 _, size = _eq11(schedule, x_t, t, out["eps"])
                 expect_close(
@@ -423,10 +439,12 @@ def p_sample_loop_transitions(sub: Submission) -> None:
             )
 
 
-# Sampling the course's 2-D mixture (8 components of std 0.07 on a ring of radius 0.6), turned by the hidden
-# angle (oracle.hidden_mixture: a rotation leaves every energy distance below unchanged), with the exact
+# Sampling the course's 2-D mixture (8 components of std 0.07 on a ring of radius 0.6), turned by the submission's
+# hidden angle (denoisers.hidden_mixture: a rotation leaves every energy distance below unchanged), with the exact
 # denoiser, 1000 steps, n = 4000 samples from float64 noise against 4000 true samples with the classes
-# in exact proportion. Energy distance (calibrated with the reference, seeds other than the check's):
+# in exact proportion. First the samples must come from the model: the oracle's calls must chain by the update of
+# p_θ(x_{t−1} | x_t) (clip_denoised=True, 'fixed_small', the defaults) and the samples be the last update
+# (trajectory.verify). Energy distance (calibrated with the reference, seeds other than the check's):
 #   data vs data (200 draws): mean 0.00022, max 0.00071
 #   reference, linear (60 seeds): mean 0.00026, max 0.00067; cosine (60 seeds): mean 0.00027, max 0.00085
 #   the samples' class proportions dominate the spread: that term's 1e−6 quantile is 0.0018 at n = 4000
@@ -444,10 +462,11 @@ ORACLE_RUNS = (("linear", 1000, 11), ("cosine", 1000, 12))
 @check("ddpm", 4, "p_sample_loop with the exact denoiser of a 2-D Gaussian mixture samples that mixture")
 def p_sample_loop_oracle(sub: Submission) -> None:
     p_sample_loop = sub.function("ddpm", "p_sample_loop")
+    mixture = hidden_mixture(sub.fingerprint)
     for kind, T, seed in ORACLE_RUNS:
         spec = ScheduleSpec(kind, T)
         schedule = spec.build()
-        oracle = MixtureOracle(schedule)
+        oracle = MixtureOracle(schedule, mixture)
         start = torch.randn(ORACLE_N, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
         with single_threaded():
             samples = p_sample_loop(
@@ -463,6 +482,20 @@ def p_sample_loop_oracle(sub: Submission) -> None:
             finite_hint="a NaN or inf comes from a coefficient taken at a timestep outside 0..T−1 or from the square "
             "root of a negative variance",
         )
+        sampling = Sampling(
+            "p_sample_loop",
+            example,
+            list(range(T - 1, -1, -1)),
+            ORACLE_N,
+            ddpm_rule(schedule, clip_denoised=True, variance="fixed_small"),
+            "the mean of p_θ(x_{t−1} | x_t) (x̂0 clamped, the default) + √β̃_t·z",
+            "samples must come from the model: each step evaluates it on the current state x_t and moves to the "
+            "mean of p_θ(x_{t−1} | x_t) for its answer plus the standard deviation times fresh standard normal "
+            "noise (none at t = 0)",
+            start=start,
+        )
+        with single_threaded():
+            verify(oracle, samples, sampling)
         distance = energy_distance(samples, mixture_truth(oracle.mixture, ORACLE_N, seed + 200))
         expect(
             distance <= ORACLE_THRESHOLD,

@@ -2,7 +2,11 @@
 
 The grader never trains a network (DESIGN.md, principle 4): every model the student's code gets is a
 deterministic function of its inputs that records how it was called (:class:`Denoiser`), so a check can
-count model evaluations and read the timesteps and keyword arguments a loss or a sampler passed.
+count model evaluations and read the timesteps and keyword arguments a loss or a sampler passed, and, for a
+sampler, the states it evaluated the model at and the answers it got (:mod:`autograder.checks.trajectory`
+checks that the samples come from them). What a denoiser records is bounded (:data:`MAX_CALLS`,
+:data:`MAX_RECORDED_VALUES`): student code that calls it past that fails the check (:class:`RecordingLimit`)
+instead of filling the grader's memory.
 
 - :class:`SmoothDenoiser`, :class:`AffineDenoiser`: fixed maps of every input they should get, for exact
   formula checks on any data shape;
@@ -20,6 +24,12 @@ count model evaluations and read the timesteps and keyword arguments a loss or a
 
 The oracle lives here, beside the other denoisers, rather than in a module of the grader's own: it is one
 of the family (the same recording and contract), and only the checks use it.
+
+The mixture the sampler checks use is the course's public one turned by a hidden angle
+(:func:`hidden_mixture`), drawn per submission: HMAC-SHA256 of the submission's fingerprint under the
+grader's secret (:mod:`autograder.secret`: ``AUTOGRADER_SECRET``, else the file
+``~/.cache/diffusion-autograder/secret``, mode 0600, made on first use and never shipped). The same
+submission always gets the same angle; no grading, and not this code, tells another submission's.
 """
 
 from __future__ import annotations
@@ -31,7 +41,10 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from autograder.checks.framework import CheckFailed
+from autograder.isolation.errors import WorkLimit, refuse
 from autograder.reference import load_reference
+from autograder.secret import derive
 
 REFERENCE = load_reference()
 data = importlib.import_module("diffusion.data")  # the reference's provided data module (after load_reference)
@@ -39,19 +52,37 @@ GaussianMixture = data.GaussianMixture
 expand_like = REFERENCE.schedules.expand_like
 
 
-HIDDEN_ANGLE = 0.39
-"""Radians the course's mixture is turned by in the hidden checks (about half the ring's 45° spacing)."""
+SECTOR = 2 * math.pi / 8
+"""The public ring's symmetry: turned by a multiple of 45° its 8 equal components land on each other."""
+OFFSET_DEGREES = (15.0, 30.0)
+"""The hidden angle is a multiple of 45° plus an offset drawn in this range: at least 15° from every turn
+that maps the public ring onto itself, so the public mixture never passes for the hidden one."""
 
 
-def hidden_mixture() -> GaussianMixture:
-    """The course's 2-D mixture (:func:`diffusion.data.default_mixture`) turned by :data:`HIDDEN_ANGLE`.
+def hidden_angle(fingerprint: str) -> float:
+    """The angle (radians) the course's mixture is turned by for the submission with ``fingerprint``.
 
-    The student's code can build the public mixture; a "sampler" that ignores the model and draws
-    from it lands between this mixture's components and fails the oracle checks. Energy distance
-    does not change under a rotation, so the thresholds calibrated on the public mixture hold.
+    ``k · 45° + δ`` with ``k`` in ``0..7`` and ``δ`` in :data:`OFFSET_DEGREES`, both from the first 8 bytes of
+    :func:`autograder.secret.derive`: the same submission, the same angle; another submission's is unrelated.
+    """
+    word = int.from_bytes(derive("hidden mixture rotation", fingerprint)[:8], "big")
+    low, high = OFFSET_DEGREES
+    offset = math.radians(low + (high - low) * (word >> 3) / 2**61)
+    return (word % 8) * SECTOR + offset
+
+
+def hidden_mixture(fingerprint: str) -> GaussianMixture:
+    """The course's 2-D mixture (:func:`diffusion.data.default_mixture`) turned by :func:`hidden_angle`.
+
+    The student's code can build the public mixture; a "sampler" that ignores the model and draws from it
+    lands between this mixture's components and fails the oracle checks, and one that learns the angle
+    from the model learns nothing about another submission's (and still fails the checks of its
+    trajectory, :mod:`autograder.checks.trajectory`). Energy distance does not change under a rotation, so
+    the thresholds calibrated on the public mixture hold.
     """
     public = data.default_mixture()
-    cos, sin = math.cos(HIDDEN_ANGLE), math.sin(HIDDEN_ANGLE)
+    angle = hidden_angle(fingerprint)
+    cos, sin = math.cos(angle), math.sin(angle)
     rotation = torch.tensor([[cos, -sin], [sin, cos]], dtype=public.means.dtype)
     return GaussianMixture(public.means @ rotation.T, public.covariances, public.weights)
 
@@ -67,12 +98,26 @@ def mixture_truth(mixture: GaussianMixture, n: int, seed: int, labels: torch.Ten
 @dataclass(frozen=True)
 class Call:
     """One evaluation of a denoiser: the timesteps it got (a CPU copy), the batch size, the keyword
-    arguments (tensors as CPU copies) and, if the denoiser records its outputs, its answer."""
+    arguments (tensors as CPU copies) and, if the denoiser records them, its input ``x`` (a CPU copy) and
+    its answer ``eps``."""
 
     t: torch.Tensor
     batch: int
     kwargs: dict
     eps: torch.Tensor | None = None
+    x: torch.Tensor | None = None
+
+
+MAX_CALLS = 20_000
+"""The most calls a denoiser records: 20 times the most a check needs (a 1000-step sampler)."""
+MAX_RECORDED_VALUES = 60_000_000
+"""The most values (timesteps, labels, inputs and answers) a denoiser keeps: 3 times the most a check needs
+(1000 steps on 4000 2-D points, 20 million), some 480 MB in float64."""
+
+
+class RecordingLimit(CheckFailed, WorkLimit):
+    """The student's code called a check's denoiser past :data:`MAX_CALLS` or :data:`MAX_RECORDED_VALUES`: the
+    check fails with this message, whatever the student's code did with the error it got."""
 
 
 class Denoiser:
@@ -84,25 +129,63 @@ class Denoiser:
     check's ``batch`` of ``x_t`` when the student passes it in, so that it also answers a call on some of
     its samples (e.g. a loop over the batch), see :meth:`rows`.
 
+    What it records is bounded: the call past :data:`MAX_CALLS` calls, or past :data:`MAX_RECORDED_VALUES`
+    values recorded, raises :class:`RecordingLimit`, and so does every call after it.
+
     Args:
         batch: the ``x_t`` the check passes the student, for :meth:`rows`.
         record_outputs: also keep a copy of each answer in :attr:`calls`.
+        record_inputs: also keep a copy of each ``x_t`` in :attr:`calls`.
     """
 
-    def __init__(self, batch: torch.Tensor | None = None, record_outputs: bool = False) -> None:
+    max_calls = MAX_CALLS
+    max_values = MAX_RECORDED_VALUES
+
+    def __init__(
+        self, batch: torch.Tensor | None = None, record_outputs: bool = False, record_inputs: bool = False
+    ) -> None:
         self.calls: list[Call] = []
         self.batch = batch
         self.record_outputs = record_outputs
+        self.record_inputs = record_inputs
+        self.recorded_values = 0
+        self.exceeded: RecordingLimit | None = None
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor, **kwargs) -> torch.Tensor:
         self._validate(x_t, t)
+        self._admit(x_t, t, kwargs)
         recorded = {k: (v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
-        self.calls.append(Call(t.detach().cpu().clone(), int(x_t.shape[0]), recorded))
+        x = x_t.detach().cpu().clone() if self.record_inputs else None
+        self.calls.append(Call(t.detach().cpu().clone(), int(x_t.shape[0]), recorded, x=x))
         with torch.no_grad():
             eps = self.eps(x_t, t, **kwargs)
         if self.record_outputs:
-            self.calls[-1] = replace(self.calls[-1], eps=eps.detach().clone())
+            self.calls[-1] = replace(self.calls[-1], eps=eps.detach().cpu().clone())
         return eps
+
+    def _admit(self, x_t: torch.Tensor, t: torch.Tensor, kwargs: dict) -> None:
+        """Count what this call records; raise :class:`RecordingLimit` past the limits (and ever after)."""
+        if self.exceeded is None:
+            values = t.numel() + sum(v.numel() for v in kwargs.values() if isinstance(v, torch.Tensor))
+            values += x_t.numel() * (int(self.record_inputs) + int(self.record_outputs))
+            if len(self.calls) >= self.max_calls or self.recorded_values + values > self.max_values:
+                self.exceeded = RecordingLimit(
+                    f"the model the check handed to your code was called more than the grader records: "
+                    f"{len(self.calls)} calls holding {self.recorded_values:,} values so far (the limits are "
+                    f"{self.max_calls:,} calls and {self.max_values:,} values)",
+                    detail=f"this call had a batch of {x_t.shape[0]} ({x_t.numel():,} values)",
+                    hint="a sampler evaluates the model once per step on its batch; an endless loop, a loop per "
+                    "sample or repeated sampling runs past any budget",
+                )
+            self.recorded_values += values
+        if self.exceeded is not None:
+            raise refuse(self.exceeded)
+
+    def reset(self) -> None:
+        """Forget the calls recorded so far (the limits count afresh)."""
+        self.calls.clear()
+        self.recorded_values = 0
+        self.exceeded = None
 
     @property
     def num_calls(self) -> int:
@@ -112,10 +195,6 @@ class Denoiser:
     def timesteps(self) -> list[torch.Tensor]:
         """The ``t`` of every call, in call order."""
         return [call.t for call in self.calls]
-
-    def reset(self) -> None:
-        """Forget the calls recorded so far."""
-        self.calls.clear()
 
     def rows(self, x_t: torch.Tensor) -> torch.Tensor | slice:
         """The samples of :attr:`batch` that ``x_t`` holds: all of them, or the rows it equals."""
@@ -151,10 +230,11 @@ class SmoothDenoiser(Denoiser):
     ``eps = scale · ((0.5 + u) · sin(1.3 x + 2u) + 0.2 x + c_y · cos(0.7 x + y))`` with ``u = (t + 1) / T``
     and a per-label weight ``c_y = 0.3 · (y + 1) / (K + 1)`` (no label term without ``y``);
     ``K = num_classes``, and ``y = K`` is the null label like any other. Computed in float64.
+    ``record_inputs``: see :class:`Denoiser`.
     """
 
-    def __init__(self, T: int, num_classes: int = 10) -> None:
-        super().__init__()
+    def __init__(self, T: int, num_classes: int = 10, record_inputs: bool = False) -> None:
+        super().__init__(record_inputs=record_inputs)
         self.T, self.num_classes = T, num_classes
 
     def eps(
@@ -190,7 +270,7 @@ class KnowsX0(Denoiser):
         schedule: the reference schedule of ``ᾱ``.
         x0: the data, one sample per row of ``x_t``.
         bias: a fixed error ``bias(x_t)`` added to the exact answer.
-        batch, record_outputs: see :class:`Denoiser`.
+        batch, record_outputs, record_inputs: see :class:`Denoiser`.
     """
 
     def __init__(
@@ -200,8 +280,9 @@ class KnowsX0(Denoiser):
         bias: Callable[[torch.Tensor], torch.Tensor] | None = None,
         batch: torch.Tensor | None = None,
         record_outputs: bool = False,
+        record_inputs: bool = False,
     ) -> None:
-        super().__init__(batch, record_outputs)
+        super().__init__(batch, record_outputs, record_inputs)
         self.schedule, self.x0, self.bias = schedule, x0, bias
 
     def eps(self, x_t: torch.Tensor, t: torch.Tensor, **kwargs) -> torch.Tensor:
@@ -227,13 +308,14 @@ class MixtureOracle(Denoiser):
 
     ``model(x_t, t, y=None)``: ``x_t`` ``(B, D)``, ``t`` long ``(B,)`` (per-sample timesteps are
     grouped by value), ``y`` long ``(B,)`` in ``0..K`` where ``K`` (the null label) means unconditional.
-    Computed in float64; the answer is in the dtype and on the device of ``x_t``.
+    Computed in float64; the answer is in the dtype and on the device of ``x_t``. It records every call's
+    input and answer, for the checks of a sampler's trajectory.
     """
 
-    def __init__(self, schedule, mixture: GaussianMixture | None = None) -> None:
-        super().__init__()
+    def __init__(self, schedule, mixture: GaussianMixture) -> None:
+        super().__init__(record_outputs=True, record_inputs=True)
         self.schedule = schedule
-        self.mixture = hidden_mixture() if mixture is None else mixture
+        self.mixture = mixture
         self._noised: dict[int, GaussianMixture] = {}
 
     @property

@@ -14,7 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, mixture_truth
+from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, hidden_mixture, mixture_truth
 from autograder.checks.framework import (
     GRADING,
     CheckFailed,
@@ -271,8 +271,10 @@ def classifier_guided_eps_formula(sub: Submission) -> None:
 
 
 # CFG with the exact class-conditional denoiser of the course's 2-D mixture (8 components, std 0.07; turned
-# by the hidden angle, oracle.hidden_mixture, which changes no energy distance),
-# the reference DDIM (η = 0, 100 steps, linear T = 1000), n = 3000 samples with stratified labels.
+# by the submission's hidden angle, denoisers.hidden_mixture, which changes no energy distance),
+# the reference DDIM (η = 0, 100 steps, linear T = 1000), n = 3000 samples with stratified labels. The samples
+# must come from the model: at every step cfg_eps must answer the guided combination of the exact denoiser's
+# answers for that x_t (within float64 tolerance), whatever it computed it from.
 # Energy distances, 20 seeds:
 #   per class (375 samples vs 1000 true ones of that component), the largest of the 8 classes:
 #     data vs data (100 draws) mean 0.0009, max 0.0018; reference mean 0.0018, max 0.0030
@@ -288,14 +290,27 @@ CFG_THRESHOLD_CLASS, CFG_THRESHOLD = 0.006, 0.0025
 def cfg_oracle_sampling(sub: Submission) -> None:
     cfg_eps = sub.function("guidance", "cfg_eps")
     schedule = ScheduleSpec("linear", 1000).build()
-    oracle = MixtureOracle(schedule)
+    oracle = MixtureOracle(schedule, hidden_mixture(sub.fingerprint))
     mixture, K = oracle.mixture, oracle.num_classes
     setting = f"reference DDIM (η = 0, {CFG_STEPS} steps, linear T=1000) with model = cfg_eps(exact denoiser, ...)"
     hint = "s = 1 must give the conditional model and s = 0 the unconditional one (null label num_classes)"
 
     def sample(guidance_scale: float, labels: torch.Tensor, seed: int) -> torch.Tensor:
         def denoise(x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return cfg_eps(oracle, x_t, t, y, guidance_scale, K)
+            oracle.reset()  # one step's calls at a time: the sampler makes 100 of them
+            got = cfg_eps(oracle, x_t, t, y, guidance_scale, K)
+            eps_c, eps_u = oracle.eps(x_t, t, y), oracle.eps(x_t, t, torch.full_like(y, K))
+            expect_close(
+                got,
+                eps_u + guidance_scale * (eps_c - eps_u),
+                what="cfg_eps must answer eps_u + s·(eps_c − eps_u) from the model's answers for the x_t and t it "
+                "is given: the guided samples must come from the model",
+                hint="evaluate the model on the given x_t (both halves) and combine exactly its two answers; "
+                "nothing but the model's answers enters the result",
+                example=f"{setting}, guidance_scale={guidance_scale}, the step from t = {int(t[0])}",
+                scale=(1 + abs(guidance_scale)) * (eps_c.abs() + eps_u.abs()),
+            )
+            return got
 
         start = torch.randn(CFG_N, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
         with single_threaded():

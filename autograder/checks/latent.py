@@ -6,7 +6,9 @@ decoder are known affine maps, and with the exact denoiser of a 2-D Gaussian mix
 latent space (:class:`~autograder.checks.denoisers.MixtureOracle`): a correct pipeline samples that mixture, and
 the decoded images, mapped back to scaled latents by the decoder's inverse, must show it (energy
 distance, as in the sampler checks). Scaling where unscaling belongs, or decoding unscaled latents,
-moves the samples by the factor ``f`` and fails the comparison.
+moves the samples by the factor ``f`` and fails the comparison. The latents must come from the model: the
+denoiser's calls must chain by the sampler's update and the images decode its last update
+(:mod:`autograder.checks.trajectory`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, mixture_truth
+from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, hidden_mixture, mixture_truth
 from autograder.checks.framework import (
     GRADING,
     CheckFailed,
@@ -27,14 +29,18 @@ from autograder.checks.framework import (
     expect_close,
     expect_tensor,
     single_threaded,
+    tolerances,
 )
 from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import ScheduleSpec
+from autograder.checks.trajectory import Sampling, ddim_rule, ddpm_rule, verify
 from autograder.isolation.errors import StudentError
 from autograder.isolation.submission import Instance, Submission
+from autograder.reference import load_reference
 from autograder.sandbox.channel import Exposed
 from autograder.scoring.energy import energy_distance
 
+REFERENCE = load_reference()
 SCALE = 2.5
 """The scale factor ``f`` of the checks: unscaled latents are 1/2.5 the size of the mixture's points."""
 IMAGE_SHAPE = (1, 4, 4)
@@ -161,9 +167,44 @@ ORACLE_RUNS = (("ddim", 100, 0.003), ("ddpm", 1000, 0.003))
 ``ddpm``): a correct pipeline gives the reference samplers' samples, typically below 0.001."""
 
 
-def _oracle_setup() -> tuple[LinearVAE, MixtureOracle]:
+def _oracle_setup(sub: Submission) -> tuple[LinearVAE, MixtureOracle]:
     schedule = ScheduleSpec("linear", 1000).build()
-    return LinearVAE(), MixtureOracle(schedule)
+    return LinearVAE(), MixtureOracle(schedule, hidden_mixture(sub.fingerprint))
+
+
+SAMPLE_HINT = (
+    "samples must come from the model: sample the latents with the package's sampler (which evaluates the model "
+    "once per step and moves by its update) and decode what it returns"
+)
+DECODED_HINT = (
+    "samples must come from the model: the images are the decoded samples of the sampler, vae.decode(z / f) of "
+    "the latents it returned, nothing else and at no other scale"
+)
+
+
+def _sampling(oracle: MixtureOracle, sampler: str, n: int, steps: int, example: str, **guided) -> Sampling:
+    """What ``LatentDiffusion.sample(n, sampler, num_steps=steps)`` must do with the model (start drawn from the
+    generator, DDIM with η = 0, DDPM without clipping), for :func:`~autograder.checks.trajectory.verify`."""
+    schedule = oracle.schedule
+    if sampler == "ddim":
+        timesteps = REFERENCE.ddim.ddim_timesteps(schedule.T, steps, "uniform").flip(0).tolist()
+        rule, update = ddim_rule(schedule, eta=0.0, clip_denoised=False), "DDIM's step (eq. 12, η = 0)"
+    else:
+        timesteps = list(range(schedule.T - 1, -1, -1))
+        rule = ddpm_rule(schedule, clip_denoised=False, variance="fixed_small")
+        update = "the mean of p_θ(x_{t−1} | x_t) (no clipping) + √β̃_t·z"
+    return Sampling(
+        "LatentDiffusion.sample",
+        example,
+        timesteps,
+        n,
+        rule,
+        update,
+        SAMPLE_HINT,
+        returned_tolerance=tolerances(torch.float32),
+        returned_hint=DECODED_HINT,
+        **guided,
+    )
 
 
 def _scaled_latents(vae: LinearVAE, images: object, n: int, example: str) -> torch.Tensor:
@@ -190,7 +231,7 @@ def _scaled_latents(vae: LinearVAE, images: object, n: int, example: str) -> tor
 )
 def latent_sample_oracle(sub: Submission) -> None:
     for index, (sampler, steps, threshold) in enumerate(ORACLE_RUNS):
-        vae, oracle = _oracle_setup()
+        vae, oracle = _oracle_setup(sub)
         sample = sub.method("latent", latent_diffusion(vae, oracle, oracle.schedule), "sample")
         example = (
             f"LatentDiffusion(scale_factor={SCALE}, latent_shape=(2,)).sample({ORACLE_N}, sampler={sampler!r}"
@@ -206,8 +247,11 @@ def latent_sample_oracle(sub: Submission) -> None:
             f"LatentDiffusion.sample must run the sampler over {steps} steps (one model call each)",
             example=example,
             detail=f"the model was called {oracle.num_calls} times",
-            hint="pass num_steps to ddim.ddim_sample_loop; DDPM takes all T steps",
+            hint="samples must come from the model, one call per step of the sampler: pass num_steps to "
+            "ddim.ddim_sample_loop; DDPM takes all T steps",
         )
+        with single_threaded():
+            last = verify(oracle, None, _sampling(oracle, sampler, ORACLE_N, steps, example))
         truth = mixture_truth(oracle.mixture, ORACLE_N, 261 + index)
         distance = energy_distance(latents, truth)
         spread = float(latents.norm(dim=1).mean() / truth.norm(dim=1).mean())
@@ -220,11 +264,12 @@ def latent_sample_oracle(sub: Submission) -> None:
             hint="sample scaled latents of shape (n, *latent_shape) with the package's sampler and the model, "
             "then decode: vae.decode(z / f) (a size of f or 1/f means a scale applied the wrong way)",
         )
+        last.check(latents)
 
 
 @check("latent", 1, "LatentDiffusion.sample with labels y uses classifier-free guidance and samples each class")
 def latent_sample_guidance(sub: Submission) -> None:
-    vae, oracle = _oracle_setup()
+    vae, oracle = _oracle_setup(sub)
     K = oracle.num_classes
     instance = latent_diffusion(vae, oracle, oracle.schedule, num_classes=K)
     sample = sub.method("latent", instance, "sample")
@@ -242,6 +287,9 @@ def latent_sample_guidance(sub: Submission) -> None:
                 n, num_steps=50, y=labels, guidance_scale=guidance_scale, generator=torch.Generator().manual_seed(5)
             )
         latents = _scaled_latents(vae, images, n, example)
+        sampling = _sampling(oracle, "ddim", n, 50, example, labels=labels, guidance=(guidance_scale, K))
+        with single_threaded():
+            last = verify(oracle, None, sampling)
         nearest = torch.cdist(latents, means.to(latents)).argmin(dim=1)
         accuracy = float((nearest == labels).double().mean())
         expect(
@@ -260,6 +308,7 @@ def latent_sample_guidance(sub: Submission) -> None:
             detail=f"the model was never called with the null label {K}",
             hint="wrap the model with guidance.guided_denoiser(self.model, guidance_scale, self.num_classes)",
         )
+        last.check(latents)
 
 
 @check(

@@ -64,6 +64,9 @@ SEEDS: dict[str, int] = {
         "ddim_invert_recurrence": (
             "bf8af525022620c25cd2bdb19894058cae0310c9c4237808771ef7fe8405e93bbbd5e9586a00d5afbe0165190bebb6c7"
         ),
+        "ddim_loop_recovers_known_x0": (
+            "718114884a584537d770d67028fdc560206d3f9986b38cd1efa36875e0d6695975badf95b4ff81be428289c4c07fddf2"
+        ),
         "ddim_loop_bookkeeping": (
             "77fc41823eeef93ea3efdcff3b10dc1e14a9d58709454b07088eafe1f4d21bf57ad6d025fa55916c3cc43b8492c5eb1a"
         ),

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from autograder.isolation.arguments import changed_in_place, label
-from autograder.isolation.errors import StudentError
+from autograder.isolation.errors import StudentError, WorkLimit
 from autograder.isolation.processes import WorkerProcess
 from autograder.isolation.submission import Instance
 from autograder.reference import load_reference
@@ -170,6 +170,9 @@ class _Call:
             if self.refusals:  # the check's denoiser refused what the student passed: its message is clearer
                 raise self.refusals[0] from None
             raise
+        limits = [refusal for refusal in self.refusals if isinstance(refusal, WorkLimit)]
+        if limits:  # the student's code caught the refusal and answered: the check is over all the same
+            raise limits[0]
         if not isinstance(answer, dict) or {"value", "changed", "rng"} - answer.keys():
             raise self.worker.failure(self.name, "the worker's answer is malformed")
         try:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 IN_PLACE = "ChangedInPlace"
 """The error type of a call that changed an argument in place (see :mod:`autograder.isolation.arguments`)."""
 
@@ -35,3 +39,32 @@ class StudentError(Exception):
 class GraderError(Exception):
     """The grader could not run the student's code (the sandbox does not start or cannot run a known-good
     call): never the student's zero; the report says so and a batch grades the submission again."""
+
+
+class WorkLimit(Exception):
+    """The grader refused to do more work on behalf of the student's code (a check's denoiser was called past its
+    limit): the verdict of the check in progress, however the student's code handled the refusal. A call that
+    saw one fails with it even if the student's code caught it and answered: a sandboxed call because the
+    refusal happened in the grader, an in-process call because the refusal was raised through :func:`refuse`."""
+
+
+_REFUSALS: ContextVar[list[WorkLimit] | None] = ContextVar("refusals", default=None)
+
+
+def refuse(limit: WorkLimit) -> WorkLimit:
+    """``limit``, noted for the in-process call in progress (:func:`refusals`): ``raise refuse(limit)``."""
+    noted = _REFUSALS.get()
+    if noted is not None:
+        noted.append(limit)
+    return limit
+
+
+@contextmanager
+def refusals() -> Iterator[list[WorkLimit]]:
+    """The refusals (:func:`refuse`) raised while the block runs, whatever caught them."""
+    noted: list[WorkLimit] = []
+    token = _REFUSALS.set(noted)
+    try:
+        yield noted
+    finally:
+        _REFUSALS.reset(token)

@@ -89,13 +89,31 @@ def fingerprint(sources: Sequence[Path]) -> str:
     for source in map(Path, sources):
         root = source if source.is_dir() else source.parent
         files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
-        for file in (f for f in files if f.is_file() and not f.is_symlink()):
-            name = str(file.relative_to(root)).encode("utf-8", "surrogateescape")
-            digest.update(name + b"\0" + str(file.stat().st_size).encode() + b"\0")
-            with file.open("rb") as handle:
-                for block in iter(lambda handle=handle: handle.read(1 << 20), b""):
-                    digest.update(block)
+        _digest_files(digest, root, files)
     return digest.hexdigest()
+
+
+def package_fingerprint(package: Path) -> str:
+    """SHA-256 of the package a grading runs (what the sandboxed workers get a copy of): the names and bytes of
+    every regular file under ``package``, Python's caches left out (importing the package writes them).
+
+    The same files always give the same fingerprint, wherever they are staged; the hidden checks key what
+    they draw per submission with it (:func:`autograder.secret.derive`)."""
+    files = sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.relative_to(package).parts)
+    digest = hashlib.sha256(b"package\0")
+    _digest_files(digest, package, files)
+    return digest.hexdigest()
+
+
+def _digest_files(digest, root: Path, files: Sequence[Path]) -> None:
+    """Feed each regular file of ``files`` (links skipped) to ``digest``: its name (relative to ``root``), size
+    and bytes."""
+    for file in (f for f in files if f.is_file() and not f.is_symlink()):
+        name = str(file.relative_to(root)).encode("utf-8", "surrogateescape")
+        digest.update(name + b"\0" + str(file.stat().st_size).encode() + b"\0")
+        with file.open("rb") as handle:
+            for block in iter(lambda handle=handle: handle.read(1 << 20), b""):
+                digest.update(block)
 
 
 @contextlib.contextmanager

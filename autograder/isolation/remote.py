@@ -18,8 +18,8 @@ from typing import Any
 import torch
 
 from autograder.isolation import calls
-from autograder.isolation.errors import GraderError, StudentError
-from autograder.isolation.intake import find_package
+from autograder.isolation.errors import GraderError, StudentError, WorkLimit
+from autograder.isolation.intake import find_package, package_fingerprint
 from autograder.isolation.launcher import isolation
 from autograder.isolation.processes import PUBLIC, WorkerProcess, Zygote
 from autograder.isolation.submission import Instance
@@ -82,6 +82,7 @@ class RemoteSubmission:
 
     def __init__(self, root: Path, limits: dict[str, Limits] | None = None) -> None:
         self.package = find_package(Path(root)).resolve()
+        self.fingerprint = package_fingerprint(self.package)
         self.limits = limits or {}
         self.proxied = student_functions()
         self.zygote = Zygote(self.package, self._widest())
@@ -90,8 +91,9 @@ class RemoteSubmission:
         self.import_errors: dict[str, StudentError] = {}
         self.import_hung = False
         """Whether a part's module hung at import (after the sandbox proved it runs code)."""
-        self.stopped: dict[str, StudentError] = {}
-        """Parts whose worker died or was stopped during the current check: it fails at once from then on."""
+        self.stopped: dict[str, StudentError | WorkLimit] = {}
+        """Parts whose worker died or was stopped, or whose code ran a check's denoiser past its limit, during the
+        current check: it fails at once from then on."""
 
     def prove_sandbox(self, attempts: int = PROOF_ATTEMPTS) -> None:
         """Run a known-good call in a fresh worker (the public ``schedules.extract``), with a fresh zygote after
@@ -194,6 +196,9 @@ class RemoteSubmission:
         except StudentError as error:
             if worker.killed:
                 self.stopped[part] = error
+            raise
+        except WorkLimit as error:  # the check failed: no more of the grader's work on it (Hypothesis would shrink)
+            self.stopped[part] = error
             raise
 
     def function(self, part: str, name: str) -> Callable[..., Any]:

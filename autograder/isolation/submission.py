@@ -23,8 +23,8 @@ from typing import Any, Protocol
 import torch
 
 from autograder.isolation.arguments import Snapshot, changed_in_place
-from autograder.isolation.errors import StudentError
-from autograder.isolation.intake import find_package
+from autograder.isolation.errors import StudentError, WorkLimit, refusals
+from autograder.isolation.intake import find_package, package_fingerprint
 from autograder.parts import PART_NAMES
 from autograder.reference import load_reference
 from autograder.sandbox.calls import resolve, student_frame, with_gradients
@@ -50,6 +50,10 @@ class Submission(Protocol):
     """What a check may ask of a submission. Every callable it returns raises :class:`StudentError`
     when the student's code fails."""
 
+    fingerprint: str
+    """The SHA-256 of the package graded (:func:`~autograder.isolation.intake.package_fingerprint`): the same
+    files, the same fingerprint; the hidden checks key what they draw per submission with it."""
+
     def function(self, part: str, name: str) -> Callable[..., Any]:
         """A callable for the student's ``diffusion.<part>.<name>``."""
         ...
@@ -74,6 +78,7 @@ class LocalSubmission:
 
     def __init__(self, root: Path) -> None:
         self.package = find_package(Path(root)).resolve()
+        self.fingerprint = package_fingerprint(self.package)
         self._modules: dict[str, ModuleType | StudentError] = {}
 
     def module(self, part: str) -> ModuleType:
@@ -115,7 +120,7 @@ class LocalSubmission:
         """``run()``, with any failure of the student's code as a :class:`StudentError` of ``part.label``."""
         try:
             return run()
-        except StudentError:
+        except (StudentError, WorkLimit):
             raise
         except BaseException as error:  # noqa: BLE001 - student code may raise anything, even SystemExit
             if isinstance(error, KeyboardInterrupt):
@@ -126,12 +131,21 @@ class LocalSubmission:
 
     def _protected(self, part: str, label: str, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         """``fn(*args, **kwargs)`` guarded (:meth:`_guarded`), with every tensor and generator of the arguments
-        restored afterwards, as the sandbox leaves them; a change in place is the call's failure."""
+        restored afterwards, as the sandbox leaves them; a change in place is the call's failure, and so is a
+        refusal of the grader's (:class:`~autograder.isolation.errors.WorkLimit`), caught or not."""
         snapshot = Snapshot(args, kwargs)
         try:
-            result = self._guarded(part, label, lambda: fn(*args, **kwargs))
+            with refusals() as refused:
+                try:
+                    result = self._guarded(part, label, lambda: fn(*args, **kwargs))
+                except StudentError:
+                    if refused:  # the grader's refusal is why the student's code failed: its message is clearer
+                        raise refused[0] from None
+                    raise
         finally:
             changed = snapshot.restore()
+        if refused:  # the student's code caught the grader's refusal: the check is over all the same
+            raise refused[0]
         if changed:
             raise changed_in_place(part, label, changed)
         return result

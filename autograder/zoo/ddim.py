@@ -185,6 +185,24 @@ MUTANTS: tuple[Mutant, ...] = (
         Edit("ddim", _LOOP_NOISE, _LOOP_NOISE.replace(", generator=generator", "")),
     ),
     Mutant(
+        "ddim_loop_ignores_eta",
+        "ddim_sample_loop draws the noise for η > 0 but calls ddim_step without eta= (σ = 0: always deterministic)",
+        Edit("ddim", _LOOP_STEP, _LOOP_STEP.replace("eta=eta, ", "")),
+    ),
+    Mutant(
+        "ddim_loop_noise_drawn_once",
+        "ddim_sample_loop draws z once before the loop and adds the same noise at every step (η > 0)",
+        Edit(
+            "ddim",
+            _LOOP_BODY,
+            _LOOP_NOISE.replace("        ", "    ", 1)
+            + _LOOP
+            + "        t = torch.full((batch,), timesteps[k], dtype=torch.long, device=device)\n"
+            + _LOOP_PREV
+            + _LOOP_STEP,
+        ),
+    ),
+    Mutant(
         "ddim_loop_drops_model_kwargs",
         "ddim_sample_loop does not pass **model_kwargs on to ddim_step",
         Edit("ddim", _LOOP_STEP, _LOOP_STEP.replace(", **model_kwargs)", ")")),

@@ -19,6 +19,7 @@ _LOOP_NOISE = "        z = torch.randn(x.shape, generator=generator).to(device=d
 _LOOP_STEP = (
     "        x = p_sample(model, schedule, x, t, z, clip_denoised=clip_denoised, variance=variance, **model_kwargs)\n"
 )
+_LOOP_T = "        t = torch.full((x.shape[0],), step, dtype=torch.long, device=device)\n"
 _START = "    x = torch.randn(tuple(shape), generator=generator) if noise is None else noise\n"
 _SAMPLE = '    return out["mean"] + nonzero * out["variance"].sqrt() * noise\n'
 
@@ -169,6 +170,22 @@ MUTANTS: tuple[Mutant, ...] = (
         "ddpm_loop_global_rng",
         "p_sample_loop draws each step's noise from the global RNG instead of the generator",
         Edit("ddpm", _LOOP_NOISE, _LOOP_NOISE.replace(", generator=generator", "")),
+    ),
+    Mutant(
+        "ddpm_loop_noise_drawn_once",
+        "p_sample_loop draws z once before the loop and adds the same noise at every step",
+        Edit("ddpm", _LOOP + _LOOP_T + _LOOP_NOISE, _LOOP_NOISE.replace("        ", "    ", 1) + _LOOP + _LOOP_T),
+    ),
+    Mutant(
+        "ddpm_loop_no_noise_at_t1",
+        "p_sample_loop copies Algorithm 2's 'z ~ N(0, I) if t > 1, else 0' (1-based) onto 0-based steps: "
+        "the step from t = 1 gets no noise either",
+        Edit("ddpm", _LOOP_NOISE, _LOOP_NOISE.replace("x.dtype)\n", "x.dtype) if step > 1 else torch.zeros_like(x)\n")),
+    ),
+    Mutant(
+        "ddpm_loop_clamps_state",
+        "p_sample_loop clamps the state x_t to [−1, 1] after every step (clipping meant for x̂0 applied to x_t)",
+        Edit("ddpm", _LOOP_STEP, _LOOP_STEP + "        x = x.clamp(-1, 1)\n"),
     ),
     Mutant(
         "ddpm_loop_ignores_noise_start",

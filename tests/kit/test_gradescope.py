@@ -18,6 +18,7 @@ from autograder import gradescope
 from autograder.grading import not_graded
 from autograder.parts import PART_BY_NAME
 from autograder.results import results_json
+from autograder.secret import grader_secret
 from tests.plugin import ROOT
 
 SCHEMA = json.loads((ROOT / "autograder" / "gradescope_results.schema.json").read_text(encoding="utf-8"))
@@ -54,6 +55,9 @@ def test_the_bundle_has_the_scripts_at_its_root_and_no_tests(bundle):
     assert "assignments/diffusion/ddpm.py" in names
     assert not [n for n in names if n.startswith("tests/") or "__pycache__" in n]
     assert gradescope.TORCH in setup and subprocess.run(["bash", "-n"], input=setup.encode()).returncode == 0
+    with zipfile.ZipFile(bundle) as archive:  # Gradescope draws per submission as this machine does
+        assert archive.read(gradescope.SECRET).decode().strip().encode() == grader_secret()
+        assert subprocess.run(["bash", "-n"], input=archive.read("run_autograder")).returncode == 0
 
 
 def test_run_autograder_grades_the_submission_into_a_valid_results_json(tmp_path, bundle):

@@ -22,7 +22,7 @@ ALLOWED_IN_SANDBOX = {"torch", "safetensors", "autograder.sandbox"}
 CHECKS = GRADER / "checks"
 CHECK_PARTS = {f"autograder.checks.{part.name}" for part in PARTS}
 """The part modules of the hidden checks, one per part; the others (framework, strategies, denoisers,
-numerics) are shared by them."""
+numerics, trajectory, seeds) are shared by them."""
 
 
 def imported_modules(path: Path, *, with_names: bool = False) -> set[str]:
@@ -71,7 +71,7 @@ def test_no_module_of_the_checks_imports_a_part_module_but_its_own(path: Path) -
     others = sorted((imported_modules(path, with_names=True) & CHECK_PARTS) - {own})
     assert not others, (
         f"{path.relative_to(ROOT)} imports {', '.join(others)}: move what they share to a shared module "
-        "of the checks (framework, strategies, denoisers, numerics)"
+        "of the checks (framework, strategies, denoisers, numerics, trajectory)"
     )
 
 

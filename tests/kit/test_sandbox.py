@@ -3,14 +3,16 @@
 Most entries are the reference with ``forward.py`` replaced by code whose functions attack (then
 answer garbage, or the attack's own value): their ceiling is 0 points in ``forward``, and
 ``schedules`` (the reference's) must keep its full marks in the same run, so the grader survived
-and went on. Two samplers attack the oracle check of ``ddpm`` instead. Attacks that only the
-bubblewrap sandbox can stop are skipped where it cannot run; a fork bomb also needs the process
-limit, which Linux does not apply to root outside the sandbox.
+and went on. Samplers that do not sample attack the oracle checks of ``ddpm`` (one also those of
+``ddim`` and ``latent``) instead. Attacks that only the bubblewrap sandbox can stop are skipped where
+it cannot run; a fork bomb also needs the process limit, which Linux does not apply to root outside
+the sandbox.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import torch
 
 from autograder.grading import grade
 from autograder.isolation.budget import tree_budget
@@ -257,10 +260,13 @@ def test_a_hostile_submission_scores_at_most_its_ceiling_and_the_grader_goes_on(
         assert not path.exists(), f"{name}: wrote {path}"
 
 
-# A sampler that ignores the model and returns data drawn from the public mixture (what a student can
-# build), calling the model T times to look busy; and one that does so only when it detects the
-# oracle's 2-D batch, being the reference otherwise. The oracle samples a mixture turned by a hidden
-# angle, so both lose the oracle check; the detector keeps the rest (it is the reference there).
+# Samplers that do not sample (DESIGN.md, principle 6: samples must come from the model). The oracle's mixture is
+# the public one turned by an angle drawn per submission, and the oracle check holds the loop to the trajectory
+# the oracle saw (autograder.checks.trajectory): each call's x_t must follow from the last by the update, the
+# samples must be the last update. One sampler ignores the model and returns data drawn from the public mixture
+# (what a student can build), calling the model T times on the same x to look busy; one does so only when it
+# detects the oracle's 2-D batch, being the reference otherwise; one fakes a trajectory (the public data noised
+# to each step's level) on the right timesteps; one samples honestly but returns the state before its last step.
 TRAINING_DATA = """
 def p_sample_loop(model, schedule, shape, generator=None, device=None, progress=False, return_trajectory=False,
                   noise=None, clip_denoised=True, variance="fixed_small", **model_kwargs):
@@ -282,7 +288,34 @@ def p_sample_loop(model, schedule, shape, *args, **kwargs):
         return data.default_mixture().sample(shape[0])[0].to(torch.float64)
     return _reference_loop(model, schedule, shape, *args, **kwargs)
 """
+FAKED_TRAJECTORY = """
+_reference_loop = p_sample_loop
+
+
+def p_sample_loop(model, schedule, shape, generator=None, noise=None, **kwargs):
+    if not (len(shape) == 2 and shape[1] == 2 and shape[0] >= 1000):
+        return _reference_loop(model, schedule, shape, generator=generator, noise=noise, **kwargs)
+    from diffusion import data
+    x = torch.randn(tuple(shape), generator=generator, dtype=torch.float64) if noise is None else noise
+    x0 = data.default_mixture().sample(shape[0], generator=generator)[0].to(x.dtype)
+    for step in range(schedule.T - 1, -1, -1):
+        model(x, torch.full((shape[0],), step, dtype=torch.long))
+        level = float(schedule.alpha_bars[step - 1]) if step else 1.0
+        x = level**0.5 * x0 + (1 - level) ** 0.5 * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    return x
+"""
+NOT_THE_LAST_UPDATE = """
+_reference_loop = p_sample_loop
+
+
+def p_sample_loop(model, schedule, shape, *args, return_trajectory=False, **kwargs):
+    if not (len(shape) == 2 and shape[1] == 2 and shape[0] >= 1000):
+        return _reference_loop(model, schedule, shape, *args, return_trajectory=return_trajectory, **kwargs)
+    samples, states = _reference_loop(model, schedule, shape, *args, return_trajectory=True, **kwargs)
+    return states[-2]
+"""
 ORACLE_POINTS = 4
+FROM_THE_MODEL = "samples must come from the model"
 
 
 @pytest.mark.parametrize(
@@ -290,8 +323,10 @@ ORACLE_POINTS = 4
     [
         ("returns training data", TRAINING_DATA, PART_BY_NAME["ddpm"].points - ORACLE_POINTS),
         ("detects the oracle", ORACLE_DETECTOR, PART_BY_NAME["ddpm"].points - ORACLE_POINTS),
+        ("fakes a trajectory", FAKED_TRAJECTORY, PART_BY_NAME["ddpm"].points - ORACLE_POINTS),
+        ("returns the state before the last step", NOT_THE_LAST_UPDATE, PART_BY_NAME["ddpm"].points - ORACLE_POINTS),
     ],
-    ids=["training-data", "oracle-detector"],
+    ids=["training-data", "oracle-detector", "faked-trajectory", "not-the-last-update"],
 )
 def test_a_sampler_that_does_not_sample_loses_the_oracle_check(tmp_path, name, sampler, ceiling):
     root = tmp_path / "submission"
@@ -300,8 +335,106 @@ def test_a_sampler_that_does_not_sample_loses_the_oracle_check(tmp_path, name, s
     ddpm.write_text(ddpm.read_text() + sampler)
     results = results_json(grade(root, parts={"ddpm"}))
     oracle = next(t for t in results["tests"] if t["name"].endswith("p_sample_loop_oracle"))
-    assert oracle["score"] == 0 and "energy distance" in oracle["output"], f"{name}: {oracle['output']}"
+    assert oracle["score"] == 0 and FROM_THE_MODEL in oracle["output"], f"{name}: {oracle['output']}"
     assert results["score"] <= ceiling
+
+
+# One call of the oracle on a ring of points shows its angle (the tangential score vanishes at the components,
+# 45° apart): a sampler that probes it so, then returns draws of the public mixture turned by that angle, samples
+# the hidden mixture well enough for every distance the checks measure. It still scores 0 on each oracle check
+# it touches (DDPM, DDIM, latent diffusion): its samples do not come from the model. The angle is the
+# submission's own (autograder.secret), so what it learns tells nothing of another submission's either.
+RING_PROBE = """
+import math as _math
+
+
+def _probe_angle(model, schedule):
+    n, step = 720, 10
+    phi = torch.arange(n, dtype=torch.float64) * (2 * _math.pi / n)
+    unit = torch.stack([phi.cos(), phi.sin()], 1)
+    eps = model(0.6 * float(schedule.alpha_bars[step]) ** 0.5 * unit, torch.full((n,), step, dtype=torch.long))
+    along = -(eps.double() * torch.stack([-phi.sin(), phi.cos()], 1)).sum(1)  # the score along the ring
+    after = along.roll(-1)
+    peak = (along > 0) & (after <= 0)
+    peaks = phi[peak] + (2 * _math.pi / n) * along[peak] / (along[peak] - after[peak])
+    return _math.atan2(float((8 * peaks).sin().mean()), float((8 * peaks).cos().mean())) / 8
+
+
+def _rotated_public(n, angle, generator, dtype):
+    from diffusion import data
+    public = data.default_mixture()
+    turn = torch.tensor([[_math.cos(angle), -_math.sin(angle)], [_math.sin(angle), _math.cos(angle)]])
+    mixture = data.GaussianMixture(public.means @ turn.double().T, public.covariances, public.weights)
+    return mixture.sample(n, generator=generator)[0].to(dtype)
+
+
+def _probed(shape):
+    return len(shape) == 2 and shape[1] == 2 and shape[0] >= 1000
+"""
+PROBING = {
+    "ddpm": """
+_reference_loop = p_sample_loop
+
+
+def p_sample_loop(model, schedule, shape, generator=None, noise=None, **kwargs):
+    if _probed(shape) and not kwargs:
+        dtype = torch.float32 if noise is None else noise.dtype
+        return _rotated_public(shape[0], _probe_angle(model, schedule), generator, dtype)
+    return _reference_loop(model, schedule, shape, generator=generator, noise=noise, **kwargs)
+""",
+    "ddim": """
+_reference_loop = ddim_sample_loop
+
+
+def ddim_sample_loop(model, schedule, shape, num_steps=50, eta=0.0, generator=None, noise=None, **kwargs):
+    if _probed(shape) and not kwargs:
+        dtype = torch.float32 if noise is None else noise.dtype
+        return _rotated_public(shape[0], _probe_angle(model, schedule), generator, dtype)
+    return _reference_loop(model, schedule, shape, num_steps, eta, generator=generator, noise=noise, **kwargs)
+""",
+    "latent": """
+_reference_sample = LatentDiffusion.sample
+
+
+def _sample(self, n, sampler="ddim", num_steps=50, y=None, guidance_scale=1.0, generator=None):
+    if y is None and _probed((n, *self.latent_shape)):
+        latents = _rotated_public(n, _probe_angle(self.model, self.schedule), generator, torch.float32)
+        return self.decode(latents.to(self.device))
+    return _reference_sample(self, n, sampler, num_steps, y, guidance_scale, generator)
+
+
+LatentDiffusion.sample = _sample
+""",
+}
+PROBED_CHECKS = {"ddpm": "p_sample_loop_oracle", "ddim": "ddim_loop_oracle", "latent": "latent_sample_oracle"}
+
+
+def test_the_ring_probe_learns_the_hidden_angle_but_scores_zero_on_every_oracle_check_it_touches(tmp_path):
+    from autograder.checks import ddpm as ddpm_checks
+    from autograder.checks.denoisers import MixtureOracle, hidden_angle, hidden_mixture, mixture_truth
+    from autograder.checks.strategies import ScheduleSpec
+    from autograder.scoring.energy import energy_distance
+
+    # The attack works: from one look at the oracle its samples pass the oracle checks' distance, whatever the angle.
+    probe: dict = {"torch": torch}
+    exec(RING_PROBE, probe)
+    schedule = ScheduleSpec("linear", 1000).build()
+    for fingerprint in ("first submission", "second submission"):
+        oracle = MixtureOracle(schedule, hidden_mixture(fingerprint))
+        angle = probe["_probe_angle"](oracle, schedule)
+        assert abs((angle - hidden_angle(fingerprint) + math.pi / 8) % (math.pi / 4) - math.pi / 8) < 1e-3
+        samples = probe["_rotated_public"](4000, angle, torch.Generator().manual_seed(1), torch.float64)
+        assert energy_distance(samples, mixture_truth(oracle.mixture, 4000, 2)) < ddpm_checks.ORACLE_THRESHOLD
+    # It scores nothing on the checks it attacks.
+    root = tmp_path / "submission"
+    shutil.copytree(ROOT / "solutions" / "diffusion", root / "diffusion", ignore=shutil.ignore_patterns("__pycache__"))
+    for part, sampler in PROBING.items():
+        module = root / "diffusion" / f"{part}.py"
+        module.write_text(module.read_text() + RING_PROBE + sampler)
+    results = results_json(grade(root, parts=set(PROBING)))
+    for part, name in PROBED_CHECKS.items():
+        probed = next(t for t in results["tests"] if t["name"].endswith(name))
+        assert probed["score"] == 0 and FROM_THE_MODEL in probed["output"], f"{part}: {probed['output']}"
 
 
 FALLBACK_SAMPLE = (
