@@ -197,6 +197,12 @@ def ddim_timesteps_spacings(sub: Submission) -> None:
             )
 
     prop()
+    for spacing in ("leading", "Linspace", ""):  # only the three names of the contract are spacings
+        _expect_value_error(
+            lambda spacing=spacing: ddim_timesteps(10, 5, spacing),
+            "ddim_timesteps must raise ValueError for a spacing other than 'uniform', 'linspace' or 'trailing'",
+            f"ddim_timesteps(T=10, num_steps=5, spacing={spacing!r})",
+        )
 
 
 @check("ddim", 1.5, "ddim_sigma = η·√((1 − ᾱ_prev)/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_prev) (eq. 16): 0 at η = 0, √β̃_t at η = 1")
@@ -306,6 +312,14 @@ def ddim_step_clip_and_noise(sub: Submission) -> None:
         )
 
     prop()
+    schedule = ScheduleSpec("linear", 10).build()
+    x_t = torch.randn(2, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    t, t_prev = torch.tensor([5, 5]), torch.tensor([2, 2])
+    _expect_value_error(  # the rule is η ≠ 0, not η > 0
+        lambda: ddim_step(SmoothDenoiser(schedule.T), schedule, x_t, t, t_prev, eta=-0.5, noise=None),
+        "ddim_step(..., eta=-0.5, noise=None) must raise ValueError (η ≠ 0 needs noise=)",
+        "schedule=linear(T=10), x_t of shape (2, 3), t=5, t_prev=2, eta=-0.5, noise=None",
+    )
 
 
 @check("ddim", 1.5, "ddim_step with η = 1 from t to t − 1 is DDPM's posterior step (fixed_small, same noise)")

@@ -299,7 +299,7 @@ def bad_betas(draw) -> BadBetas:
     return BadBetas(tuple(betas), index, value)
 
 
-@check("schedules", 1, "make_schedule raises ValueError when any beta is ≤ 0 or ≥ 1")
+@check("schedules", 1, "make_schedule raises ValueError when any beta is ≤ 0 or ≥ 1, or betas is not 1-D")
 def make_schedule_rejects_invalid_betas(sub: Submission) -> None:
     make_schedule = sub.function("schedules", "make_schedule")
 
@@ -334,6 +334,23 @@ def make_schedule_rejects_invalid_betas(sub: Submission) -> None:
         )
 
     prop()
+    for shape in ((), (2, 3)):  # one beta per step: a scalar or a table is not a schedule
+        betas = torch.full(shape, 0.1, dtype=torch.float64)
+        try:
+            make_schedule(betas)
+        except StudentError as error:
+            if error.error_type == "ValueError":
+                continue
+            got = f"{error.error_type}: {error.message}"
+        else:
+            got = "no error: it returned a schedule"
+        raise CheckFailed(
+            "make_schedule must raise ValueError when betas is not one-dimensional",
+            example=f"make_schedule(betas of shape {shape})",
+            expected="ValueError",
+            got=got,
+            hint="a schedule has one beta per step: check the number of dimensions of betas before using them",
+        )
 
 
 @check("schedules", 1, "snr(schedule, t) = ᾱ_t / (1 − ᾱ_t), shape (B,), float64, decreasing in t")

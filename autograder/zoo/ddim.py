@@ -51,6 +51,16 @@ _INV_BODY = (
 
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
+        "timesteps_unknown_spacing_falls_through",
+        "an unknown spacing name (diffusers' 'leading') silently treated as 'trailing' instead of a ValueError",
+        Edit("ddim", '    elif spacing == "trailing":\n', '    elif spacing != "uniform" and spacing != "linspace":\n'),
+    ),
+    Mutant(
+        "step_noise_required_only_for_positive_eta",
+        "the noise= rule written as eta > 0: a negative η without noise is accepted",
+        Edit("ddim", "    if eta != 0 and noise is None:", "    if eta > 0 and noise is None:"),
+    ),
+    Mutant(
         "alpha_bar_at_minus_one_is_alpha_bar_0",
         "alpha_bar_at(−1) returns ᾱ_0 (clamped index) instead of 1",
         Edit("ddim", _PADDED, "    return schedule.alpha_bars.to(t.device)[t.clamp(min=0)]\n"),

@@ -141,6 +141,16 @@ MUTANTS: tuple[Mutant, ...] = (
         "SNR from ᾱ_prev where ᾱ_t belongs (off by one step, infinite at t = 0)",
         _edit(SNR_INDEX, "alpha_bar = schedule.alpha_bars_prev.to(t.device)[t]"),
     ),
+    Mutant(
+        "validation_ignores_a_scalar",
+        "the shape test written as dim() > 1: a scalar beta gets through to an IndexError instead of ValueError",
+        _edit("if betas.dim() != 1 or", "if betas.dim() > 1 or"),
+    ),
+    Mutant(
+        "validation_ignores_a_table",
+        "the shape test written as dim() < 1: a 2-D table of betas fails later with another error",
+        _edit("if betas.dim() != 1 or", "if betas.dim() < 1 or"),
+    ),
 )
 
 ALTERNATIVES: tuple[Alternative, ...] = (
