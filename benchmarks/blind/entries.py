@@ -208,8 +208,7 @@ _POSTERIOR = (
         "posterior_mean_float64_on_float32",
         "posterior",
         "mean = extract(coef_x0, t, x_t) * x0 + extract(coef_xt, t, x_t) * x_t",
-        "view = (-1,) + (1,) * (x_t.dim() - 1)\n"
-        "    mean = coef_x0[t].view(view) * x0 + coef_xt[t].view(view) * x_t",
+        "view = (-1,) + (1,) * (x_t.dim() - 1)\n    mean = coef_x0[t].view(view) * x0 + coef_xt[t].view(view) * x_t",
         "indexed the float64 coefficient tables by hand: the mean of float32 data comes back float64",
     ),
     _m(
@@ -752,8 +751,7 @@ _DDIM = (
     _m(
         "invert_starts_at_first_timestep",
         "ddim",
-        "    level = torch.full((batch,), -1, dtype=torch.long, device=x0.device)\n"
-        "    for step in timesteps:\n",
+        "    level = torch.full((batch,), -1, dtype=torch.long, device=x0.device)\n    for step in timesteps:\n",
         "    level = torch.full((batch,), timesteps[0], dtype=torch.long, device=x0.device)\n"
         "    for step in timesteps[1:]:\n",
         "treated x0 as the state at τ_0 (as the sampler's subsequence suggests): one step too few",
@@ -835,8 +833,7 @@ _GUIDANCE = (
         "guidance",
         "    eps = model(torch.cat([x_t, x_t]), torch.cat([t, t]), y=torch.cat([y, null]))  # (2B, ...)\n"
         "    eps_cond, eps_uncond = eps.chunk(2)\n",
-        "    eps_cond = model(x_t, t, y=y)\n"
-        "    eps_uncond = model(x_t, t, y=null)\n",
+        "    eps_cond = model(x_t, t, y=y)\n    eps_uncond = model(x_t, t, y=null)\n",
         "two calls are clearer; the docstring asks for one batched call of size 2B",
     ),
     _m(
@@ -1136,7 +1133,9 @@ _LATENT = (
     ),
 )
 
-MISTAKES: tuple[Mistake, ...] = _SCHEDULES + _FORWARD + _POSTERIOR + _LOSSES + _EMBEDDING + _DDPM + _DDIM + _GUIDANCE + _VAE + _LATENT
+MISTAKES: tuple[Mistake, ...] = (
+    _SCHEDULES + _FORWARD + _POSTERIOR + _LOSSES + _EMBEDDING + _DDPM + _DDIM + _GUIDANCE + _VAE + _LATENT
+)
 
 # ======================================================================================== alternatives
 
@@ -1589,7 +1588,10 @@ ALTERNATIVES: tuple[Alternative, ...] = (
         "classifier_guidance_addcmul",
         "guidance",
         (
-            ("return mean + scale * variance * grad_log_prob", "return torch.addcmul(mean, variance, grad_log_prob, value=scale)"),
+            (
+                "return mean + scale * variance * grad_log_prob",
+                "return torch.addcmul(mean, variance, grad_log_prob, value=scale)",
+            ),
             (
                 "return eps - scale * extract((1 - schedule.alpha_bars).sqrt(), t, eps) * grad_log_prob",
                 "sigma = extract((1 - schedule.alpha_bars).sqrt(), t, eps)\n"
@@ -1662,7 +1664,7 @@ ALTERNATIVES: tuple[Alternative, ...] = (
                 "        if y is None and guidance_scale != 1.0:\n",
             ),
             (
-                "        if sampler == \"ddim\":\n"
+                '        if sampler == "ddim":\n'
                 "            z = ddim.ddim_sample_loop(\n"
                 "                model,\n"
                 "                self.schedule,\n"
@@ -1673,7 +1675,7 @@ ALTERNATIVES: tuple[Alternative, ...] = (
                 "                **model_kwargs,\n"
                 "            )\n",
                 "        common = dict(generator=generator, device=self.device, **model_kwargs)\n"
-                "        if sampler == \"ddim\":\n"
+                '        if sampler == "ddim":\n'
                 "            z = ddim.ddim_sample_loop(model, self.schedule, shape, num_steps=num_steps, eta=0.0, **common)\n",
             ),
             (

@@ -67,9 +67,22 @@ def run_public(part: str, text: str) -> tuple[bool, str]:
         (package / f"{part}.py").write_text(text)
         env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", f"tests/public/test_{part}.py", "-q", "-x", "-p", "no:cacheprovider",
-             "--impl", str(tmp)],
-            cwd=ROOT, env=env, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                f"tests/public/test_{part}.py",
+                "-q",
+                "-x",
+                "-p",
+                "no:cacheprovider",
+                "--impl",
+                str(tmp),
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
         )
         tail = [line for line in result.stdout.splitlines() if " passed" in line or " failed" in line]
         return result.returncode == 0, (tail[-1].strip() if tail else result.stdout[-300:])
@@ -117,7 +130,9 @@ def main() -> int:
             passed, summary = run_public(part, text)
             flag = "ok" if (passed if kind == "alternative" else True) else "ALTERNATIVE FAILS"
             caught = "passes" if passed else "caught"
-            print(f"  {kind:<11} {name:<55} public tests {caught:<6} ({summary}) {flag if kind == 'alternative' else ''}")
+            print(
+                f"  {kind:<11} {name:<55} public tests {caught:<6} ({summary}) {flag if kind == 'alternative' else ''}"
+            )
             if kind == "alternative" and not passed:
                 bad += 1
 
