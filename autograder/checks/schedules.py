@@ -366,12 +366,15 @@ def snr_formula(sub: Submission) -> None:
         hint = (
             "SNR = ᾱ_t / (1 − ᾱ_t) with ᾱ_t = alpha_bars[t] (not alpha_bars_prev, not its square root), one value per t"
         )
-        expect_table(
+        expect_close(  # to the size of 1 / (1 − ᾱ_t): an equal float64 form such as 1 / (1 − ᾱ_t) − 1 passes
             snr(schedule, t),
             ref.snr(schedule, t),
             what="snr(schedule, t) must be ᾱ_t / (1 − ᾱ_t), a float64 tensor of shape (B,)",
             hint=hint,
             example=f"snr({case.spec!r}, t={list(case.t)})",
+            rtol=RTOL,
+            atol=ATOL,
+            scale=1 / (1 - schedule.alpha_bars[t]),
         )
         every = torch.arange(schedule.T)
         every_example = f"snr({case.spec!r}, t=0..{schedule.T - 1})"

@@ -155,6 +155,11 @@ MUTANTS: tuple[Mutant, ...] = (
 
 ALTERNATIVES: tuple[Alternative, ...] = (
     Alternative(
+        "snr_via_reciprocal",
+        "SNR = 1/(1 − ᾱ) − 1, equal to ᾱ/(1 − ᾱ) in exact arithmetic (from the blind zoo: it was failed once)",
+        (_edit("return alpha_bar / (1 - alpha_bar)", "return 1 / (1 - alpha_bar) - 1"),),
+    ),
+    Alternative(
         "make_schedule_log_cumsum",
         "ᾱ as exp(cumsum(log α)), ᾱ_prev by padding with F.pad, validation by min/max",
         (
