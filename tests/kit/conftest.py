@@ -6,10 +6,38 @@ implementation they are skipped with that reason rather than failing on a studen
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 import torch
 
+from autograder.isolation.remote import RemoteSubmission
+from autograder.isolation.submission import LocalSubmission, Submission
 from tests.plugin import IMPL_KEY, ROOT
+
+RUNNERS = ["sandboxed", "in-process"]
+"""The two ways the grader runs a submission: tests parametrized by them must hold for both."""
+
+
+def reference_with(root: Path, module: str, source: str) -> Path:
+    """``root/diffusion``: the reference package with ``source`` appended to its ``module``.py; returns ``root``."""
+    shutil.copytree(ROOT / "solutions" / "diffusion", root / "diffusion", ignore=shutil.ignore_patterns("__pycache__"))
+    path = root / "diffusion" / f"{module}.py"
+    path.write_text(path.read_text() + source)
+    return root
+
+
+@contextlib.contextmanager
+def submission(runner: str, root: Path) -> Iterator[Submission]:
+    """The submission in ``root`` run ``runner``'s way (one of :data:`RUNNERS`), closed afterwards."""
+    if runner == "in-process":
+        yield LocalSubmission(root)
+        return
+    with RemoteSubmission(root) as remote:
+        yield remote
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

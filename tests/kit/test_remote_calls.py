@@ -15,19 +15,17 @@ from autograder.checks.strategies import ScheduleSpec
 from autograder.checks.vae import VAE_KWARGS, reference_vae
 from autograder.isolation.errors import StudentError
 from autograder.isolation.remote import RemoteSubmission
-from autograder.isolation.submission import Instance, LocalSubmission
+from autograder.isolation.submission import Instance
+from tests.kit.conftest import RUNNERS, reference_with, submission
 from tests.plugin import ROOT
 
 SOLUTIONS = ROOT / "solutions"
 
 
-@pytest.fixture(scope="module", params=["sandboxed", "in-process"])
+@pytest.fixture(scope="module", params=RUNNERS)
 def reference(request):
-    if request.param == "in-process":
-        yield LocalSubmission(SOLUTIONS)
-        return
-    with RemoteSubmission(SOLUTIONS) as submission:
-        yield submission
+    with submission(request.param, SOLUTIONS) as reference:
+        yield reference
 
 
 def test_gradients_are_taken_where_the_code_runs(reference):
@@ -110,16 +108,12 @@ GENERATOR = None
 """
 
 
-@pytest.fixture(scope="module", params=["sandboxed", "in-process"])
+@pytest.fixture(scope="module", params=RUNNERS)
 def vandal(request, tmp_path_factory):
-    root = tmp_path_factory.mktemp("vandal")
-    shutil.copytree(SOLUTIONS / "diffusion", root / "diffusion", ignore=shutil.ignore_patterns("__pycache__"))
+    root = reference_with(tmp_path_factory.mktemp("vandal"), "forward", "")
     (root / "diffusion" / "forward.py").write_text(VANDAL)
-    if request.param == "in-process":
-        yield LocalSubmission(root)
-        return
-    with RemoteSubmission(root) as submission:
-        yield submission
+    with submission(request.param, root) as vandal:
+        yield vandal
 
 
 def test_a_change_in_place_fails_the_call_and_never_reaches_the_graders_tensors(vandal):

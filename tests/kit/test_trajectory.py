@@ -27,9 +27,9 @@ from autograder.checks.strategies import ScheduleSpec
 from autograder.checks.trajectory import Sampling, ddim_rule, ddpm_rule, verify
 from autograder.grading import grade
 from autograder.isolation.intake import package_fingerprint
-from autograder.isolation.remote import RemoteSubmission
 from autograder.isolation.submission import LocalSubmission
 from autograder.reference import load_reference
+from tests.kit.conftest import RUNNERS, reference_with, submission
 from tests.plugin import ROOT
 
 REFERENCE = load_reference()
@@ -136,16 +136,11 @@ def p_sample_loop(model, schedule, shape, **kwargs):
 """
 
 
-@pytest.fixture(scope="module", params=["sandboxed", "in-process"])
+@pytest.fixture(scope="module", params=RUNNERS)
 def endless(request, tmp_path_factory):
-    root = tmp_path_factory.mktemp("endless")
-    shutil.copytree(SOLUTIONS / "diffusion", root / "diffusion", ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "diffusion" / "ddpm.py").write_text((root / "diffusion" / "ddpm.py").read_text() + ENDLESS)
-    if request.param == "in-process":
-        yield LocalSubmission(root)
-        return
-    with RemoteSubmission(root) as submission:
-        yield submission
+    root = reference_with(tmp_path_factory.mktemp("endless"), "ddpm", ENDLESS)
+    with submission(request.param, root) as endless:
+        yield endless
 
 
 def test_a_denoiser_called_past_its_limit_fails_the_check_even_when_the_code_catches_the_refusal(endless):
