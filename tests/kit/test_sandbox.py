@@ -586,7 +586,9 @@ def test_grader_side_work_a_call_asks_for_is_bounded_by_its_wall_time(tmp_path):
     results = results_json(report)
     sampled = [t for t in results["tests"] if "sample" in t["name"]]
     assert sampled and all(t["score"] == 0 for t in sampled)
-    assert any("did not end within the wall-time limit of 5 s" in t["output"] for t in sampled)
+    # the grader-side bound ("did not end within …") or, on a loaded machine, the worker's own wait for the
+    # grader's answer ("no answer within …") ends the call first: either way at the call's limit
+    assert any("wall-time limit of 5 s" in t["output"] for t in sampled)
     assert report.execution_time < 120, "the grader ran the long loop to its end"
 
 
