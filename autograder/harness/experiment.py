@@ -12,7 +12,9 @@ sandboxed worker that imports the student's whole package (:class:`~autograder.i
   ``backward()`` and optimiser step train its own weights;
 - sampling: ``ddpm.p_sample_loop`` and ``ddim.ddim_sample_loop`` with the grader's EMA model as a proxy (through
   the kit's ``guided_denoiser`` and the student's ``guidance.cfg_eps`` for guidance), timed by the grader, their
-  samples vetted (:func:`vetted_sampler`) before anything scores them.
+  samples vetted (:func:`vetted_sampler`) before anything scores them: the run's trajectory through the model
+  is checked step by step as the hidden checks do (:mod:`autograder.checks.trajectory`), so the samples scored
+  are the ones the grader's model made.
 
 Whatever the student's modules patch in the worker (the kit's modules, the worker's own code), they change only
 what their own functions answer; the answers are checked here.
@@ -20,6 +22,9 @@ what their own functions answer; the answers are checked here.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import math
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,14 +32,16 @@ from typing import Any
 
 import torch
 
+from autograder.checks.denoisers import Denoiser
+from autograder.checks.trajectory import Sampling, ddim_rule, ddpm_rule, verify
 from autograder.isolation.errors import GraderError
 from autograder.isolation.remote import WholeSubmission
-from autograder.reference import reference_module
+from autograder.reference import load_reference, reference_module
 from autograder.sandbox.limits import Limits
 
-MIN_MODEL_SHARE = 0.5
-"""A sampler's samples must come from at least this share of ``n × steps`` rows through the model (a sampler
-that does not use the model draws nothing the grader trained)."""
+REFERENCE = load_reference()
+RECORDING_SLACK = 2
+"""A run's recording may hold this many times the calls and values its steps need (the grader's work is bounded)."""
 
 
 class GraderAbort(BaseException):
@@ -73,15 +80,68 @@ def forked_generator(function: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-class CountingModel:
-    """The grader's denoiser as a sampler sees it: counts the rows it evaluates."""
+class RecordedModel(Denoiser):
+    """The grader's model as a sampler sees it: each call's ``x_t`` and answer kept (CPU copies) for
+    :func:`~autograder.checks.trajectory.verify`, within :data:`RECORDING_SLACK` times what ``sampling`` needs."""
 
-    def __init__(self, model: Callable[..., torch.Tensor]) -> None:
-        self.model, self.rows = model, 0
+    def __init__(self, model: Callable[..., torch.Tensor], sampling: Sampling, shape: tuple[int, ...]) -> None:
+        super().__init__(record_inputs=True, record_outputs=True)
+        self.model = model
+        steps = len(sampling.timesteps)
+        self.max_calls = RECORDING_SLACK * steps
+        self.max_values = RECORDING_SLACK * steps * shape[0] * (2 * math.prod(shape[1:]) + 2)
 
-    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        self.rows += int(x_t.shape[0]) if isinstance(x_t, torch.Tensor) and x_t.dim() > 0 else 0
-        return self.model(x_t, t, *args, **kwargs)
+    def eps(self, x_t: torch.Tensor, t: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return self.model(x_t, t, **kwargs)
+
+
+def on_cpu(schedule: Any) -> Any:
+    """``schedule`` with its fields as float64 CPU tensors, for the update rules (the recordings are on the CPU)."""
+    fields = {f.name: getattr(schedule, f.name).detach().cpu().double() for f in dataclasses.fields(schedule)}
+    return dataclasses.replace(schedule, **fields)
+
+
+def ddpm_sampling(schedule: Any, shape: tuple[int, ...], kwargs: dict[str, Any]) -> Sampling:
+    """What ``p_sample_loop(model, schedule, shape, **kwargs)`` must do, for :func:`verify` (defaults: the API's)."""
+    bound = inspect.signature(REFERENCE.ddpm.p_sample_loop).bind(None, schedule, shape, **kwargs)
+    bound.apply_defaults()
+    options = bound.arguments
+    return Sampling(
+        "p_sample_loop",
+        f"the harness's DDPM run of {shape[0]} samples, T = {schedule.T}",
+        list(range(schedule.T - 1, -1, -1)),
+        shape[0],
+        ddpm_rule(on_cpu(schedule), clip_denoised=options["clip_denoised"], variance=options["variance"]),
+        "the mean of p_θ(x_{t−1} | x_t) + √variance·z",
+        "samples must come from the model: each step evaluates it on the current state and moves to the mean of "
+        "p_θ(x_{t−1} | x_t) for its answer plus fresh noise (none at t = 0)",
+        start=_cpu(options["noise"]),
+        labels=_cpu(options["model_kwargs"].get("y")),
+    )
+
+
+def ddim_sampling(schedule: Any, shape: tuple[int, ...], kwargs: dict[str, Any]) -> Sampling:
+    """What ``ddim_sample_loop(model, schedule, shape, **kwargs)`` must do, for :func:`verify` (defaults: the API's)."""
+    bound = inspect.signature(REFERENCE.ddim.ddim_sample_loop).bind(None, schedule, shape, **kwargs)
+    bound.apply_defaults()
+    options = bound.arguments
+    timesteps = REFERENCE.ddim.ddim_timesteps(schedule.T, options["num_steps"], options["spacing"])
+    return Sampling(
+        "ddim_sample_loop",
+        f"the harness's DDIM run of {shape[0]} samples, {options['num_steps']} steps, η = {options['eta']:g}",
+        [int(t) for t in timesteps.flip(0)],  # visited in descending order
+        shape[0],
+        ddim_rule(on_cpu(schedule), eta=float(options["eta"]), clip_denoised=options["clip_denoised"]),
+        "DDIM's eq. 12 + σ·z",
+        "samples must come from the model: each step evaluates it on the current state at the step's timestep and "
+        "moves to eq. 12 for its answer",
+        start=_cpu(options["noise"]),
+        labels=_cpu(options["model_kwargs"].get("y")),
+    )
+
+
+def _cpu(value: torch.Tensor | None) -> torch.Tensor | None:
+    return value.detach().cpu() if isinstance(value, torch.Tensor) else None
 
 
 def check_samples(samples: Any, shape: tuple[int, ...]) -> None:
@@ -100,24 +160,22 @@ def check_samples(samples: Any, shape: tuple[int, ...]) -> None:
 
 
 def vetted_sampler(
-    sampler: Callable[..., Any], steps: Callable[[Any, dict[str, Any]], int], fresh: Callable[[], None]
+    sampler: Callable[..., Any],
+    sampling: Callable[[Any, tuple[int, ...], dict[str, Any]], Sampling],
+    fresh: Callable[[], None],
 ) -> Callable[..., torch.Tensor]:
-    """``sampler(model, schedule, shape, **kwargs)`` (the student's, remote) with the grader's model counted and the
-    answer checked: exactly ``shape``, finite floats (:func:`check_samples`), and at least :data:`MIN_MODEL_SHARE`
-    of ``n × steps(schedule, kwargs)`` rows through the model. ``fresh()`` runs first (a worker stopped by an
-    earlier run starts again)."""
+    """``sampler(model, schedule, shape, **kwargs)`` (the student's, remote) with the grader's model recorded and
+    the answer checked: exactly ``shape``, finite floats (:func:`check_samples`), and the trajectory of
+    ``sampling(schedule, shape, kwargs)`` through the model, its last update returned (:func:`verify`).
+    ``fresh()`` runs first (a worker stopped by an earlier run starts again)."""
 
     def run(model: Callable[..., torch.Tensor], schedule: Any, shape: tuple[int, ...], **kwargs: Any) -> torch.Tensor:
         fresh()
-        counted = CountingModel(model)
-        samples = sampler(counted, schedule, tuple(shape), **kwargs)
+        expected = sampling(schedule, tuple(shape), kwargs)
+        recorded = RecordedModel(model, expected, tuple(shape))
+        samples = sampler(recorded, schedule, tuple(shape), **kwargs)
         check_samples(samples, tuple(shape))
-        expected = shape[0] * steps(schedule, kwargs)
-        if counted.rows < MIN_MODEL_SHARE * expected:
-            raise ValueError(
-                f"the sampler evaluated the model on {counted.rows} rows in all, expected about {expected} "
-                f"({shape[0]} samples × {expected // max(shape[0], 1)} steps): the samples must come from the model"
-            )
+        verify(recorded, samples.detach().cpu(), expected)
         return samples
 
     return run
@@ -142,12 +200,10 @@ def student_parts(submission: WholeSubmission) -> SimpleNamespace:
             drop_labels=forked_generator(remote("guidance", "drop_labels")), cfg_eps=remote("guidance", "cfg_eps")
         ),
         ddpm=SimpleNamespace(
-            p_sample_loop=vetted_sampler(remote("ddpm", "p_sample_loop"), lambda s, k: s.T, submission.next_check)
+            p_sample_loop=vetted_sampler(remote("ddpm", "p_sample_loop"), ddpm_sampling, submission.next_check)
         ),
         ddim=SimpleNamespace(
-            ddim_sample_loop=vetted_sampler(
-                remote("ddim", "ddim_sample_loop"), lambda s, k: int(k["num_steps"]), submission.next_check
-            )
+            ddim_sample_loop=vetted_sampler(remote("ddim", "ddim_sample_loop"), ddim_sampling, submission.next_check)
         ),
     )
 

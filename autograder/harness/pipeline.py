@@ -10,7 +10,8 @@ draws the figures (:mod:`autograder.harness.plots`) and writes to ``DIR``:
 - ``harness.json``: every metric, the baselines, the timings, the verdicts;
 - ``samples_<plan>.png``, ``steps_<plan>.png``, ``guidance_<plan>.png``;
 - ``results.json``: the harness's tests and points added to the one ``grade`` wrote there for the
-  same submission (a new one otherwise), with the metrics under ``leaderboard`` and ``extra_data.harness``.
+  same submission (a new one otherwise), with the metrics of the grader-owned plans under ``leaderboard``
+  and every metric under ``extra_data.harness``.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ def _run_profile(package: Path, profile: Profile, out: Path, threads: int | None
         plan = {"data": image_data(), **plan} if "data" not in plan else dict(plan)
         plan["threads"] = threads or os.cpu_count() or 1
         limits = judging.thresholds(profile.name, plan_name)
+        owned = not plan.get("latent")  # a latent plan runs whole in the sandbox: its figures are the worker's word
         try:
-            run = (runner if plan.get("latent") else experiment).run_plan(package, plan, profile.limits)
+            run = (experiment if owned else runner).run_plan(package, plan, profile.limits)
         except StudentError as error:
             run = {"train": {"error": f"{error.error_type}: {error.message}", "losses": []}, "runs": {}}
         if run["train"]["error"] is None:
@@ -64,6 +66,7 @@ def _run_profile(package: Path, profile: Profile, out: Path, threads: int | None
         verdicts = [] if limits is None else judging.judge(run, scores, limits, stubs)
         report["plans"][plan_name] = {
             "seconds": time.perf_counter() - start,
+            "grader_owned": owned,
             "device": run.get("device"),
             "train": run["train"],
             "scores": scores,
@@ -115,7 +118,7 @@ def harness_results(earlier: dict[str, Any] | None, report: dict[str, Any], fing
             {"name": f"{plan_name} {run_name} {entry['metric']} distance", "value": round(entry["distance"], 6),
              "order": "asc"}
             for run_name, entry in plan["scores"].get("runs", {}).items()
-            if "distance" in entry
+            if "distance" in entry and plan["grader_owned"]  # never the worker's word
         ]  # fmt: skip
     return _plain(with_harness(earlier, fingerprint, tests, leaderboard, report, table(report)))
 

@@ -11,8 +11,8 @@ Who owns the experiment: the mixture plans and the pixel-space image plan run gr
 (:mod:`autograder.harness.experiment`: data, labels, model, optimiser and clock are the grader's; only the
 student's functions run sandboxed). The latent plan (``latent=True``) is NOT yet owned by the grader: it still
 runs :func:`diffusion.evaluate.run_plan` whole inside the sandbox (:mod:`autograder.harness.runner`), so its
-figures are the worker's word; it is measured only and carries no points. The provided denoiser's timestep
-embedding is the reference's in grader-owned plans, not the student's ``timestep_embedding``.
+figures are the worker's word; it is measured only and carries no points. In grader-owned plans the model is
+the grader's, internals included: its timestep embedding is the reference's (part 5 is graded by its checks).
 """
 
 from __future__ import annotations

@@ -102,7 +102,8 @@ class Zygote:
         shutil.copytree(SANDBOX_PACKAGE, stage / "autograder" / "sandbox", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copytree(PUBLIC, stage / "public", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copytree(package, scratch / "submission", ignore=shutil.ignore_patterns("__pycache__"), symlinks=True)
-        launcher.prepare_scratch(scratch)
+        self.uid = launcher.worker_user()
+        launcher.prepare(self.tmp, stage, scratch, self.uid)
         self.outputs = self.tmp / "outputs"
         self.outputs.mkdir()
         sandboxed = launcher.isolation().sandboxed
@@ -110,9 +111,11 @@ class Zygote:
         self.public_inside = (Path("/sandbox") if sandboxed else stage) / "public"
         self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.budget = tree_budget(limits.tree_memory_bytes, limits.processes)
+        self.processes = launcher.nproc(limits, self.uid)
+        """The zygote's RLIMIT_NPROC: a worker's may be lower, never higher (a hard limit cannot be raised)."""
         self.output = open(self.outputs / "zygote.txt", "wb")  # noqa: SIM115 - lives as long as the zygote
         self.process = subprocess.Popen(
-            launcher.command(stage, scratch),
+            launcher.command(stage, scratch, self.uid),
             stdin=subprocess.DEVNULL,
             stdout=self.output,
             stderr=self.output,
@@ -120,7 +123,7 @@ class Zygote:
             env={**launcher.environment(scratch), "AUTOGRADER_ZYGOTE": str(theirs.fileno())},
             cwd=scratch,
             start_new_session=True,
-            preexec_fn=launcher.limiter(limits, self.budget),
+            preexec_fn=launcher.limiter(limits, self.processes, self.budget, self.uid),
         )
         theirs.close()
         self.closed = False
@@ -148,7 +151,8 @@ class Zygote:
 
     def spawn(self, limits: Limits, fds: list[int]) -> int:
         """Fork a worker on ``fds`` (its requests pipe, answers pipe, output file); its pid in the sandbox."""
-        request = {"op": "spawn", "limits": asdict(limits), "processes": launcher.nproc(limits)}
+        processes = min(launcher.nproc(limits, self.uid), self.processes)
+        request = {"op": "spawn", "limits": asdict(limits), "processes": processes}
         return int(self._ask(request, fds, limits.import_seconds)["pid"])
 
     def stop(self, pid: int) -> int | None:
@@ -162,7 +166,8 @@ class Zygote:
 
     def close(self) -> None:
         """Kill the zygote and with it every worker (its process group, their parent-death signal; bubblewrap's
-        PID namespace; every process left in its control group, a daemon that left the process group included)."""
+        PID namespace; every process left in its control group or of its user, a daemon that left the process
+        group included)."""
         if self.closed:
             return
         self.closed = True
@@ -171,6 +176,8 @@ class Zygote:
         self.process.wait()
         if self.budget is not None:
             self.budget.close()
+        if self.uid is not None:
+            launcher.end_user(self.uid)
         self.control.close()
         self.output.close()
         shutil.rmtree(self.tmp, ignore_errors=True)

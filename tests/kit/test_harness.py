@@ -83,15 +83,22 @@ def test_harness_points_join_the_grade_results_of_the_same_submission(tmp_path):
         "description": "test",
         "plans": {
             "p": {
+                "grader_owned": True,
                 "scores": {"runs": {"ddpm": {"metric": "energy", "distance": 0.001}}},
                 "verdicts": [
                     {"check": "c", "title": "t", "score": 2.0, "max_score": 2.0, "passed": True, "message": "m"}
                 ],
-            }
+            },
+            "measured_in_the_sandbox": {
+                "grader_owned": False,
+                "scores": {"runs": {"ddpm": {"metric": "fd", "distance": 0.0}}},
+                "verdicts": [],
+            },
         },
     }
     merged = harness_results(read_results(path), report, "abc")
     assert merged["score"] == 102.0 and len(merged["tests"]) == 2
+    # Only what the grader measured reaches the leaderboard: a plan run whole in the sandbox is the worker's word.
     assert merged["leaderboard"] == [{"name": "p ddpm energy distance", "value": 0.001, "order": "asc"}]
     assert merged["output"].startswith("graded\n\nharness, profile ci: test")
     path.write_text(json.dumps(merged))
@@ -201,3 +208,46 @@ def test_wrong_sample_counts_and_nan_samples_score_nothing_with_a_clear_message(
     assert "expected exactly 600 samples" in tests["ddpm_quality"]["output"]
     assert tests["ddim_quality"]["status"] == "failed" and "NaN" in tests["ddim_quality"]["output"]
     assert tests["cfg_accuracy"]["status"] == "failed" and "NaN" in tests["cfg_accuracy"]["output"]
+
+
+# Samplers that call the grader's model once per step on the whole batch, as the count of rows used to demand, and
+# return something else: fresh draws of the public 2-D mixture (what the harness scores against) or the state of
+# the step before the last. The trajectory check (autograder.checks.trajectory.verify) fails both runs.
+FORGED_SAMPLES = """
+
+from diffusion.data import load_dataset as _load_dataset
+
+_loop = p_sample_loop
+
+
+def p_sample_loop(model, schedule, shape, **kwargs):
+    _loop(model, schedule, shape, **kwargs)  # every step through the model, then the answer thrown away
+    return _load_dataset("mixture2d", n=shape[0], seed=7).points.to(torch.float64)
+"""
+BEFORE_THE_LAST_STEP = """
+
+_loop = ddim_sample_loop
+
+
+def ddim_sample_loop(model, schedule, shape, **kwargs):
+    states = []
+    def watched(x_t, t, **model_kwargs):
+        states.append(x_t)
+        return model(x_t, t, **model_kwargs)
+    _loop(watched, schedule, shape, **kwargs)
+    return states[-1]
+"""
+
+
+def test_samplers_that_call_the_model_but_return_other_samples_score_nothing(tmp_path):
+    submission = tmp_path / "submission" / "diffusion"
+    shutil.copytree(ROOT / "solutions" / "diffusion", submission, ignore=shutil.ignore_patterns("__pycache__"))
+    with (submission / "ddpm.py").open("a") as ddpm:
+        ddpm.write(FORGED_SAMPLES)
+    with (submission / "ddim.py").open("a") as ddim:
+        ddim.write(BEFORE_THE_LAST_STEP)
+    tests = verdicts(harness(submission.parent, tmp_path / "out"))
+    assert tests["training"]["status"] == "passed", tests["training"]["output"]
+    for name in ("ddpm_quality", "ddim_quality", "cfg_accuracy"):
+        assert tests[name]["status"] == "failed", tests[name]["output"]
+        assert "samples must come from the model" in tests[name]["output"], tests[name]["output"]

@@ -11,6 +11,7 @@ the sandbox.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -26,11 +27,13 @@ import pytest
 import torch
 
 from autograder.grading import grade
+from autograder.isolation import launcher
 from autograder.isolation.budget import tree_budget
 from autograder.isolation.launcher import isolation
 from autograder.parts import PART_BY_NAME
 from autograder.results import results_json
 from autograder.sandbox.limits import Limits
+from autograder.secret import secret_file
 from tests.plugin import ROOT
 
 SANDBOXED = isolation().sandboxed
@@ -539,9 +542,7 @@ def test_a_part_cannot_launder_its_answer_through_another_parts_reference(tmp_pa
 def test_a_sandbox_that_cannot_run_code_is_a_grader_error_never_the_students_zero(tmp_path, monkeypatch):
     """The grader proves its sandbox with a known-good call before grading: when no worker can start, the
     report is a grader error (a batch grades it again), not "your module could not be imported"."""
-    from autograder.isolation import launcher
-
-    monkeypatch.setattr(launcher, "command", lambda stage, scratch: [sys.executable, "-c", "raise SystemExit(3)"])
+    monkeypatch.setattr(launcher, "command", lambda stage, scratch, uid: [sys.executable, "-c", "raise SystemExit(3)"])
     results = results_json(grade(ROOT / "solutions", parts={"schedules"}, limits={"default": FAST}))
     assert results["extra_data"]["status"] == "grader error"
     assert results["score"] == 0
@@ -645,3 +646,92 @@ def test_modules_that_hang_at_import_cost_one_import_limit_not_one_each(tmp_path
     assert report.score == 0 and report.status == "graded"
     assert all("wall-time limit" in r.output for r in report.results), [r.output for r in report.results]
     assert report.execution_time < 25.0 * (len(parts) - 1), "each hanging part waited out the whole import limit"
+
+
+# As root, a sandbox's processes run as a user of their own (autograder.isolation.launcher.worker_user): with
+# bubblewrap inside it, and without it (as on Gradescope's containers) wherever another user can run this Python.
+SPY = """
+import os
+
+
+def _try(path):
+    try:
+        open(path, "rb").close()
+    except OSError as error:
+        return type(error).__name__
+    return "read"
+
+
+def q_sample(schedule, x0, t, noise):
+    seen = " ".join(f"{{name}}={{_try(path)}}" for name, path in {paths!r}.items())
+    raise RuntimeError(f"uid={{os.getuid()}} {{seen}}")
+
+
+q_step = q_mean_variance = q_sample
+"""
+
+
+@contextlib.contextmanager
+def python_runnable_by_others_and_kit_hidden():
+    """As root, for the test's length: let other users traverse to this Python (``o+x`` on its parents, never
+    ``r``), as an installation under /opt or /usr/local allows, and hide the kit from them (``o-rwx``), as the
+    Gradescope bundle's setup does; every mode is restored."""
+    changed = {}
+    for path in [*Path(sys.prefix).resolve().parents, ROOT]:
+        changed[path] = path.stat().st_mode
+    try:
+        for path in Path(sys.prefix).resolve().parents:
+            path.chmod(changed[path] | 0o001)
+        ROOT.chmod(changed[ROOT] & ~0o007)
+        yield
+    finally:
+        for path, mode in changed.items():
+            path.chmod(mode)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give student code a user of its own")
+@pytest.mark.parametrize("sandbox", ["bubblewrap", "none"])
+def test_as_root_student_code_runs_as_a_user_of_its_own_that_cannot_read_the_kit(tmp_path, sandbox):
+    """With bubblewrap and in the fallback (``AUTOGRADER_SANDBOX=none``), a part's code is not root and cannot read
+    the hidden checks, the reference or the grader's secret; the report says which protections held."""
+    if sandbox == "bubblewrap" and not SANDBOXED:
+        pytest.skip("bubblewrap cannot run here")
+    paths = {"checks": str(HIDDEN_CHECKS), "solution": str(REFERENCE_FORWARD), "secret": str(secret_file())}
+    root = tmp_path / "submission"
+    shutil.copytree(ROOT / "solutions" / "diffusion", root / "diffusion", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "diffusion" / "forward.py").write_text(SPY.format(paths=paths))
+    env = {**os.environ, "AUTOGRADER_SANDBOX": "" if sandbox == "bubblewrap" else "none"}
+    command = [sys.executable, "-m", "autograder", "grade", str(root), "--parts", "forward", "--out", str(tmp_path)]
+    with python_runnable_by_others_and_kit_hidden():
+        subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=True)
+    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    seen = " ".join(test["output"] for test in results["tests"])
+    assert "uid=" in seen and "uid=0 " not in seen, seen[:2000]
+    denied = "FileNotFoundError" if sandbox == "bubblewrap" else "PermissionError"
+    assert all(f"{name}={denied}" in seen for name in paths), seen[:2000]
+    assert results["score"] == 0
+    assert "user of its own" in results["output"]
+    if sandbox == "none":
+        assert "could not read the hidden checks" in results["output"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can start processes as another user")
+def test_ending_a_workers_user_kills_every_process_it_has_a_daemon_in_its_own_session_included():
+    """:func:`end_user` finds a sandbox's processes by their user alone: here a double-forked ``sleep`` in a
+    session of its own, with no control group to hold it."""
+    uid = worker_user_for_test()
+    subprocess.run(
+        ["setsid", "sh", "-c", "sleep 300 & sleep 300 &"],
+        preexec_fn=lambda: launcher.become(uid), check=True, timeout=30,
+    )  # fmt: skip
+    assert launcher._tasks_of(uid), "the daemons did not start"
+    launcher.end_user(uid)
+    deadline = time.monotonic() + 10  # SIGKILL is sent; the kernel takes a moment to end them
+    while launcher._tasks_of(uid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not launcher._tasks_of(uid)
+
+
+def worker_user_for_test() -> int:
+    """A user id in the workers' range that this test process alone uses."""
+    return launcher.UID_BASE + (os.getpid() << 8) + 255
