@@ -20,6 +20,7 @@ what their own functions answer; the answers are checked here.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,11 +28,16 @@ from typing import Any
 
 import torch
 
-from autograder.isolation.errors import GraderError
+from autograder.isolation.errors import GraderError, StudentError
 from autograder.isolation.remote import WholeSubmission
 from autograder.reference import reference_module
 from autograder.sandbox.limits import Limits
 
+STALL_SECONDS = 10.0
+"""A call that has not used the model for this long is the student's code at work (or stuck), not the grader's."""
+GUIDED_CALLS = 2
+"""Model rows per sample and step at most, for a sampler still working as planned (guidance evaluates the
+conditional and the unconditional model)."""
 MIN_MODEL_SHARE = 0.5
 """A sampler's samples must come from at least this share of ``n × steps`` rows through the model (a sampler
 that does not use the model draws nothing the grader trained)."""
@@ -74,14 +80,51 @@ def forked_generator(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class CountingModel:
-    """The grader's denoiser as a sampler sees it: counts the rows it evaluates."""
+    """The grader's denoiser as a sampler sees it: counts the rows it evaluates and notes when it was last busy."""
 
     def __init__(self, model: Callable[..., torch.Tensor]) -> None:
-        self.model, self.rows = model, 0
+        self.model, self.rows, self.busy, self.last = model, 0, False, time.monotonic()
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         self.rows += int(x_t.shape[0]) if isinstance(x_t, torch.Tensor) and x_t.dim() > 0 else 0
-        return self.model(x_t, t, *args, **kwargs)
+        self.busy = True  # left set when the call's time runs out inside the model
+        out = self.model(x_t, t, *args, **kwargs)
+        self.busy, self.last = False, time.monotonic()
+        return out
+
+    def still_working(self, expected: int) -> bool:
+        """Whether the code that calls the model was still working as planned: no more than ``expected`` rows
+        so far, and the model running, or called within the last :data:`STALL_SECONDS`."""
+        return self.rows <= expected and (self.busy or time.monotonic() - self.last < STALL_SECONDS)
+
+
+def out_of_time(error: StudentError, counted: CountingModel, expected: int) -> GraderAbort | None:
+    """The grader's error for a call of the student's that ran out of time while still working as planned (the
+    machine was too slow for the limit: not the student's failure), else ``None``."""
+    if error.error_type != "TimeoutError" or not counted.still_working(expected):
+        return None
+    return GraderAbort(
+        GraderError(
+            f"{error.part}.{error.function} was still working as planned when its wall-time limit ran out "
+            f"({counted.rows} of {expected} model rows evaluated): the machine was too slow or too busy for the "
+            "limit, which is the grader's problem, not the submission's; run the harness again on a quieter "
+            "machine or with fewer --threads"
+        )
+    )
+
+
+def watched_loss(loss: Callable[..., Any]) -> Callable[..., Any]:
+    """``loss(model, schedule, x0, ...)`` (the student's, remote) with the grader's model counted: a call that runs
+    out of time while still working as planned is the grader's error (:func:`out_of_time`)."""
+
+    def call(model: Callable[..., torch.Tensor], schedule: Any, x0: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        counted = CountingModel(model)
+        try:
+            return loss(counted, schedule, x0, *args, **kwargs)
+        except StudentError as error:
+            raise out_of_time(error, counted, GUIDED_CALLS * len(x0)) or error from None
+
+    return call
 
 
 def check_samples(samples: Any, shape: tuple[int, ...]) -> None:
@@ -110,9 +153,12 @@ def vetted_sampler(
     def run(model: Callable[..., torch.Tensor], schedule: Any, shape: tuple[int, ...], **kwargs: Any) -> torch.Tensor:
         fresh()
         counted = CountingModel(model)
-        samples = sampler(counted, schedule, tuple(shape), **kwargs)
-        check_samples(samples, tuple(shape))
         expected = shape[0] * steps(schedule, kwargs)
+        try:
+            samples = sampler(counted, schedule, tuple(shape), **kwargs)
+        except StudentError as error:
+            raise out_of_time(error, counted, GUIDED_CALLS * expected) or error from None
+        check_samples(samples, tuple(shape))
         if counted.rows < MIN_MODEL_SHARE * expected:
             raise ValueError(
                 f"the sampler evaluated the model on {counted.rows} rows in all, expected about {expected} "
@@ -137,7 +183,7 @@ def student_parts(submission: WholeSubmission) -> SimpleNamespace:
             cosine_betas=remote("schedules", "cosine_betas"),
             make_schedule=remote("schedules", "make_schedule"),
         ),
-        losses=SimpleNamespace(ddpm_loss=forked_generator(loss)),
+        losses=SimpleNamespace(ddpm_loss=forked_generator(watched_loss(loss))),
         guidance=SimpleNamespace(
             drop_labels=forked_generator(remote("guidance", "drop_labels")), cfg_eps=remote("guidance", "cfg_eps")
         ),
