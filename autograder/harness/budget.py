@@ -5,10 +5,13 @@ Threads: an explicit ``--threads``, else ``OMP_NUM_THREADS`` when set, else the 
 and the runnable tasks), at least one. torch's default, every core, oversubscribes a busy machine: its OpenMP
 threads then wait on each other and a 10-second plan takes minutes.
 
-Wall time: a call's limit is sized from the plan: the model rows its largest sampler call evaluates (samples ×
+Wall time, sized from the plan: a call's limit is the model rows its largest sampler call evaluates (samples ×
 model calls) times the measured cost of a row of the plan's denoiser, times :data:`MARGIN` for a loaded machine,
-and at least :data:`FLOOR_SECONDS`. A correct solution that still runs out of it was slowed by the machine: the
-harness reports that as a grader error (:mod:`autograder.harness.experiment`), not as the student's failure.
+and at least :data:`FLOOR_SECONDS` (:func:`plan_limits`); the whole plan's, its training and every sampler run
+likewise, with the calls' round trips, times :data:`PLAN_MARGIN` (:func:`plan_seconds`). A correct solution that
+still runs out of either was slowed by the machine: the harness reports that as a grader error
+(:mod:`autograder.harness.experiment`), not as the student's failure; a call that stops using the model, or uses it
+more than planned, until its limit is the student's (an infinite loop).
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ the UNet of width 16 on 28×28 images 2.7 ms a row. Scaled by ``(width / 64)²``
 images."""
 MARGIN = 10
 """How much slower than idle a loaded machine may be before a correct solution runs out of time."""
+CALL_SECONDS = 0.01
+"""Seconds of channel round trips per call of the student's code and per model call it makes (about 2 ms idle)."""
+PLAN_MARGIN = 30
+"""How much slower than idle a loaded machine may run a whole plan (its calls each within their own limit)."""
 FLOOR_SECONDS = 60.0
 """No call's limit is shorter (starting a worker and importing torch take seconds on a busy machine)."""
 
@@ -88,6 +95,19 @@ def row_seconds(plan: dict[str, Any]) -> float:
     if plan.get("data", "mixture2d") == "mixture2d":
         return SECONDS_PER_ROW["points"] * max(1.0, (plan.get("width", 128) / 64) ** 2)
     return SECONDS_PER_ROW["images"] * max(1.0, (plan.get("width", 16) / 16) ** 2)
+
+
+def plan_seconds(plan: dict[str, Any]) -> float:
+    """The time a whole grader-owned plan may take: its training (forward and backward, about three model passes
+    per row) and every sampler run, at :func:`row_seconds` a row and :data:`CALL_SECONDS` a call, times
+    :data:`PLAN_MARGIN`, at least :data:`FLOOR_SECONDS`."""
+    train_steps = int(plan.get("train_steps", 2000))
+    sampler_calls = [int(plan.get("T", 1000))] if plan.get("ddpm", True) else []
+    sampler_calls += [int(steps) for steps, _ in plan.get("ddim", ())]
+    sampler_calls += [2 * int(plan.get("guidance_steps", 50))] * len(plan.get("guidance_scales", ()))
+    rows = 3 * train_steps * int(plan.get("batch_size", 128)) + int(plan.get("n_samples", 1000)) * sum(sampler_calls)
+    seconds = rows * row_seconds(plan) + (train_steps + sum(sampler_calls)) * CALL_SECONDS
+    return max(FLOOR_SECONDS, PLAN_MARGIN * seconds)
 
 
 def plan_limits(limits: Limits, plan: dict[str, Any]) -> Limits:

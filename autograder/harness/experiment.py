@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from autograder.harness import budget
 from autograder.isolation.errors import GraderError, StudentError
 from autograder.isolation.remote import WholeSubmission
 from autograder.reference import reference_module
@@ -113,11 +114,27 @@ def out_of_time(error: StudentError, counted: CountingModel, expected: int) -> G
     )
 
 
-def watched_loss(loss: Callable[..., Any]) -> Callable[..., Any]:
+def within_budget(deadline: float) -> None:
+    """Raise the grader's error when the plan has run past ``deadline`` (``time.monotonic()``), the time
+    :func:`autograder.harness.budget.plan_seconds` gives it: each call kept within its own limit, so the machine is
+    too slow or too busy for the plan."""
+    if time.monotonic() > deadline:
+        raise GraderAbort(
+            GraderError(
+                "the plan ran past the time it was given (sized from the plan) while every call of the student's "
+                "code kept within its own limit: the machine was too slow or too busy, which is the grader's "
+                "problem, not the submission's; run the harness again on a quieter machine or with fewer --threads"
+            )
+        )
+
+
+def watched_loss(loss: Callable[..., Any], deadline: float) -> Callable[..., Any]:
     """``loss(model, schedule, x0, ...)`` (the student's, remote) with the grader's model counted: a call that runs
-    out of time while still working as planned is the grader's error (:func:`out_of_time`)."""
+    out of time while still working as planned is the grader's error (:func:`out_of_time`), and so is a call past
+    the plan's ``deadline`` (:func:`within_budget`)."""
 
     def call(model: Callable[..., torch.Tensor], schedule: Any, x0: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        within_budget(deadline)
         counted = CountingModel(model)
         try:
             return loss(counted, schedule, x0, *args, **kwargs)
@@ -143,14 +160,19 @@ def check_samples(samples: Any, shape: tuple[int, ...]) -> None:
 
 
 def vetted_sampler(
-    sampler: Callable[..., Any], steps: Callable[[Any, dict[str, Any]], int], fresh: Callable[[], None]
+    sampler: Callable[..., Any],
+    steps: Callable[[Any, dict[str, Any]], int],
+    fresh: Callable[[], None],
+    deadline: float,
 ) -> Callable[..., torch.Tensor]:
     """``sampler(model, schedule, shape, **kwargs)`` (the student's, remote) with the grader's model counted and the
     answer checked: exactly ``shape``, finite floats (:func:`check_samples`), and at least :data:`MIN_MODEL_SHARE`
     of ``n × steps(schedule, kwargs)`` rows through the model. ``fresh()`` runs first (a worker stopped by an
-    earlier run starts again)."""
+    earlier run starts again). Timeouts of a sampler still at work, and runs past the plan's ``deadline``, are the
+    grader's errors (:func:`out_of_time`, :func:`within_budget`)."""
 
     def run(model: Callable[..., torch.Tensor], schedule: Any, shape: tuple[int, ...], **kwargs: Any) -> torch.Tensor:
+        within_budget(deadline)
         fresh()
         counted = CountingModel(model)
         expected = shape[0] * steps(schedule, kwargs)
@@ -169,7 +191,7 @@ def vetted_sampler(
     return run
 
 
-def student_parts(submission: WholeSubmission) -> SimpleNamespace:
+def student_parts(submission: WholeSubmission, deadline: float) -> SimpleNamespace:
     """The ``parts`` of :func:`diffusion.evaluate.run_plan` whose functions run the student's code in ``submission``
     (see :data:`diffusion.evaluate.PACKAGE_PARTS`)."""
 
@@ -183,16 +205,18 @@ def student_parts(submission: WholeSubmission) -> SimpleNamespace:
             cosine_betas=remote("schedules", "cosine_betas"),
             make_schedule=remote("schedules", "make_schedule"),
         ),
-        losses=SimpleNamespace(ddpm_loss=forked_generator(watched_loss(loss))),
+        losses=SimpleNamespace(ddpm_loss=forked_generator(watched_loss(loss, deadline))),
         guidance=SimpleNamespace(
             drop_labels=forked_generator(remote("guidance", "drop_labels")), cfg_eps=remote("guidance", "cfg_eps")
         ),
         ddpm=SimpleNamespace(
-            p_sample_loop=vetted_sampler(remote("ddpm", "p_sample_loop"), lambda s, k: s.T, submission.next_check)
+            p_sample_loop=vetted_sampler(
+                remote("ddpm", "p_sample_loop"), lambda s, k: s.T, submission.next_check, deadline
+            )
         ),
         ddim=SimpleNamespace(
             ddim_sample_loop=vetted_sampler(
-                remote("ddim", "ddim_sample_loop"), lambda s, k: int(k["num_steps"]), submission.next_check
+                remote("ddim", "ddim_sample_loop"), lambda s, k: int(k["num_steps"]), submission.next_check, deadline
             )
         ),
     )
@@ -203,11 +227,12 @@ def run_plan(package: Path, plan: dict[str, Any], limits: Limits) -> dict[str, A
     of the :func:`~autograder.harness.runner.overlay` ``package`` in workers under ``limits``.
 
     Raises:
-        GraderError: the sandbox could not run code here.
+        GraderError: the sandbox could not run code here, or a correct solution ran out of time on this machine
+            (a call still at work at its limit, or the plan past :func:`~autograder.harness.budget.plan_seconds`).
     """
     evaluate = reference_module("evaluate")
     with WholeSubmission(package, {"default": limits}) as submission:
-        parts = student_parts(submission)
+        parts = student_parts(submission, time.monotonic() + budget.plan_seconds(plan))
         try:
             plan, device, dataset, report = evaluate.prepare(plan)
             trained = evaluate.train_phase(plan, dataset, device, report, parts)

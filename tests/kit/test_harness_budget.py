@@ -50,6 +50,18 @@ def test_wall_limits_grow_with_the_plan_and_keep_a_floor():
     assert budget.largest_call_rows(MIXTURE_CI) == MIXTURE_CI["n_samples"] * MIXTURE_CI["T"]
 
 
+def test_the_plan_is_given_more_time_than_its_largest_call_and_more_for_more_work():
+    assert budget.plan_seconds(MIXTURE_CI) > budget.plan_limits(PROFILES["ci"].limits, MIXTURE_CI).wall_seconds
+    assert budget.plan_seconds(MIXTURE_CPU) > budget.plan_seconds(MIXTURE_CI)
+
+
+def test_a_plan_past_its_time_is_a_grader_error():
+    experiment.within_budget(time.monotonic() + 60)  # within: nothing happens
+    with pytest.raises(experiment.GraderAbort) as caught:
+        experiment.within_budget(time.monotonic() - 1)
+    assert isinstance(caught.value.error, GraderError) and "not the submission's" in str(caught.value.error)
+
+
 def timeout() -> StudentError:
     return StudentError("ddpm", "p_sample_loop", "TimeoutError", "no answer within the wall-time limit")
 
