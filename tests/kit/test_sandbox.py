@@ -462,7 +462,8 @@ def test_the_fallback_without_bubblewrap_survives_the_catalogue_and_says_so_loud
         cwd=ROOT, env=env, capture_output=True, text=True,
     )  # fmt: skip
     results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
-    assert "NOT SANDBOXED" in results["output"] and "NOT SANDBOXED" in graded.stdout
+    assert "NOT SANDBOXED" in results["extra_data"]["diagnostics"] and "NOT SANDBOXED" in graded.stdout
+    assert "NOT SANDBOXED" not in results["output"]  # the students' view: grader diagnostics are the instructors'
     assert results["score"] == PART_BY_NAME["forward"].points
 
 
