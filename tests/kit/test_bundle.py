@@ -35,8 +35,12 @@ def test_bundle_holds_the_release_the_public_tests_and_a_student_readme(built: P
         "conftest.py",
         "pyproject.toml",
         "README.md",
+        ".gitignore",
     ]:
         assert expected in files, expected
+    ignored = (built / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert {"__pycache__/", ".venv/", "figures/", ".ipynb_checkpoints/"} <= set(ignored)
+    assert not {"assignments/", "diffusion/", "*.py", "*.ipynb"} & set(ignored)  # the student's work is kept
     assert not any(f.startswith(("autograder/", "solutions/", "tests/kit/")) for f in files)
     readme = (built / "README.md").read_text(encoding="utf-8")
     assert "## For students" in readme and "## For TAs" not in readme and "## For instructors" not in readme
