@@ -7,8 +7,9 @@ temporary copy of the course) writes the student's copies to ``assignments/noteb
 
 ``nbgrader autograde`` runs the notebooks with the kit's guarded execution step
 (:mod:`autograder.notebook_guard`): a student's cells cannot stop the autograded test cells from
-running as written or hide their failures. The kit's root is found through this file's real path (a
-temporary course links its config to this file).
+running as written or hide their failures. Each student's kernel imports that student's own
+``diffusion`` package, found in their submission (:mod:`autograder.notebook_package`). The kit's
+root is found through this file's real path (a temporary course links its config to this file).
 """
 
 import os
