@@ -1,8 +1,8 @@
 """Build the student bundle and prove it leaks nothing: ``python -m autograder bundle --out DIR_or_ZIP``.
 
 The bundle holds what a student gets: ``assignments/`` (the stubbed package, with the data-set
-code, and the released notebooks), the public tests and their pytest plugin, ``pyproject.toml``
-and a README made of the main README's introduction and its "For students" section. Before
+code, and the released notebooks), the public tests and their pytest plugin, ``pyproject.toml``,
+a README made of the main README's introduction and its "For students" section, and a ``.gitignore``. Before
 anything is written, :func:`find_leaks` checks the assembled bundle for every kind of leak: a
 solution region, a hidden test, a file of the bug zoo, anything of the grader or the solutions, and
 a notebook that carries outputs (reference results). The release must also be up to date.
@@ -34,6 +34,20 @@ FORBIDDEN_DIRS = frozenset({"autograder", "solutions", "checks", "zoo"})
 """Directory names that belong to the grader or the reference, never to a student."""
 ZOO = ROOT / "autograder" / "zoo"
 STUDENT_SECTION = "## For students"
+GITIGNORE = """\
+# What running the tests, the notebooks and the experiments leaves behind: not part of your work.
+__pycache__/
+*.egg-info/
+.pytest_cache/
+.hypothesis/
+.ipynb_checkpoints/
+.venv/
+venv/
+runs/
+results/
+figures/
+"""
+"""The student's ``.gitignore``: caches, virtual environments and what the runs write, never their work."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,7 @@ def assemble(dest: Path) -> None:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
     (dest / "README.md").write_text(student_readme((ROOT / "README.md").read_text(encoding="utf-8")), "utf-8")
+    (dest / ".gitignore").write_text(GITIGNORE, "utf-8")
 
 
 def write(bundle: Path, out: Path) -> None:

@@ -2,9 +2,10 @@
 
 The zip holds, at its root (as Gradescope's specification asks):
 
-- ``setup.sh``, run once as root when Gradescope builds the image: installs Python 3.11 and Debian's
-  bubblewrap, makes a virtual environment at ``/autograder/venv`` and installs PyTorch and this
-  kit's grader there;
+- ``setup.sh``, run once as root when Gradescope builds the image (base image Ubuntu 22.04, Gradescope's
+  default, or 24.04): installs bubblewrap, makes a virtual environment at ``/autograder/venv`` with
+  Python 3.11 or newer (the image's ``python3`` where it is new enough, else ``python3.11``, from the
+  deadsnakes PPA where Ubuntu lacks it) and installs the CPU build of PyTorch and this kit's grader there;
 - ``run_autograder``, run for every submission: grades ``/autograder/submission`` into
   ``/autograder/results/results.json``. ``AUTOGRADER_ROOT`` points it at another root and
   ``AUTOGRADER_PYTHON`` at another interpreter (so a test runs it here); its arguments go on to
@@ -16,6 +17,10 @@ The zip holds, at its root (as Gradescope's specification asks):
   ``AUTOGRADER_SECRET`` unless that is set: what the checks draw per submission is then the same on
   Gradescope (a fresh container per submission) as in a local regrade.
 
+Students see ``results.json``'s ``output`` and its tests, when the tests' ``visibility`` (``--visibility``:
+``visible``, ``after_due_date``, ``after_published`` or ``hidden``) lets them; the grader's diagnostics (how the
+student's code was isolated) go to its standard output and ``extra_data``, which only instructors see.
+
 Students never see the bundle: Gradescope keeps ``/autograder/source`` to itself.
 """
 
@@ -26,6 +31,7 @@ import zipfile
 from pathlib import Path
 
 from autograder.reference import ROOT
+from autograder.results import VISIBILITIES, Visibility
 from autograder.secret import grader_secret
 
 TORCH = "torch==2.14.1 torchvision==0.29.1"
@@ -35,30 +41,52 @@ SKIPPED = ("__pycache__", ".pyc")
 SECRET = "autograder-secret"
 """The grader's secret in the bundle, for ``run_autograder``."""
 
+CPU_WHEELS = "https://download.pytorch.org/whl/cpu"
+"""PyPI's torch carries CUDA (several GB); Gradescope's containers have no GPU: the CPU build is enough."""
+BASE_IMAGES = ("Ubuntu 22.04", "Ubuntu 24.04")
+"""Gradescope's base images ``setup.sh`` is written for (22.04 is Gradescope's default)."""
+
 SETUP = f"""#!/usr/bin/env bash
-# Gradescope runs this once, as root, when it builds the autograder image.
+# Gradescope runs this once, as root, when it builds the autograder image. Written for Gradescope's
+# base images {" and ".join(BASE_IMAGES)} (22.04 is the default): Python 3.11 or newer comes from the image's
+# python3 where it is new enough (24.04: 3.12), else from Ubuntu's python3.11 (22.04, universe), else
+# from the deadsnakes PPA (older images). AUTOGRADER_ROOT points it at another root for a trial run.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+root="${{AUTOGRADER_ROOT:-/autograder}}"
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends bubblewrap python3.11 python3.11-venv
-python3.11 -m venv /autograder/venv
-/autograder/venv/bin/pip install --quiet {TORCH}
-/autograder/venv/bin/pip install --quiet "/autograder/source[grader]"
+apt-get install -y -qq --no-install-recommends bubblewrap ca-certificates
+if python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    python=python3
+    apt-get install -y -qq --no-install-recommends python3-venv
+else
+    python=python3.11
+    if ! apt-cache show python3.11-venv >/dev/null 2>&1; then
+        apt-get install -y -qq --no-install-recommends software-properties-common
+        add-apt-repository -y ppa:deadsnakes/ppa
+        apt-get update -qq
+    fi
+    apt-get install -y -qq --no-install-recommends python3.11 python3.11-venv
+fi
+"$python" -m venv "$root/venv"
+"$root/venv/bin/python" -m pip install --quiet --upgrade pip
+"$root/venv/bin/python" -m pip install --quiet --index-url {CPU_WHEELS} {TORCH}
+"$root/venv/bin/python" -m pip install --quiet "$root/source[grader]"
 """
 
 RUN = """#!/usr/bin/env bash
 # Gradescope runs this for every submission: grade /autograder/submission into
-# /autograder/results/results.json. AUTOGRADER_ROOT and AUTOGRADER_PYTHON point it elsewhere;
-# arguments go on to `python -m autograder grade`.
+# /autograder/results/results.json, its tests shown to students as --visibility says. AUTOGRADER_ROOT
+# and AUTOGRADER_PYTHON point it elsewhere; arguments go on to `python -m autograder grade`.
 set -euo pipefail
-root="${AUTOGRADER_ROOT:-/autograder}"
-python="${AUTOGRADER_PYTHON:-$root/venv/bin/python}"
-if [ -z "${AUTOGRADER_SECRET:-}" ] && [ -f "$root/source/autograder-secret" ]; then
+root="${{AUTOGRADER_ROOT:-/autograder}}"
+python="${{AUTOGRADER_PYTHON:-$root/venv/bin/python}}"
+if [ -z "${{AUTOGRADER_SECRET:-}}" ] && [ -f "$root/source/autograder-secret" ]; then
     AUTOGRADER_SECRET="$(cat "$root/source/autograder-secret")"
     export AUTOGRADER_SECRET
 fi
 cd "$root/source"
-exec "$python" -m autograder grade "$root/submission" --out "$root/results" "$@"
+exec "$python" -m autograder grade "$root/submission" --out "$root/results" --visibility {visibility} "$@"
 """
 
 
@@ -71,11 +99,17 @@ def _files(root: Path):
                 yield file
 
 
-def build(out: Path, root: Path = ROOT) -> Path:
-    """Write the bundle to ``out`` and return it."""
+def build(out: Path, root: Path = ROOT, visibility: Visibility = "visible") -> Path:
+    """Write the bundle to ``out``, its tests shown to students as ``visibility`` says; return it.
+
+    Raises:
+        ValueError: for a visibility Gradescope does not know.
+    """
+    if visibility not in VISIBILITIES:
+        raise ValueError(f"visibility must be one of {', '.join(VISIBILITIES)}; got {visibility!r}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bundle:
-        for name, text in (("setup.sh", SETUP), ("run_autograder", RUN)):
+        for name, text in (("setup.sh", SETUP), ("run_autograder", RUN.format(visibility=visibility))):
             info = zipfile.ZipInfo(name)
             info.external_attr = (stat.S_IFREG | 0o755) << 16
             bundle.writestr(info, text)

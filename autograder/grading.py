@@ -115,7 +115,7 @@ def grade(
         if sandboxed:
             submission.close()
     how = submission.protections if sandboxed else "in the grader's process (trusted code only)"
-    return GradeReport(tuple(results), f"Student code ran {how}.", time.perf_counter() - start)
+    return GradeReport(tuple(results), "", time.perf_counter() - start, diagnostics=f"Student code ran {how}.")
 
 
 def _selected(parts: Collection[str] | None) -> list[Check]:
@@ -145,5 +145,5 @@ def grade_submission(
             report = not_graded(staged.problem, time.perf_counter() - start, parts)
         else:
             report = grade(staged.package, parts, sandboxed=sandboxed, limits=limits)
-    output = f"Submission: {', '.join(Path(s).name for s in sources)}\n{report.output}"
+    output = f"Submission: {', '.join(Path(s).name for s in sources)}\n{report.output}".rstrip("\n")
     return replace(report, output=output, notes=staged.notes, fingerprint=intake.fingerprint(sources))

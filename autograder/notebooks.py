@@ -42,6 +42,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
@@ -85,8 +86,23 @@ def make_course(course: Path, source: Path) -> Path:
     return course
 
 
+def tool_environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: this process's) with the running Python's scripts directories first on ``PATH``.
+
+    nbgrader runs some of its tools by name (``alembic`` when it makes a gradebook): they must be the
+    ones installed with this Python, found even when its virtual environment is not activated.
+    """
+    env = dict(os.environ if env is None else env)
+    scripts = [sysconfig.get_path("scripts"), str(Path(sys.executable).parent)]
+    path = [*dict.fromkeys(scripts), *(p for p in env.get("PATH", "").split(os.pathsep) if p and p not in scripts)]
+    return {**env, "PATH": os.pathsep.join(path)}
+
+
 def run_nbgrader(course: Path, *args: str, env: dict[str, str] | None = None) -> str:
     """Run ``python -m nbgrader ARGS`` in the course directory ``course``; return its log.
+
+    nbgrader runs with this Python and finds its tools next to it (:func:`tool_environment`), whatever
+    ``PATH`` says; ``env`` defaults to this process's environment.
 
     Raises:
         NotebookError: with nbgrader's log, when it exits with an error.
@@ -94,7 +110,7 @@ def run_nbgrader(course: Path, *args: str, env: dict[str, str] | None = None) ->
     result = subprocess.run(
         [sys.executable, "-m", "nbgrader", *args],
         cwd=course,
-        env=env,
+        env=tool_environment(env),
         capture_output=True,
         text=True,
         check=False,

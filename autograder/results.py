@@ -4,8 +4,12 @@ The schema is Gradescope's (``score``, ``execution_time``, ``output``, ``tests[]
 ``score``, ``max_score``, ``status``, ``output``, ``visibility``, ``tags``; checked against
 ``gradescope_results.schema.json``), with the kit's bookkeeping under ``extra_data``: the
 grading :data:`Status`, the problem and notes, the parts graded and their points and seconds, the
-SHA-256 of the submission and of the kit (a batch's resumability rests on these), and the
-harness's report when it ran.
+SHA-256 of the submission and of the kit (a batch's resumability rests on these), the grader's
+diagnostics (how the student's code was isolated) and the harness's report when it ran.
+
+What students see on Gradescope is ``output`` and the tests (as their ``visibility`` allows); the
+diagnostics go only where instructors look: ``extra_data`` and the grader's standard output, whose
+``stdout_visibility`` is ``hidden``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ Status = Literal["graded", "not graded", "grader error"]
 GRADED: Status = "graded"
 NOT_GRADED: Status = "not graded"
 GRADER_ERROR: Status = "grader error"
+Visibility = Literal["visible", "after_due_date", "after_published", "hidden"]
+"""When Gradescope shows a test to the student: at once, after the due date, after grades are published, never."""
+VISIBILITIES: tuple[Visibility, ...] = ("visible", "after_due_date", "after_published", "hidden")
 HARNESS_TAG = "harness"
 """The tag of the harness's tests, which a new harness run replaces."""
 
@@ -66,6 +73,8 @@ class GradeReport:
     """What staging the submission skipped or found wrong (see :mod:`autograder.isolation.intake`)."""
     fingerprint: str = ""
     """SHA-256 of the submission as handed in."""
+    diagnostics: str = ""
+    """How the student's code ran (sandboxed or not, which limits held): for instructors, never in ``output``."""
 
     @property
     def score(self) -> float:
@@ -117,7 +126,9 @@ def results_json(report: GradeReport) -> dict[str, Any]:
         "score": round(report.score, 4),
         "execution_time": round(report.execution_time, 3),
         "output": report.output + notes + "\n\n" + part_table(report),
+        "stdout_visibility": "hidden",
         "extra_data": {
+            "diagnostics": report.diagnostics,
             "status": report.status,
             "problem": report.problem,
             "parts": sorted({r.check.part for r in report.results}),
@@ -138,6 +149,18 @@ def results_json(report: GradeReport) -> dict[str, Any]:
             for r in report.results
         ],
     }
+
+
+def with_visibility(results: dict[str, Any], visibility: Visibility) -> dict[str, Any]:
+    """``results`` with every test, and the default of tests added later, shown to students as ``visibility`` says.
+
+    Raises:
+        ValueError: for a visibility Gradescope does not know.
+    """
+    if visibility not in VISIBILITIES:
+        raise ValueError(f"visibility must be one of {', '.join(VISIBILITIES)}; got {visibility!r}")
+    tests = [{**test, "visibility": visibility} for test in results.get("tests", [])]
+    return {**results, "visibility": visibility, "tests": tests}
 
 
 def part_table(report: GradeReport) -> str:
@@ -173,6 +196,8 @@ def with_harness(
     previous = extra.get("harness_output")
     if previous and output.endswith(previous):
         output = output.removesuffix(previous).rstrip("\n")
+    if "visibility" in results:  # the harness's tests are shown as the grade's are
+        tests = [{**test, "visibility": results["visibility"]} for test in tests]
     results["tests"] = [t for t in results.get("tests", []) if HARNESS_TAG not in t.get("tags", [])] + tests
     results["score"] = round(sum(t["score"] for t in results["tests"]), 4)
     results["leaderboard"] = leaderboard

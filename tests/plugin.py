@@ -2,10 +2,10 @@
 
 ``--impl DIR`` chooses which ``diffusion`` package the tests import: ``assignments`` (the default,
 what students edit), ``solutions`` (the reference) or any directory that holds ``diffusion/``.
-The public tests run in the handout's order of the parts; a test that hits a stub reports one line
-("not implemented yet") instead of a traceback. At the very end of a run a table shows, per part, how
-many checks passed, failed, or hit a stub that is not implemented yet. ``--summary-json PATH`` writes
-the same counts as JSON.
+The public tests run in the handout's order of the parts; a test that hits a stub is "not implemented"
+(``N``), not a failure with a traceback: the stubs the tests reached are listed once, per part, above the
+table. At the very end of a run a table shows, per part, how many checks passed, failed, or hit a stub
+that is not implemented yet (the run still exits 1). ``--summary-json PATH`` writes the same counts as JSON.
 """
 
 from __future__ import annotations
@@ -88,9 +88,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     item.__dict__.pop("_hypothesis_failing_examples", None)
     report = yield
     if call.excinfo is not None and call.excinfo.errisinstance(NotImplementedError):
-        report.user_properties.append(("outcome", NOT_IMPLEMENTED))
+        report.user_properties += [("outcome", NOT_IMPLEMENTED), ("stub", str(_leaf(call.excinfo.value)))]
         report.longrepr = f"not implemented yet: {_leaf(call.excinfo.value)}"
     return report
+
+
+def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    """A test that hit a stub is "not implemented" (``N``), not a failure: it is left out of the failures and
+    their short list (the per-part table names the stubs once), and the run still exits 1."""
+    if report.failed and dict(report.user_properties).get("outcome") == NOT_IMPLEMENTED:
+        return NOT_IMPLEMENTED, "N", "NOT IMPLEMENTED"
+    return None
 
 
 def _leaf(error: BaseException) -> BaseException:
@@ -114,11 +122,15 @@ class PartSummary:
     def __init__(self, json_path: str | None) -> None:
         self.json_path = json_path
         self.counts: dict[str, Counter] = defaultdict(Counter)
+        self.stubs: dict[str, Counter] = defaultdict(Counter)
+        """Part → the message of each stub its tests hit → how many tests hit it."""
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or (report.when == "setup" and not report.passed):
-            outcome = dict(report.user_properties).get("outcome", report.outcome)
-            self.counts[part_of(report.nodeid)][outcome] += 1
+            properties = dict(report.user_properties)
+            self.counts[part_of(report.nodeid)][properties.get("outcome", report.outcome)] += 1
+            if "stub" in properties:
+                self.stubs[part_of(report.nodeid)][properties["stub"]] += 1
 
     def ordered_parts(self) -> list[str]:
         from diffusion import PARTS
@@ -137,6 +149,12 @@ class PartSummary:
     def write_table(self, terminalreporter) -> None:
         parts = self.ordered_parts()
         tr = terminalreporter
+        if self.stubs:
+            tr.section("not implemented yet (tests that reached each stub)")
+            for part in (p for p in parts if p in self.stubs):
+                names = (m.removesuffix(" is not implemented yet").removeprefix(f"{part}.") for m in self.stubs[part])
+                counted = ", ".join(f"{name} ({n})" for name, n in zip(names, self.stubs[part].values(), strict=True))
+                tr.write_line(f"{part}: {counted}")
         tr.section("checks per part")
         tr.write_line(f"{'part':<12}" + "".join(f"{o:>17}" for o in OUTCOMES) + f"{'total':>8}")
         for part in parts:

@@ -66,8 +66,13 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     ddim, ddim_seconds = timed(
         lambda: ddim_sample_loop(ema, schedule, shape, num_steps=args.ddim_steps, y=y, **kwargs), device
     )
-    save_image_grid(ddpm, out / f"ddpm_{args.T}.png", nrow=num_classes)
-    save_image_grid(ddim, out / f"ddim_{args.ddim_steps}.png", nrow=num_classes)
+    grids = {
+        f"ddpm_{args.T}": (ddpm, f"DDPM, {args.T} steps"),
+        f"ddim_{args.ddim_steps}": (ddim, f"DDIM (η = 0), {args.ddim_steps} steps"),
+    }
+    classes = [f"class {k}" for k in range(num_classes)]
+    for name, (samples, title) in grids.items():
+        save_image_grid(samples, out / f"{name}.png", nrow=num_classes, column_labels=classes, title=title)
 
     timings = {
         f"ddpm_{args.T}": {"seconds": ddpm_seconds, "seconds_per_sample": ddpm_seconds / args.n_samples},

@@ -52,15 +52,52 @@ def _to_unit(x: torch.Tensor) -> torch.Tensor:
     return ((x.detach().to("cpu", torch.float32) + 1) / 2).clamp(0, 1)
 
 
-def save_image_grid(x: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
+MIN_GRID_WIDTH = 480
+"""Image grids are enlarged (each pixel a square block) to at least this many pixels across, so they can be read."""
+
+
+def save_image_grid(
+    x: torch.Tensor,
+    path: str | Path,
+    nrow: int | None = None,
+    column_labels: Sequence[str] | None = None,
+    row_labels: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Path:
     """Save images ``(B, C, H, W)`` in [−1, 1] as one PNG grid with ``nrow`` images per row (default ``⌈√B⌉``).
 
-    The grid has 2-pixel padding (torchvision's ``make_grid``): ``nrow · (W + 2) + 2`` pixels wide.
+    The grid has 2-pixel padding (torchvision's ``make_grid``), ``nrow · (W + 2) + 2`` pixels wide, enlarged
+    by the smallest whole factor that makes it at least :data:`MIN_GRID_WIDTH` pixels wide (nearest neighbour:
+    each pixel stays a sharp square). With ``column_labels`` (one per column, e.g. the class of each column),
+    ``row_labels`` (one per row) or a ``title``, the grid is drawn with its labels around it.
     """
     _check_images(x, "save_image_grid's x")
     nrow = nrow or math.ceil(math.sqrt(x.shape[0]))
+    rows = math.ceil(x.shape[0] / nrow)
+    for labels, count, what in ((column_labels, min(nrow, x.shape[0]), "column"), (row_labels, rows, "row")):
+        if labels is not None and len(labels) != count:
+            raise ValueError(f"save_image_grid needs one {what} label per {what}: {count}, got {len(labels)}")
+    grid = make_grid(_to_unit(x), nrow=nrow, padding=2)  # (C, H', W')
+    factor = max(1, math.ceil(MIN_GRID_WIDTH / grid.shape[-1]))
+    grid = grid.repeat_interleave(factor, dim=1).repeat_interleave(factor, dim=2)
     path = _prepare(path)
-    save_image(_to_unit(x), path, nrow=nrow, padding=2)
+    if column_labels is None and row_labels is None and title is None:
+        save_image(grid, path)
+        return path
+    height, width = grid.shape[1:]
+    figure = new_figure(width / DPI, height / DPI)
+    ax = figure.add_axes((0, 0, 1, 1))  # the grid at one image pixel per PNG pixel; the labels around it
+    ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+    for axis, labels, size in ((ax.xaxis, column_labels, x.shape[-1]), (ax.yaxis, row_labels, x.shape[-2])):
+        pitch, first = (size + 2) * factor, (2 + size / 2) * factor - 0.5  # a cell, and the first cell's centre
+        axis.set_ticks([first + k * pitch for k in range(len(labels or []))], labels or [])
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        ax.set_title(title, pad=20 if column_labels else 6)
+    figure.savefig(path, dpi=DPI, bbox_inches="tight", pad_inches=0.1)  # "tight": no label is cut off
     return path
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from autograder.cli.options import add_limits_option, add_parts_option, read_limits_option
 from autograder.grading import grade_submission
-from autograder.results import part_table, results_json, write_results
+from autograder.results import VISIBILITIES, part_table, results_json, with_visibility, write_results
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -31,6 +31,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="import the submission into the grader's process, without a sandbox: for trusted code only",
     )
+    parser.add_argument(
+        "--visibility",
+        choices=VISIBILITIES,
+        default="visible",
+        help="when Gradescope shows the tests to the student: visible (at once, the default), after_due_date, "
+        "after_published (once grades are published) or hidden (never)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -44,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     limits = read_limits_option(args)
     report = grade_submission(args.submission, args.parts, sandboxed=not args.in_process, limits=limits)
     path = args.out / "results.json"
-    write_results(path, results_json(report))
+    write_results(path, with_visibility(results_json(report), args.visibility))
+    if report.diagnostics:
+        print(report.diagnostics)  # on Gradescope the grader's output is the instructors' only
     print(report.output)
     for note in report.notes:
         print(f"Note: {note}")

@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 from autograder import gradescope
+from autograder.results import VISIBILITIES
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -18,12 +19,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", type=Path, default=Path("autograder.zip"), help="the zip to write")
+    parser.add_argument(
+        "--visibility",
+        choices=VISIBILITIES,
+        default="visible",
+        help="when students see the tests: visible (at once, the default), after_due_date, after_published "
+        "(once grades are published) or hidden (never)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    path = gradescope.build(args.out)
+    path = gradescope.build(args.out, visibility=args.visibility)
     with zipfile.ZipFile(path) as bundle:
         count = len(bundle.namelist())
-    print(f"wrote {path} ({count} files, {path.stat().st_size / 2**20:.1f} MiB); upload it as the autograder")
+    print(
+        f"wrote {path} ({count} files, {path.stat().st_size / 2**20:.1f} MiB; tests {args.visibility}); upload it as "
+        f"the autograder of a programming assignment whose base image is {' or '.join(gradescope.BASE_IMAGES)}"
+    )
     return 0

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -34,11 +35,17 @@ import torch
 
 from autograder.checks.denoisers import Denoiser
 from autograder.checks.trajectory import Sampling, ddim_rule, ddpm_rule, verify
-from autograder.isolation.errors import GraderError
+from autograder.harness import budget
+from autograder.isolation.errors import GraderError, StudentError
 from autograder.isolation.remote import WholeSubmission
 from autograder.reference import load_reference, reference_module
 from autograder.sandbox.limits import Limits
 
+STALL_SECONDS = 10.0
+"""A call that has not used the model for this long is the student's code at work (or stuck), not the grader's."""
+GUIDED_CALLS = 2
+"""Model rows per sample and step at most, for a sampler still working as planned (guidance evaluates the
+conditional and the unconditional model)."""
 REFERENCE = load_reference()
 RECORDING_SLACK = 2
 """A run's recording may hold this many times the calls and values its steps need (the grader's work is bounded)."""
@@ -76,6 +83,70 @@ def forked_generator(function: Callable[..., Any]) -> Callable[..., Any]:
             seed = int(torch.randint(0, 2**62, (1,), generator=parent, device=parent.device))
             kwargs["generator"] = torch.Generator(device=parent.device).manual_seed(seed)
         return function(*args, **kwargs)
+
+    return call
+
+
+class CountingModel:
+    """The grader's denoiser as a sampler sees it: counts the rows it evaluates and notes when it was last busy."""
+
+    def __init__(self, model: Callable[..., torch.Tensor]) -> None:
+        self.model, self.rows, self.busy, self.last = model, 0, False, time.monotonic()
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        self.rows += int(x_t.shape[0]) if isinstance(x_t, torch.Tensor) and x_t.dim() > 0 else 0
+        self.busy = True  # left set when the call's time runs out inside the model
+        out = self.model(x_t, t, *args, **kwargs)
+        self.busy, self.last = False, time.monotonic()
+        return out
+
+    def still_working(self, expected: int) -> bool:
+        """Whether the code that calls the model was still working as planned: no more than ``expected`` rows
+        so far, and the model running, or called within the last :data:`STALL_SECONDS`."""
+        return self.rows <= expected and (self.busy or time.monotonic() - self.last < STALL_SECONDS)
+
+
+def out_of_time(error: StudentError, counted: CountingModel, expected: int) -> GraderAbort | None:
+    """The grader's error for a call of the student's that ran out of time while still working as planned (the
+    machine was too slow for the limit: not the student's failure), else ``None``."""
+    if error.error_type != "TimeoutError" or not counted.still_working(expected):
+        return None
+    return GraderAbort(
+        GraderError(
+            f"{error.part}.{error.function} was still working as planned when its wall-time limit ran out "
+            f"({counted.rows} of {expected} model rows evaluated): the machine was too slow or too busy for the "
+            "limit, which is the grader's problem, not the submission's; run the harness again on a quieter "
+            "machine or with fewer --threads"
+        )
+    )
+
+
+def within_budget(deadline: float) -> None:
+    """Raise the grader's error when the plan has run past ``deadline`` (``time.monotonic()``), the time
+    :func:`autograder.harness.budget.plan_seconds` gives it: each call kept within its own limit, so the machine is
+    too slow or too busy for the plan."""
+    if time.monotonic() > deadline:
+        raise GraderAbort(
+            GraderError(
+                "the plan ran past the time it was given (sized from the plan) while every call of the student's "
+                "code kept within its own limit: the machine was too slow or too busy, which is the grader's "
+                "problem, not the submission's; run the harness again on a quieter machine or with fewer --threads"
+            )
+        )
+
+
+def watched_loss(loss: Callable[..., Any], deadline: float) -> Callable[..., Any]:
+    """``loss(model, schedule, x0, ...)`` (the student's, remote) with the grader's model counted: a call that runs
+    out of time while still working as planned is the grader's error (:func:`out_of_time`), and so is a call past
+    the plan's ``deadline`` (:func:`within_budget`)."""
+
+    def call(model: Callable[..., torch.Tensor], schedule: Any, x0: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        within_budget(deadline)
+        counted = CountingModel(model)
+        try:
+            return loss(counted, schedule, x0, *args, **kwargs)
+        except StudentError as error:
+            raise out_of_time(error, counted, GUIDED_CALLS * len(x0)) or error from None
 
     return call
 
@@ -163,17 +234,24 @@ def vetted_sampler(
     sampler: Callable[..., Any],
     sampling: Callable[[Any, tuple[int, ...], dict[str, Any]], Sampling],
     fresh: Callable[[], None],
+    deadline: float,
 ) -> Callable[..., torch.Tensor]:
     """``sampler(model, schedule, shape, **kwargs)`` (the student's, remote) with the grader's model recorded and
     the answer checked: exactly ``shape``, finite floats (:func:`check_samples`), and the trajectory of
     ``sampling(schedule, shape, kwargs)`` through the model, its last update returned (:func:`verify`).
-    ``fresh()`` runs first (a worker stopped by an earlier run starts again)."""
+    ``fresh()`` runs first (a worker stopped by an earlier run starts again). Timeouts of a sampler still at work,
+    and runs past the plan's ``deadline``, are the grader's errors (:func:`out_of_time`, :func:`within_budget`)."""
 
     def run(model: Callable[..., torch.Tensor], schedule: Any, shape: tuple[int, ...], **kwargs: Any) -> torch.Tensor:
+        within_budget(deadline)
         fresh()
         expected = sampling(schedule, tuple(shape), kwargs)
         recorded = RecordedModel(model, expected, tuple(shape))
-        samples = sampler(recorded, schedule, tuple(shape), **kwargs)
+        counted = CountingModel(recorded)
+        try:
+            samples = sampler(counted, schedule, tuple(shape), **kwargs)
+        except StudentError as error:
+            raise out_of_time(error, counted, GUIDED_CALLS * shape[0] * len(expected.timesteps)) or error from None
         check_samples(samples, tuple(shape))
         verify(recorded, samples.detach().cpu(), expected)
         return samples
@@ -181,7 +259,7 @@ def vetted_sampler(
     return run
 
 
-def student_parts(submission: WholeSubmission) -> SimpleNamespace:
+def student_parts(submission: WholeSubmission, deadline: float) -> SimpleNamespace:
     """The ``parts`` of :func:`diffusion.evaluate.run_plan` whose functions run the student's code in ``submission``
     (see :data:`diffusion.evaluate.PACKAGE_PARTS`)."""
 
@@ -195,15 +273,19 @@ def student_parts(submission: WholeSubmission) -> SimpleNamespace:
             cosine_betas=remote("schedules", "cosine_betas"),
             make_schedule=remote("schedules", "make_schedule"),
         ),
-        losses=SimpleNamespace(ddpm_loss=forked_generator(loss)),
+        losses=SimpleNamespace(ddpm_loss=forked_generator(watched_loss(loss, deadline))),
         guidance=SimpleNamespace(
             drop_labels=forked_generator(remote("guidance", "drop_labels")), cfg_eps=remote("guidance", "cfg_eps")
         ),
         ddpm=SimpleNamespace(
-            p_sample_loop=vetted_sampler(remote("ddpm", "p_sample_loop"), ddpm_sampling, submission.next_check)
+            p_sample_loop=vetted_sampler(
+                remote("ddpm", "p_sample_loop"), ddpm_sampling, submission.next_check, deadline
+            )
         ),
         ddim=SimpleNamespace(
-            ddim_sample_loop=vetted_sampler(remote("ddim", "ddim_sample_loop"), ddim_sampling, submission.next_check)
+            ddim_sample_loop=vetted_sampler(
+                remote("ddim", "ddim_sample_loop"), ddim_sampling, submission.next_check, deadline
+            )
         ),
     )
 
@@ -213,11 +295,12 @@ def run_plan(package: Path, plan: dict[str, Any], limits: Limits) -> dict[str, A
     of the :func:`~autograder.harness.runner.overlay` ``package`` in workers under ``limits``.
 
     Raises:
-        GraderError: the sandbox could not run code here.
+        GraderError: the sandbox could not run code here, or a correct solution ran out of time on this machine
+            (a call still at work at its limit, or the plan past :func:`~autograder.harness.budget.plan_seconds`).
     """
     evaluate = reference_module("evaluate")
     with WholeSubmission(package, {"default": limits}) as submission:
-        parts = student_parts(submission)
+        parts = student_parts(submission, time.monotonic() + budget.plan_seconds(plan))
         try:
             plan, device, dataset, report = evaluate.prepare(plan)
             trained = evaluate.train_phase(plan, dataset, device, report, parts)

@@ -12,46 +12,60 @@ draws the figures (:mod:`autograder.harness.plots`) and writes to ``DIR``:
 - ``results.json``: the harness's tests and points added to the one ``grade`` wrote there for the
   same submission (a new one otherwise), with the metrics of the grader-owned plans under ``leaderboard``
   and every metric under ``extra_data.harness``.
+
+Each plan's calls get a wall-time limit sized from the plan (:mod:`autograder.harness.budget`). When the grader
+cannot run a plan (its sandbox does not start, or a correct solution ran out of time on a slow machine), the report
+holds ``grader_error`` and no verdicts of that plan or the next: the student's points are not judged on it.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-from autograder.harness import experiment, judging, plots, runner
+from autograder.harness import budget, experiment, judging, plots, runner
 from autograder.harness.profiles import PROFILES, Profile, image_data
-from autograder.isolation.errors import StudentError
+from autograder.isolation.errors import GraderError, StudentError
 from autograder.results import HARNESS_TAG, gradescope_test, with_harness
 
 
-def run_profile(submission: Path, profile_name: str, out: Path, threads: int | None = None) -> dict[str, Any]:
-    """Run every plan of the profile on ``submission``; write the figures; return the report (see the module)."""
+def run_profile(submission: Path, profile_name: str, out: Path, threads: int) -> dict[str, Any]:
+    """Run every plan of the profile on ``submission`` with ``threads`` CPU threads; write the figures; return the
+    report (see the module)."""
     with runner.overlay(submission) as package:
         return _run_profile(package, PROFILES[profile_name], out, threads)
 
 
-def _run_profile(package: Path, profile: Profile, out: Path, threads: int | None) -> dict[str, Any]:
+def _run_profile(package: Path, profile: Profile, out: Path, threads: int) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     stubs = runner.unfinished_functions(package)
     report: dict[str, Any] = {
         "profile": profile.name,
         "description": profile.description,
+        "threads": threads,
         "not_implemented": stubs,
         "plans": {},
     }
     for plan_name, plan in profile.plans.items():
         start = time.perf_counter()
         plan = {"data": image_data(), **plan} if "data" not in plan else dict(plan)
-        plan["threads"] = threads or os.cpu_count() or 1
+        plan["threads"] = threads
         limits = judging.thresholds(profile.name, plan_name)
         owned = not plan.get("latent")  # a latent plan runs whole in the sandbox: its figures are the worker's word
+        # The latent plan is one call that runs the whole plan in the sandbox: the profile's own limit.
+        call_limits = budget.plan_limits(profile.limits, plan) if owned else profile.limits
+        print(
+            f"harness: plan {plan_name} on {threads} CPU thread(s), at most {call_limits.wall_seconds:g} s a call",
+            flush=True,
+        )
         try:
-            run = (experiment if owned else runner).run_plan(package, plan, profile.limits)
+            run = (experiment if owned else runner).run_plan(package, plan, call_limits)
         except StudentError as error:
             run = {"train": {"error": f"{error.error_type}: {error.message}", "losses": []}, "runs": {}}
+        except GraderError as error:
+            report["grader_error"] = f"plan {plan_name}: {error}"
+            return report
         if run["train"]["error"] is None:
             scores = judging.score_run(run, plan["data"])
             figures = [

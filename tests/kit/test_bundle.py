@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -35,8 +38,12 @@ def test_bundle_holds_the_release_the_public_tests_and_a_student_readme(built: P
         "conftest.py",
         "pyproject.toml",
         "README.md",
+        ".gitignore",
     ]:
         assert expected in files, expected
+    ignored = (built / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert {"__pycache__/", ".venv/", "figures/", ".ipynb_checkpoints/"} <= set(ignored)
+    assert not {"assignments/", "diffusion/", "*.py", "*.ipynb"} & set(ignored)  # the student's work is kept
     assert not any(f.startswith(("autograder/", "solutions/", "tests/kit/")) for f in files)
     readme = (built / "README.md").read_text(encoding="utf-8")
     assert "## For students" in readme and "## For TAs" not in readme and "## For instructors" not in readme
@@ -135,3 +142,25 @@ def test_student_readme_needs_a_student_section() -> None:
     )
     with pytest.raises(ValueError, match="no '## For students' section"):
         bundle.student_readme("# Kit\n")
+
+
+def test_a_new_student_gets_from_the_bundle_to_the_part_table_in_a_screen(tmp_path: Path) -> None:
+    """The student README's steps on the unzipped bundle, in a new virtual environment (it sees this machine's
+    torch, as after the README's CPU-only torch install): install quietly, run the public tests on the stubs."""
+    archive = tmp_path / "student.zip"
+    assert main(["bundle", "--out", str(archive)]) == 0
+    course = tmp_path / "course"
+    with zipfile.ZipFile(archive) as bundled:
+        bundled.extractall(course)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")} | {"OMP_NUM_THREADS": "1"}
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "-q", "-e", ".[test,notebooks]"], cwd=course, env=env, capture_output=True
+    )
+    assert install.returncode == 0, install.stderr.decode()[-3000:]
+    run = subprocess.run([python, "-m", "pytest", "tests/public"], cwd=course, env=env, capture_output=True, text=True)
+    lines = run.stdout.splitlines()
+    assert run.returncode == 1 and f"{course / 'assignments' / 'diffusion'}" in run.stdout, run.stdout[-3000:]
+    assert len(lines) <= 60 and lines[-2].startswith("latent ") and "not implemented" in lines[-1], run.stdout

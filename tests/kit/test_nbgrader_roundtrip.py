@@ -1,9 +1,12 @@
 """nbgrader end to end in a temporary course: release, two fake students, autograde, feedback.
 
-The student ``reference`` submits the solutions' notebooks and has the reference package; the
-student ``stubs`` submits the released notebooks and has the released stubs. Autograding must give
-the first full marks on every autograded cell and the second zero, and the feedback must not show
-any line of a hidden test.
+The grading machine has the released stubs installed (first on the kernel's ``PYTHONPATH``). The
+student ``reference`` submits the solutions' notebooks and the reference package, their ``assignments/``
+folder unpacked in ``submitted/reference/`` (``diffusion/`` beside ``notebooks/``); the student
+``stubs`` submits the released notebooks with the released stubs beside them. One ``nbgrader autograde``
+of the whole class, with no step by hand, must give the first full marks on every autograded cell (so
+their own package ran, not the installed stubs) and the second zero, and the feedback must not show
+any line of a hidden test. The course's exchange works: ``nbgrader list`` lists the released notebooks.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from autograder.notebook_package import find_student_package
 from autograder.notebooks import ASSIGNMENT, kernel_env, make_course, notebook_paths, run_nbgrader
 from autograder.reference import ASSIGNMENTS, SOLUTIONS
 
-STUDENTS = {"reference": SOLUTIONS, "stubs": ASSIGNMENTS}
-"""Each fake student's id → the directory whose notebooks it submits and whose package it runs."""
+STUDENTS = {"reference": (SOLUTIONS, ".."), "stubs": (ASSIGNMENTS, ".")}
+"""Each fake student's id → the directory whose notebooks and package it submits, and where its package goes
+relative to the submitted notebooks' folder."""
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 
 
@@ -30,12 +35,15 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A course with the assignment generated, both students submitted and autograded, and feedback written."""
     course = make_course(tmp_path_factory.mktemp("course"), SOLUTIONS)
     run_nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
-    for student, impl in STUDENTS.items():
+    for student, (impl, place) in STUDENTS.items():
         submission = course / "submitted" / student / ASSIGNMENT
         submission.mkdir(parents=True)
         for path in notebook_paths(impl):
             shutil.copy2(path, submission / path.name)
-        run_nbgrader(course, "autograde", ASSIGNMENT, "--student", student, "--create", env=kernel_env(impl, "ci"))
+        ignore = shutil.ignore_patterns("__pycache__")
+        shutil.copytree(impl / "diffusion", (submission / place / "diffusion").resolve(), ignore=ignore)
+    log = run_nbgrader(course, "autograde", ASSIGNMENT, "--create", env=kernel_env(ASSIGNMENTS, "ci"))
+    assert log.count("import their own package") == len(STUDENTS) * len(notebook_paths(SOLUTIONS)), log
     run_nbgrader(course, "generate_feedback", ASSIGNMENT)
     return course
 
@@ -92,3 +100,18 @@ def test_feedback_shows_no_hidden_test(course: Path, student: str) -> None:
         shown = sorted(line for line in hidden_lines if line in text)
         assert not shown, f"{feedback.name} of {student} shows hidden tests: {shown}"
         assert "BEGIN HIDDEN TESTS" not in text
+
+
+def test_the_local_exchange_lists_the_released_notebooks(course: Path) -> None:
+    run_nbgrader(course, "release_assignment", ASSIGNMENT, "--force")
+    assert f"diffusion {ASSIGNMENT}" in run_nbgrader(course, "list")
+
+
+def test_a_students_package_is_found_where_they_hand_it_in(tmp_path: Path) -> None:
+    submitted = tmp_path / "submitted" / "alice" / ASSIGNMENT
+    submitted.mkdir(parents=True)
+    assert find_student_package(submitted) is None
+    for folder in (submitted.parent / "assignments", submitted.parent, submitted):  # the nearest wins
+        (folder / "diffusion").mkdir(parents=True)
+        (folder / "diffusion" / "__init__.py").write_text("")
+        assert find_student_package(submitted) == folder.resolve()

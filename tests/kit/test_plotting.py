@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from diffusion.plotting import DPI, plot_points, plot_schedules, plot_trajectory, save_image_grid
+from diffusion.plotting import DPI, MIN_GRID_WIDTH, plot_points, plot_schedules, plot_trajectory, save_image_grid
 from tests.public.helpers import schedule
 
 
@@ -25,20 +25,32 @@ def distinct_colours(image: Image.Image) -> int:
 
 
 def test_image_grid_layout_and_value_range(tmp_path: Path) -> None:
-    """10 images of 16×16, 5 per row, 2-pixel padding: 5·18 + 2 wide, 2·18 + 2 high; −1 → black, +1 → white."""
+    """10 images of 16×16, 5 per row, 2-pixel padding: 5·18 + 2 wide, 2·18 + 2 high, each pixel enlarged to a
+    6×6 block (the smallest factor that reaches 480 pixels across); −1 → black, +1 → white."""
     x = -torch.ones(10, 1, 16, 16)
     x[:, :, 4:12, 4:12] = 1.0
     path = save_image_grid(x, tmp_path / "new" / "dir" / "grid.png", nrow=5)
     assert path == tmp_path / "new" / "dir" / "grid.png"
     image = read_png(path).convert("L")
-    assert image.size == (5 * 18 + 2, 2 * 18 + 2)
-    assert image.getpixel((2 + 8, 2 + 8)) == 255, "+1 must map to white"
-    assert image.getpixel((2 + 1, 2 + 1)) == 0, "−1 must map to black"
+    assert image.size == (6 * (5 * 18 + 2), 6 * (2 * 18 + 2)) and MIN_GRID_WIDTH <= 6 * (5 * 18 + 2)
+    assert image.getpixel((6 * (2 + 8), 6 * (2 + 8))) == 255, "+1 must map to white"
+    assert image.getpixel((6 * (2 + 1), 6 * (2 + 1))) == 0, "−1 must map to black"
 
 
 def test_image_grid_default_is_square(tmp_path: Path) -> None:
     image = read_png(save_image_grid(torch.rand(9, 3, 8, 8) * 2 - 1, tmp_path / "grid.png"))
-    assert image.size == (3 * 10 + 2, 3 * 10 + 2)
+    assert image.size == (15 * (3 * 10 + 2), 15 * (3 * 10 + 2))
+
+
+def test_a_labelled_grid_keeps_the_grid_whole_and_adds_its_labels_around_it(tmp_path: Path) -> None:
+    x = torch.rand(12, 1, 16, 16) * 2 - 1
+    plain = read_png(save_image_grid(x, tmp_path / "plain.png", nrow=6))
+    labels = [f"t = {t}" for t in range(6)]
+    path = save_image_grid(x, tmp_path / "grid.png", nrow=6, column_labels=labels, row_labels=["a", "b"], title="T")
+    labelled = read_png(path)
+    assert labelled.width > plain.width and labelled.height > plain.height  # room for the labels, none cut off
+    with pytest.raises(ValueError, match="one column label per column: 6, got 5"):
+        save_image_grid(x, tmp_path / "bad.png", nrow=6, column_labels=labels[:5])
 
 
 def test_image_grid_rejects_points(tmp_path: Path) -> None:

@@ -313,3 +313,20 @@ def test_release_command_reports_a_notebook_nbgrader_refuses(
 
     assert "nbgrader generate_assignment notebooks --force` failed" in capsys.readouterr().err
     assert not (tmp_path / "dest").exists()
+
+
+@pytest.mark.parametrize("command", [["release", "--check"], ["bundle", "--out", "{tmp}/student.zip"]], ids=" ".join)
+def test_instructor_commands_run_without_the_python_environment_on_path(command: list[str], tmp_path: Path) -> None:
+    """nbgrader runs ``alembic`` by name: the commands find it beside this Python, not on ``PATH``."""
+    path = "/usr/bin:/bin"
+    assert not any((Path(folder) / "alembic").exists() for folder in path.split(":")), "alembic is on the bare PATH"
+    result = subprocess.run(
+        [sys.executable, "-m", "autograder", *(part.format(tmp=tmp_path) for part in command)],
+        cwd=ROOT,
+        env={"PATH": path, "HOME": str(Path.home()), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"`{' '.join(command)}` failed with PATH={path}:\n{result.stdout}{result.stderr}"
+    assert "FileNotFoundError" not in result.stderr

@@ -27,3 +27,8 @@ def test_public_tests_meet_only_not_implemented_stubs_in_the_release(tmp_path: P
     context = f"counts per part: {counts}\n{output}"
     assert not untested, f"parts with no check that reaches a NotImplementedError stub: {untested}\n{context}"
     assert not failed, f"checks that failed against the stubs other than by NotImplementedError: {failed}\n{context}"
+    # A screen, not a traceback per test: the stubs listed once per part, the per-part table last.
+    lines = result.stdout.splitlines()
+    assert len(lines) < 60 and "FAILURES" not in result.stdout, f"{len(lines)} lines of output\n{output}"
+    assert lines[-len(PARTS) - 2].startswith("part ") and "not implemented" in lines[-1], output
+    assert any(line.startswith("schedules: linear_betas (") for line in lines), output
