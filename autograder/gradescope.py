@@ -5,7 +5,9 @@ The zip holds, at its root (as Gradescope's specification asks):
 - ``setup.sh``, run once as root when Gradescope builds the image (base image Ubuntu 22.04, Gradescope's
   default, or 24.04): installs bubblewrap, makes a virtual environment at ``/autograder/venv`` with
   Python 3.11 or newer (the image's ``python3`` where it is new enough, else ``python3.11``, from the
-  deadsnakes PPA where Ubuntu lacks it) and installs the CPU build of PyTorch and this kit's grader there;
+  deadsnakes PPA where Ubuntu lacks it) and installs the CPU build of PyTorch and this kit's grader there
+  (editable, so the kit stays in ``/autograder/source``, which it makes unreadable to other users: the grader
+  runs as root and student code as a user of its own, see :mod:`autograder.isolation.launcher`);
 - ``run_autograder``, run for every submission: grades ``/autograder/submission`` into
   ``/autograder/results/results.json``. ``AUTOGRADER_ROOT`` points it at another root and
   ``AUTOGRADER_PYTHON`` at another interpreter (so a test runs it here); its arguments go on to
@@ -71,7 +73,12 @@ fi
 "$python" -m venv "$root/venv"
 "$root/venv/bin/python" -m pip install --quiet --upgrade pip
 "$root/venv/bin/python" -m pip install --quiet --index-url {CPU_WHEELS} {TORCH}
-"$root/venv/bin/python" -m pip install --quiet "$root/source[grader]"
+"$root/venv/bin/python" -m pip install --quiet -e "$root/source[grader]"
+# The grader runs as root and student code as a user of its own: that user may run the venv's Python
+# (the image's umask leaves it readable) but must not read the kit (hidden checks, reference, secret),
+# which the editable install leaves in $root/source.
+chmod o+x "$root"
+chmod -R o-rwx "$root/source"
 """
 
 RUN = """#!/usr/bin/env bash

@@ -149,6 +149,7 @@ def test_setup_makes_the_venv_with_a_python_the_image_has(bundle, tmp_path, imag
     log = tmp_path / "log"
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "SETUP_LOG": str(log), "PYTHON_TOO_OLD": str(int(too_old))}
     env["AUTOGRADER_ROOT"] = str(tmp_path / "autograder")
+    (tmp_path / "autograder" / "source" / "autograder").mkdir(parents=True)
     done = subprocess.run(["bash", str(tmp_path / "setup.sh")], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     steps = log.read_text().splitlines()
@@ -156,4 +157,6 @@ def test_setup_makes_the_venv_with_a_python_the_image_has(bundle, tmp_path, imag
     assert ("add-apt-repository -y ppa:deadsnakes/ppa" in steps) == (too_old and not in_archive)
     installs = [step for step in steps if step.startswith("python -m pip install")]
     assert f"--index-url {gradescope.CPU_WHEELS} {gradescope.TORCH}" in installs[1]
-    assert installs[2].endswith(f"{tmp_path / 'autograder' / 'source'}[grader]")
+    assert installs[2].endswith(f"-e {tmp_path / 'autograder' / 'source'}[grader]")
+    # Student code runs as another user than the grader: the kit is hidden from it.
+    assert (tmp_path / "autograder" / "source").stat().st_mode & 0o007 == 0
