@@ -172,7 +172,7 @@ def record(entry: Entry, out: Path, task: Task, outcome: Outcome) -> dict:
     write_atomically(folder / "grader.log", outcome.log)
     results = _results(outcome)
     problem = _problem(entry, task, outcome, results)
-    if results is None or problem:
+    if problem or results is None:
         return grader_error(entry, out, task.parts, problem, outcome.seconds)
     results["extra_data"]["host"] = outcome.host
     write_results(entry.results(out), results)
@@ -196,8 +196,10 @@ def _problem(entry: Entry, task: Task, outcome: Outcome, results: dict | None) -
             what = f"did not finish within {task.timeout:g} s"
         elif outcome.code:
             what = f"stopped with exit code {outcome.code}"
-        else:
+        elif outcome.results is None:
             what = "finished without writing results.json"
+        else:
+            what = "wrote a results.json that is not the kit's"
         end = outcome.log[-LOG_TAIL:].decode("utf-8", "replace").strip()
         return f"the grader {what} (its log: grader.log). Its last output:\n{end}"
     extra, on = results["extra_data"], f"the grader on {outcome.host}"

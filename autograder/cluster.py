@@ -60,17 +60,18 @@ class DaskEngine:
     def retried(self) -> int:
         return sum(count - 1 for count in self.starts.values() if count > 1)
 
-    def _started(self, event: tuple[float, str]) -> None:
+    def started(self, event: tuple[float, str]) -> None:
         self.starts[event[1]] += 1
+
+    def submit(self, task: Task) -> Any:
+        """Send ``task`` to a worker that has its resources; its future."""
+        return self.client.submit(run_on_worker, task, resources=dict(task.resources) or None, pure=False)
 
     def run(self, tasks: Sequence[Task]) -> Iterator[tuple[Task, Outcome | Exception]]:
         from distributed import as_completed
 
-        self.client.subscribe_topic(STARTED, self._started)
-        futures = {
-            self.client.submit(run_on_worker, task, resources=dict(task.resources) or None, pure=False): task
-            for task in tasks
-        }
+        self.client.subscribe_topic(STARTED, self.started)
+        futures = {self.submit(task): task for task in tasks}
         for future in as_completed(futures):
             try:
                 outcome: Outcome | Exception = future.result()
