@@ -29,7 +29,7 @@ KINDS: tuple[Kind, ...] = ("local", "slurm", "pbs", "sge")
 JOB_QUEUES = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster"}
 """dask-jobqueue's cluster class of each job scheduler."""
 STARTED = "autograder-task-started"
-"""The topic of the event a worker logs when it starts a task: a second start of a task is a retry."""
+"""The topic of the event a worker logs when it starts a task (its key): a second start of a task is a retry."""
 CONNECT_SECONDS = 20.0
 """How long the coordinator tries to reach a scheduler."""
 HOW_TO_INSTALL = "Dask is not installed: pip install -e '.[cluster]' (distributed and dask-jobqueue)"
@@ -44,7 +44,7 @@ def run_on_worker(task: Task) -> Outcome:
     from distributed import get_worker
 
     worker = get_worker()
-    worker.log_event(STARTED, task.student)
+    worker.log_event(STARTED, worker.get_current_task())
     with temp_root() as root:
         return run_task(task, root, threads_per_grader(worker.state.nthreads))
 
@@ -55,12 +55,18 @@ class DaskEngine:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.starts: Counter[str] = Counter()
+        """How often each task (its key) was started, on the cluster's word: a batch on the same cluster counts
+        its own tasks only."""
+        self.keys: set[str] = set()
+        """The keys of this engine's tasks."""
 
     @property
     def retried(self) -> int:
-        return sum(count - 1 for count in self.starts.values() if count > 1)
+        """This engine's tasks started again because their worker died: the starts after each one's first."""
+        return sum(count - 1 for key, count in self.starts.items() if key in self.keys)
 
     def started(self, event: tuple[float, str]) -> None:
+        """A worker started the task whose key is ``event``'s message (called by the client for each event)."""
         self.starts[event[1]] += 1
 
     def submit(self, task: Task) -> Any:
@@ -72,6 +78,7 @@ class DaskEngine:
 
         self.client.subscribe_topic(STARTED, self.started)
         futures = {self.submit(task): task for task in tasks}
+        self.keys |= {future.key for future in futures}
         for future in as_completed(futures):
             try:
                 outcome: Outcome | Exception = future.result()
@@ -119,14 +126,15 @@ def connect(distributed: Any, address: str, timeout: float = CONNECT_SECONDS) ->
 
 def start(kind: Kind, jobs: int, config: dict[str, Any]) -> Any:
     """A new cluster of ``kind``: ``jobs`` worker processes of one thread here (``local``), or ``jobs`` workers
-    that the job scheduler starts as ``config`` says (dask-jobqueue's keyword arguments).
+    that the job scheduler starts as ``config`` says (dask-jobqueue's keyword arguments; none for ``local``).
 
     Raises:
         ClusterError: ``kind`` is unknown or the cluster cannot start with ``config``.
     """
     if kind == "local":
-        local = {"n_workers": jobs, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
-        return _import("distributed").LocalCluster(**{**local, **config})
+        return _import("distributed").LocalCluster(
+            n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None
+        )
     if kind not in JOB_QUEUES:
         raise ClusterError(f"--cluster {kind}: not one of {', '.join(KINDS)}")
     cluster = job_queue(kind, config)

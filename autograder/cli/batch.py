@@ -1,5 +1,6 @@
 """``python -m autograder batch SUBMISSIONS --out DIR [--jobs N] [--only ID ...] [--force]``: grade a class
-(see :mod:`autograder.batch`)."""
+(see :mod:`autograder.batch`), on this machine or on a Dask cluster (``--scheduler ADDRESS``, ``--cluster KIND``:
+see :mod:`autograder.cluster`)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.scheduler and args.cluster:
         print("error: --scheduler and --cluster: grade on an existing cluster or start one, not both", file=sys.stderr)
+        return 2
+    if args.cluster_config and args.cluster in (None, "local"):
+        print("error: --cluster-config is for --cluster slurm, pbs or sge", file=sys.stderr)
         return 2
     options = ["--limits", str(args.limits.resolve())] if args.limits else []
     options += ["--in-process"] if args.in_process else []

@@ -82,8 +82,9 @@ def test_a_task_asks_the_cluster_for_the_resources_its_profile_needs_and_grading
     assert {name: profile.resources for name, profile in PROFILES.items()} == {"ci": {}, "cpu": {}, "gpu": {"GPU": 1}}
 
 
-def test_a_task_started_again_is_counted_as_one_retry():
+def test_each_start_of_a_task_after_its_first_is_a_retry_and_another_batchs_tasks_do_not_count():
     engine = cluster.DaskEngine(client=None)
-    for student in ("alice", "bob", "alice", "alice"):
-        engine.started((0.0, student))
+    engine.keys = {"grade-alice", "grade-bob"}
+    for key in ("grade-alice", "grade-bob", "grade-alice", "grade-alice", "another-batchs", "another-batchs"):
+        engine.started((0.0, key))
     assert engine.retried == 2
