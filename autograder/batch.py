@@ -154,7 +154,7 @@ def fingerprint(entry: Entry) -> str:
         return ""
 
 
-def task(entry: Entry, parts: Sequence[str], options: Sequence[str], timeout: float) -> Task:
+def task_of(entry: Entry, parts: Sequence[str], options: Sequence[str], timeout: float) -> Task:
     """The task that grades ``entry`` on any host (:mod:`autograder.tasks`)."""
     return Task(entry.student, entry.path.resolve(), tuple(parts), tuple(options), timeout)
 
@@ -318,7 +318,7 @@ def run(
     line += f"; {len(chosen)} chosen by --only" if only else ""
     line += f"; grading {len(todo)} again (--force)" if force else f"; {len(chosen) - len(todo)} already graded"
     print(line, flush=True)
-    tasks = [task(entry, parts, options, timeout) for entry in todo]
+    tasks = [task_of(entry, parts, options, timeout) for entry in todo]
     tally = grade_all(todo, out, tasks, engine or LocalPool(1))
     graded = set(todo)
     for entry in students:

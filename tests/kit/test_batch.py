@@ -383,7 +383,7 @@ def test_a_failure_of_the_batch_or_a_result_it_cannot_trust_costs_one_student_on
         def run(self, tasks):
             return [(task, outcomes[task.student]) for task in tasks]
 
-    tasks = [batch_engine.task(entry, PARTS, [], 60) for entry in entries_]
+    tasks = [batch_engine.task_of(entry, PARTS, [], 60) for entry in entries_]
     tally = batch_engine.grade_all(entries_, out, tasks, Engine())
     assert tally.statuses == {"not graded": 1, "grader error": 4} and str(tally) == "4 grader error, 1 not graded"
     assert [batch_engine.is_done(entry, out, PARTS) for entry in entries_] == [True, False, False, False, False]
