@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from autograder.tasks import Outcome, Task, run_task, temp_root, threads_per_grader
+from autograder.tasks import Outcome, Task, run_task, temp_root
 
 Kind = Literal["local", "slurm", "pbs", "sge"]
 KINDS: tuple[Kind, ...] = ("local", "slurm", "pbs", "sge")
@@ -40,13 +40,15 @@ class ClusterError(RuntimeError):
 
 
 def run_on_worker(task: Task) -> Outcome:
-    """Run ``task`` on the Dask worker calling this, one grader per thread of the worker's."""
+    """Run ``task`` on the Dask worker calling this: one grader per thread of the worker's, each with one OpenMP
+    thread (a worker thread is a core, as dask-jobqueue counts them; a worker cannot see how many other workers
+    share its host, so more threads per grader would oversubscribe a host that runs several)."""
     from distributed import get_worker
 
     worker = get_worker()
     worker.log_event(STARTED, worker.get_current_task())
     with temp_root() as root:
-        return run_task(task, root, threads_per_grader(worker.state.nthreads))
+        return run_task(task, root, threads=1)
 
 
 class DaskEngine:
