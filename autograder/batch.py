@@ -2,8 +2,12 @@
 
 ``SUBMISSIONS`` holds one entry per student, a folder or a ``.zip``; the entry's name (without
 ``.zip``) is the student's id. Each student is graded by a grader process of its own
-(``python -m autograder grade``), ``--jobs`` at a time, so nothing one submission does can stop
-the others. ``--only`` grades only the students named (the gradebook still lists everyone), and
+(``python -m autograder grade``), a task (:mod:`autograder.tasks`) that runs on this machine, ``--jobs``
+at a time, or on a Dask cluster (``--scheduler ADDRESS``, ``--cluster``: :mod:`autograder.cluster`), so
+nothing one submission does can stop the others. This process, the coordinator, alone writes ``DIR``:
+a task returns the bytes of the grader's ``results.json`` and log, and the coordinator checks them (this
+kit's version, this submission's SHA-256, these parts) before it writes them. ``--only`` grades only the
+students named (the gradebook still lists everyone), and
 ``--force`` grades again what is up to date. Written under ``DIR``:
 
 - ``students/<student>/results.json``: Gradescope's schema, written atomically (a reader never sees
@@ -29,45 +33,40 @@ folder, so a student id is never the name of a file of the batch, whatever it is
 hands in ``gradebook.csv`` gets ``students/gradebook.csv/``). ``DIR`` may not lie inside
 ``SUBMISSIONS``, where it would be taken for a student.
 
-A grader's temporary files (the staged submission, the copy of it its workers run in, which can be
-large) go to a directory of its own (its ``TMPDIR``) under the batch's temporary directory, and are
-removed as soon as it has ended, whether it finished, failed or was killed at ``--timeout``. A batch
-that is itself killed leaves its temporary directory to the next batch, which removes it.
+A grader's temporary files go to a directory of its own under a temporary directory of the process that
+runs its task, removed as soon as it has ended, whether it finished, failed or was killed at ``--timeout``
+(:mod:`autograder.tasks`). A batch that is itself killed leaves its temporary directory to the next batch,
+which removes it.
 
 Resumable: a student whose ``results.json`` was written by this version of the kit for the same
 submission (its SHA-256) is not graded again (unless ``--force``), so a batch killed half-way and run
-again grades only what is missing; grader errors are retried.
+again grades only what is missing; grader errors are retried. A task whose worker died is started again
+by the cluster and written once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
-import os
-import shutil
-import stat
-import subprocess
+import json
 import sys
-import tempfile
-import time
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
+from autograder.files import write_atomically
 from autograder.grading import not_graded
 from autograder.isolation import intake
-from autograder.isolation.launcher import parent_death_signal
-from autograder.reference import ROOT
 from autograder.reports.canvas import ASSIGNMENT, write_canvas
 from autograder.reports.class_report import write_class_report
 from autograder.reports.feedback import write_feedback
 from autograder.reports.gradebook import write_gradebook
 from autograder.reports.records import MISSING, StudentRecord, read_record
 from autograder.results import GRADER_ERROR, kit_version, read_results, results_json, write_results
+from autograder.tasks import Engine, LocalPool, Outcome, Task
 
 LOG_TAIL = 3000
 STUDENTS = "students"
@@ -155,52 +154,62 @@ def fingerprint(entry: Entry) -> str:
         return ""
 
 
-def grade_one(
-    entry: Entry,
-    out: Path,
-    parts: Sequence[str],
-    options: Sequence[str],
-    threads: int,
-    timeout: float,
-    temp_root: Path,
-) -> dict:
-    """Grade ``entry`` in a grader process of its own; its ``results.json`` exists afterwards, whatever happened.
+def task_of(entry: Entry, parts: Sequence[str], options: Sequence[str], timeout: float) -> Task:
+    """The task that grades ``entry`` on any host (:mod:`autograder.tasks`)."""
+    return Task(entry.student, entry.path.resolve(), tuple(parts), tuple(options), timeout)
 
-    The grader's temporary files (the staged submission, its workers' scratch) go to a directory of its own
-    under ``temp_root`` (its ``TMPDIR``), removed when the grader has ended, also when it was killed."""
+
+def record(entry: Entry, out: Path, task: Task, outcome: Outcome) -> dict:
+    """Check what the grader of ``task`` left for ``entry`` and write its ``grader.log`` and ``results.json``
+    (atomically), or a grader error that says what was wrong; return the results written.
+
+    The results are the grader's when it ended well and they are this kit's (its version) for this submission
+    (its SHA-256, read here) and these parts; they then say which host graded (``extra_data.host``)."""
     folder = entry.folder(out)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in [*folder.glob("*.tmp"), entry.results(out), entry.feedback(out)]:  # a killed writer's; outdated
         stale.unlink(missing_ok=True)
-    log = folder / "grader.log"
-    command = [sys.executable, "-m", "autograder", "grade", str(entry.path.resolve()), "--out", str(folder)]
-    command += ["--parts", *parts, *options]
-    temp = Path(tempfile.mkdtemp(prefix="grader-", dir=temp_root))
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", "TMPDIR": str(temp)}
-    start = time.perf_counter()
+    write_atomically(folder / "grader.log", outcome.log)
+    results = _results(outcome)
+    problem = _problem(entry, task, outcome, results)
+    if problem or results is None:
+        return grader_error(entry, out, task.parts, problem, outcome.seconds)
+    results["extra_data"]["host"] = outcome.host
+    write_results(entry.results(out), results)
+    return results
+
+
+def _results(outcome: Outcome) -> dict | None:
+    """The grader's results when it ended well and they have the kit's shape, else ``None``."""
     try:
-        with log.open("wb") as stream:
-            process = subprocess.Popen(
-                command, cwd=ROOT, stdout=stream, stderr=subprocess.STDOUT, env=env, preexec_fn=parent_death_signal
-            )
-            try:
-                code = process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()  # its sandbox goes with it (bubblewrap's --die-with-parent, a parent-death signal)
-                process.wait()
-                code = None
-    finally:
-        remove_tree(temp)
-    results = read_results(entry.results(out))
-    if results is not None and code == 0:
-        return results
-    if code is None:
-        what = f"did not finish within {timeout:g} s"
-    else:
-        what = f"stopped with exit code {code}" if code else "finished without writing results.json"
-    tail = log.read_bytes()[-LOG_TAIL:].decode("utf-8", "replace").strip()
-    problem = f"the grader {what} (its log: grader.log). Its last output:\n{tail}"
-    return grader_error(entry, out, parts, problem, time.perf_counter() - start)
+        results = json.loads(outcome.results or b"")
+    except ValueError:
+        return None
+    shaped = isinstance(results, dict) and isinstance(results.get("extra_data"), dict)
+    return results if shaped and outcome.code == 0 else None
+
+
+def _problem(entry: Entry, task: Task, outcome: Outcome, results: dict | None) -> str:
+    """What is wrong with the grader's ``results`` for ``entry``, or ``""``."""
+    if results is None:
+        if outcome.code is None:
+            what = f"did not finish within {task.timeout:g} s"
+        elif outcome.code:
+            what = f"stopped with exit code {outcome.code}"
+        elif outcome.results is None:
+            what = "finished without writing results.json"
+        else:
+            what = "wrote a results.json that is not the kit's"
+        end = outcome.log[-LOG_TAIL:].decode("utf-8", "replace").strip()
+        return f"the grader {what} (its log: grader.log). Its last output:\n{end}"
+    extra, on = results["extra_data"], f"the grader on {outcome.host}"
+    if extra.get("kit_version") != kit_version():
+        return f"{on} runs another version of the kit: install the same commit on every host"
+    if extra.get("submission_sha256") != fingerprint(entry):
+        return f"{on} graded another copy of the submission: the workers must read it at the same path ({entry.path})"
+    if extra.get("parts") != sorted(task.parts):
+        return f"{on} graded parts {extra.get('parts')}, not {sorted(task.parts)}"
+    return ""
 
 
 def grader_error(entry: Entry, out: Path, parts: Sequence[str], problem: str, seconds: float = 0.0) -> dict:
@@ -214,40 +223,48 @@ def grader_error(entry: Entry, out: Path, parts: Sequence[str], problem: str, se
     return results
 
 
-def grade_all(
-    todo: Sequence[Entry], out: Path, parts: Sequence[str], options: Sequence[str], *, jobs: int, timeout: float
-) -> dict[str, int]:
-    """Grade ``todo``, ``jobs`` students at once with a progress bar; how many ended with each status.
+@dataclass
+class Tally:
+    """What a run did: how many gradings ended with each status, and how many tasks were started again."""
 
-    The graders' temporary directories live under one of the batch's own (``autograder-batch-<pid>-*`` in
-    the system's temporary directory), removed at the end; those of batches killed before their end go at
-    the start of the next."""
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    statuses: dict[str, int] = {}
-    remove_stale_roots()
-    temp_root = Path(tempfile.mkdtemp(prefix=f"autograder-batch-{os.getpid()}-"))
-    try:
-        with (
-            ThreadPoolExecutor(max_workers=jobs) as pool,
-            tqdm(total=len(todo), unit="submission", desc="grading", file=sys.stderr) as progress,
-        ):
-            futures = {pool.submit(grade_one, e, out, parts, options, threads, timeout, temp_root): e for e in todo}
-            for future in as_completed(futures):
-                entry = futures[future]
-                try:
-                    results = future.result()
-                    status, score = str(results["extra_data"]["status"]), float(results["score"])
-                except Exception as error:  # the batch's own failure, or a results.json not the kit's: this one only
-                    grader_error(entry, out, parts, f"the batch failed to grade it ({error!r})")
-                    status, score = GRADER_ERROR, 0.0
-                statuses[status] = statuses.get(status, 0) + 1
-                with contextlib.suppress(OSError):  # the reports at the end meet a full disk too, and say so
-                    update_feedback(entry, out)
-                progress.set_postfix_str(f"{entry.student}: {score:g} ({status})")
-                progress.update()
-    finally:
-        remove_tree(temp_root)
-    return statuses
+    statuses: Counter[str] = field(default_factory=Counter)
+    retried: int = 0
+    """Tasks started again because the worker running them died (each still counted once in ``statuses``)."""
+
+    def __str__(self) -> str:
+        ended = ", ".join(f"{count} {status}" for status, count in sorted(self.statuses.items()))
+        return (ended or "nothing to grade") + (
+            f"; {self.retried} retried after their worker died" if self.retried else ""
+        )
+
+
+def grade_all(todo: Sequence[Entry], out: Path, tasks: Sequence[Task], engine: Engine) -> Tally:
+    """Grade ``todo`` (``tasks``, one per entry) on ``engine`` with a progress bar and a live count of the gradings
+    done, failed (grader errors) and retried; write each result as it comes, once. One failure (of the batch, a
+    worker, a results.json not the kit's) costs its student only: a grader error, graded again next run."""
+    entry_of = {task.student: entry for entry, task in zip(todo, tasks, strict=True)}
+    tally = Tally()
+    with tqdm(total=len(todo), unit="submission", desc="grading", file=sys.stderr) as progress:
+        for task, outcome in engine.run(tasks):
+            entry = entry_of[task.student]
+            try:
+                if isinstance(outcome, Exception):
+                    raise outcome
+                results = record(entry, out, task, outcome)
+                status, score = str(results["extra_data"]["status"]), float(results["score"])
+            except Exception as error:  # the batch's own failure, or a results.json not the kit's: this one only
+                grader_error(entry, out, task.parts, f"the batch failed to grade it ({error!r})")
+                status, score = GRADER_ERROR, 0.0
+            tally.statuses[status] += 1
+            tally.retried = engine.retried
+            with contextlib.suppress(OSError):  # the reports at the end meet a full disk too, and say so
+                update_feedback(entry, out)
+            done, failed = tally.statuses.total(), tally.statuses[GRADER_ERROR]
+            progress.set_postfix_str(
+                f"{entry.student}: {score:g} ({status}); done {done}, failed {failed}, retried {tally.retried}"
+            )
+            progress.update()
+    return tally
 
 
 def update_feedback(entry: Entry, out: Path, *, when_stale: bool = False) -> None:
@@ -280,15 +297,16 @@ def run(
     parts: Sequence[str],
     options: Sequence[str],
     *,
-    jobs: int = 1,
+    engine: Engine | None = None,
     timeout: float = 3600.0,
     only: Sequence[str] = (),
     force: bool = False,
     assignment: str = ASSIGNMENT,
-) -> tuple[dict[str, int], list[Path]]:
+) -> tuple[Tally, list[Path]]:
     """Grade the students of ``submissions`` that ``only`` names (default: all) whose result is not up to date
-    (with ``force``, all of them), bring every student's feedback up to date and write the class's reports;
-    print what it grades. Returns how many gradings ended with each status, and the reports' paths.
+    (with ``force``, all of them) on ``engine`` (default: this machine, one grader at a time), bring every
+    student's feedback up to date and write the class's reports; print what it grades. Returns what the run
+    did, and the reports' paths.
 
     Raises:
         UnknownStudents: ``only`` names a student who has no submission (before anything is graded).
@@ -300,49 +318,11 @@ def run(
     line += f"; {len(chosen)} chosen by --only" if only else ""
     line += f"; grading {len(todo)} again (--force)" if force else f"; {len(chosen) - len(todo)} already graded"
     print(line, flush=True)
-    statuses = grade_all(todo, out, parts, options, jobs=jobs, timeout=timeout)
+    tasks = [task_of(entry, parts, options, timeout) for entry in todo]
+    tally = grade_all(todo, out, tasks, engine or LocalPool(1))
     graded = set(todo)
     for entry in students:
         if entry not in graded:
             with contextlib.suppress(OSError):
                 update_feedback(entry, out, when_stale=True)
-    return statuses, write_reports(students, out, assignment)
-
-
-def remove_stale_roots() -> None:
-    """Remove the temporary directories of this user's batches that were killed (their process is gone)."""
-    for root in Path(tempfile.gettempdir()).glob("autograder-batch-*-*"):
-        pid = root.name.split("-")[2]
-        with contextlib.suppress(OSError):
-            info = root.lstat()
-            if pid.isdigit() and stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not _running(int(pid)):
-                remove_tree(root)
-
-
-def _running(pid: int) -> bool:
-    """Whether process ``pid`` exists (of any user)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's
-        pass
-    return True
-
-
-def remove_tree(path: Path) -> None:
-    """Remove ``path`` and all it holds, never following a link, also folders a student's code made read-only.
-
-    Those are made writable again only when the batch is not root: root needs no permission to remove them,
-    and a permission it changed could, through a link a dying process swapped in, be a file's outside."""
-    shutil.rmtree(path, ignore_errors=True)
-    if not os.path.lexists(path) or os.geteuid() == 0:
-        return
-    folders = [path]
-    while folders:
-        folder = folders.pop()
-        if folder.is_dir() and not folder.is_symlink():
-            with contextlib.suppress(OSError):
-                folder.chmod(0o700)
-                folders += folder.iterdir()
-    shutil.rmtree(path, ignore_errors=True)
+    return tally, write_reports(students, out, assignment)

@@ -51,10 +51,11 @@ def measure(runs: int, mode: list[str], label: str, tmp: Path) -> float:
     return statistics.median(walls)
 
 
-def batch_seconds(submissions: Path, out: Path, jobs: int) -> float:
+def batch_seconds(submissions: Path, out: Path, *options: str) -> float:
+    """Wall seconds of ``python -m autograder batch`` on ``submissions`` with ``options``, a fresh ``out``."""
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "autograder", "batch", str(submissions), "--out", str(out), "--jobs", str(jobs)],
+        [sys.executable, "-m", "autograder", "batch", str(submissions), "--out", str(out), *options],
         cwd=ROOT,
         check=True,
         capture_output=True,
@@ -62,14 +63,19 @@ def batch_seconds(submissions: Path, out: Path, jobs: int) -> float:
     return time.perf_counter() - start
 
 
-def measure_batch(runs: int, size: int, tmp: Path) -> None:
-    submissions = tmp / "class"
+def make_class(submissions: Path, size: int) -> Path:
+    """``size`` copies of the reference in ``submissions``, one zip each."""
     submissions.mkdir()
     for number in range(size):
         shutil.make_archive(str(submissions / f"student{number}"), "zip", ROOT / "solutions", "diffusion")
+    return submissions
+
+
+def measure_batch(runs: int, size: int, tmp: Path) -> None:
+    submissions = make_class(tmp / "class", size)
     medians = {}
     for jobs in (1, 2):
-        walls = [batch_seconds(submissions, tmp / f"batch-j{jobs}-{i}", jobs) for i in range(runs)]
+        walls = [batch_seconds(submissions, tmp / f"batch-j{jobs}-{i}", "--jobs", str(jobs)) for i in range(runs)]
         medians[jobs] = statistics.median(walls)
         each = ", ".join(f"{w:.1f}" for w in walls)
         rate = size / medians[jobs] * 60

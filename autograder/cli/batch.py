@@ -1,13 +1,15 @@
 """``python -m autograder batch SUBMISSIONS --out DIR [--jobs N] [--only ID ...] [--force]``: grade a class
-(see :mod:`autograder.batch`)."""
+(see :mod:`autograder.batch`), on this machine or on a Dask cluster (``--scheduler ADDRESS``, ``--cluster KIND``:
+see :mod:`autograder.cluster`)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
-from autograder import batch
+from autograder import batch, cluster
 from autograder.cli.options import add_limits_option, add_parts_option
 from autograder.parts import PART_NAMES
 from autograder.reports.canvas import ASSIGNMENT
@@ -23,7 +25,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("submissions", type=Path, help="directory with one folder or .zip per student")
     parser.add_argument("--out", type=Path, required=True, help="directory for the results, gradebook and reports")
-    parser.add_argument("--jobs", type=int, default=1, help="students graded at once (default 1)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="students graded at once on this machine (default 1); with --cluster, the workers to start",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="grade on the Dask cluster whose scheduler is at ADDRESS (tcp://HOST:8786); its workers need the kit "
+        "(the same commit) and the submissions at the same path",
+    )
+    parser.add_argument(
+        "--cluster",
+        choices=cluster.KINDS,
+        help="start a Dask cluster to grade on: local (--jobs worker processes here), or slurm, pbs, sge "
+        "(--jobs workers as jobs; dask-jobqueue)",
+    )
+    parser.add_argument(
+        "--cluster-config",
+        type=Path,
+        metavar="FILE.toml",
+        help="the cluster's settings: dask-jobqueue's arguments (cores, memory, queue, account, walltime, "
+        "job_extra_directives, worker_extra_args, ...)",
+    )
+    parser.add_argument(
+        "--print-job-script", action="store_true", help="print the job script --cluster would submit, and stop"
+    )
     parser.add_argument(
         "--timeout", type=float, default=3600.0, help="seconds one student's grading may take in all (default 3600)"
     )
@@ -56,23 +85,51 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         print("error: --jobs must be at least 1", file=sys.stderr)
         return 2
+    if args.scheduler and args.cluster:
+        print("error: --scheduler and --cluster: grade on an existing cluster or start one, not both", file=sys.stderr)
+        return 2
+    if args.cluster_config and args.cluster in (None, "local"):
+        print("error: --cluster-config is for --cluster slurm, pbs or sge", file=sys.stderr)
+        return 2
     options = ["--limits", str(args.limits.resolve())] if args.limits else []
     options += ["--in-process"] if args.in_process else []
     try:
-        statuses, written = batch.run(
-            args.submissions,
-            args.out,
-            args.parts or list(PART_NAMES),
-            options,
-            jobs=args.jobs,
-            timeout=args.timeout,
-            only=args.only,
-            force=args.force,
-            assignment=args.canvas_assignment,
-        )
+        if args.print_job_script:
+            return print_job_script(args)
+        with engine(args) as running:
+            tally, written = batch.run(
+                args.submissions,
+                args.out,
+                args.parts or list(PART_NAMES),
+                options,
+                engine=running,
+                timeout=args.timeout,
+                only=args.only,
+                force=args.force,
+                assignment=args.canvas_assignment,
+            )
     except batch.UnknownStudents as error:
         print(f"error: --only: {error}", file=sys.stderr)
         return 2
-    summary = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())) or "nothing to grade"
-    print(f"this run: {summary}; wrote {', '.join(str(path) for path in written)}")
+    except cluster.ClusterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"this run: {tally}; wrote {', '.join(str(path) for path in written)}")
+    return 0
+
+
+def engine(args: argparse.Namespace) -> contextlib.AbstractContextManager[batch.Engine]:
+    """Where the tasks run: a Dask cluster (``--scheduler``, ``--cluster``), else this machine (``--jobs``)."""
+    if args.scheduler or args.cluster:
+        return cluster.dask_engine(args.scheduler, args.cluster, args.jobs, args.cluster_config)
+    return contextlib.nullcontext(batch.LocalPool(args.jobs))
+
+
+def print_job_script(args: argparse.Namespace) -> int:
+    """Print the job script of ``--cluster`` (slurm, pbs, sge) with ``--cluster-config``; submit nothing."""
+    if args.cluster not in cluster.JOB_QUEUES:
+        print("error: --print-job-script needs --cluster slurm, pbs or sge", file=sys.stderr)
+        return 2
+    with cluster.job_queue(args.cluster, cluster.read_config(args.cluster_config)) as queue:
+        print(queue.job_script())
     return 0

@@ -32,6 +32,10 @@ class Profile:
     plans: dict[str, dict[str, Any]]
     limits: Limits = field(default_factory=Limits)
     description: str = ""
+    resources: dict[str, float] = field(default_factory=dict)
+    """What a cluster's worker must have to run this profile (Dask worker resources, see
+    :attr:`autograder.tasks.Task.resources`): a GPU for ``gpu``. The harness runs one submission at a time
+    (``harness``); a class harness on a cluster would pass these with its tasks."""
 
 
 MIXTURE_CI = {
@@ -105,5 +109,6 @@ PROFILES: dict[str, Profile] = {
         {"mixture2d": {**MIXTURE_CPU, "width": 256, "train_steps": 6000, "n_samples": 8000}},
         Limits(wall_seconds=3600, cpu_seconds=14400, memory_bytes=64 << 30),
         "2-D mixture at a larger scale, on CUDA",
+        resources={"GPU": 1},
     ),
 }

@@ -14,20 +14,26 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 import zipfile
 from pathlib import Path
 
+import distributed
+import psutil
 import pytest
 
 from autograder import batch as batch_engine
 from autograder.batch import entries, write_reports
 from autograder.cli import batch as cli_batch
+from autograder.grading import not_graded
 from autograder.isolation.intake import MAX_FILE_BYTES
 from autograder.isolation.launcher import isolation
 from autograder.parts import PART_BY_NAME
+from autograder.results import results_json
+from autograder.tasks import Outcome
 from tests.plugin import ROOT
 
 SOLUTIONS = ROOT / "solutions" / "diffusion"
@@ -165,6 +171,13 @@ def processes_using(temp: Path) -> list[str]:
     return found
 
 
+def grading(worker: psutil.Process) -> bool:
+    """Whether a grader (``python -m autograder grade``) runs as a child of the Dask worker ``worker``."""
+    with contextlib.suppress(psutil.Error):
+        return any("autograder" in child.cmdline() for child in worker.children())
+    return False
+
+
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory) -> tuple[Path, Path, Path]:
     submissions = tmp_path_factory.mktemp("class")
@@ -210,11 +223,29 @@ def test_the_gradebook_lists_every_student_once_and_nothing_is_left_half_written
     assert not list(temp.iterdir()), "the batch left temporary files behind"
 
 
-def test_a_second_batch_gives_the_same_gradebook_and_a_third_grades_nothing(graded_class, tmp_path):
+def test_a_cluster_that_loses_a_worker_grades_everyone_once_with_the_same_gradebook(graded_class, tmp_path):
+    """The class again on a local Dask cluster of two worker processes (``--scheduler``), one of them killed while
+    it grades: the scheduler starts its task again elsewhere, the coordinator writes every student once, and the
+    gradebook is the local batch's, byte for byte; a third run grades nothing."""
     submissions, out, _ = graded_class
     again = tmp_path / "again"
-    finished(batch(submissions, again, "--jobs", "1"))
-    assert (again / "gradebook.csv").read_text() == (out / "gradebook.csv").read_text()
+    local = {"n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+    with distributed.LocalCluster(**local) as cluster, distributed.Client(cluster) as client:
+        workers = [psutil.Process(pid) for pid in client.run(os.getpid).values()]
+        process = batch(submissions, again, "--scheduler", cluster.scheduler_address)
+        while not (busy := [worker for worker in workers if grading(worker)]) and process.poll() is None:
+            time.sleep(0.1)
+        assert busy, "no worker ever ran a grader"
+        busy[0].kill()
+        output = finished(process)
+    graded = output.rpartition("this run: ")[2].partition(";")[0]
+    assert sum(int(status.split()[0]) for status in graded.split(", ")) == len(BROKEN), output
+    assert "; 1 retried after their worker died" in output
+    assert (again / "gradebook.csv").read_bytes() == (out / "gradebook.csv").read_bytes()
+    assert sorted(p.parent.name for p in again.glob("students/*/results.json")) == sorted(BROKEN)
+    assert {json.loads(p.read_text())["extra_data"]["host"] for p in again.glob("students/*/results.json")} == {
+        socket.gethostname()
+    }
     retried = sum(row["status"] == "grader error" for row in rows(again).values())  # kills-its-grader, unsandboxed
     assert retried == (0 if isolation().sandboxed else 1)
     output = finished(batch(submissions, again))
@@ -326,26 +357,41 @@ def test_a_grader_killed_at_the_timeout_leaves_nothing_behind(tmp_path):
     assert not processes_using(temp), "a process of the killed grader still runs"
 
 
-def test_a_failure_of_the_batch_itself_costs_one_student_only(tmp_path, monkeypatch):
-    for student in ("alice", "bob", "carol"):
+def test_a_failure_of_the_batch_or_a_result_it_cannot_trust_costs_one_student_only(tmp_path):
+    students = ["alice", "bob", "carol", "dave", "erin"]
+    for student in students:
         (tmp_path / "class" / student).mkdir(parents=True)
-    out, students = tmp_path / "out", entries(tmp_path / "class")
+    out, entries_ = tmp_path / "out", entries(tmp_path / "class")
+    kit = results_json(not_graded("nothing handed in", parts=PARTS))
 
-    def grade_one(entry, out, parts, *_):
-        if entry.student == "bob":
-            raise OSError(28, "No space left on device")
-        if entry.student == "carol":
-            return {"score": "a results.json some process rewrote"}
-        return batch_engine.grader_error(entry, out, parts, "graded by the test")
+    def graded(student: str, **extra) -> Outcome:
+        sha = batch_engine.fingerprint(next(entry for entry in entries_ if entry.student == student))
+        results = {**kit, "extra_data": {**kit["extra_data"], "submission_sha256": sha, **extra}}
+        return Outcome(json.dumps(results).encode(), b"the grader's log", 0, 1.0, "node-7")
 
-    def fingerprint(sources):
-        raise RecursionError("a submission nested too deep to read")
+    outcomes = {
+        "alice": graded("alice"),
+        "bob": OSError(28, "No space left on device"),
+        "carol": Outcome(b'{"score": "a results.json some process rewrote"}', b"", 0, 1.0, "node-7"),
+        "dave": graded("dave", kit_version="another kit"),
+        "erin": graded("erin", submission_sha256="0" * 64),
+    }
 
-    monkeypatch.setattr(batch_engine, "grade_one", grade_one)
-    monkeypatch.setattr(batch_engine.intake, "fingerprint", fingerprint)
-    statuses = batch_engine.grade_all(students, out, PARTS, [], jobs=2, timeout=60)
-    assert statuses == {"grader error": 3}
-    assert not any(batch_engine.is_done(entry, out, PARTS) for entry in students)
-    batch_engine.write_reports(students, out)
-    assert "No space left on device" in rows(out)["bob"]["notes"] and len(rows(out)) == 3
-    assert "the batch failed to grade it (KeyError" in rows(out)["carol"]["notes"]
+    class Engine:
+        retried = 0
+
+        def run(self, tasks):
+            return [(task, outcomes[task.student]) for task in tasks]
+
+    tasks = [batch_engine.task_of(entry, PARTS, [], 60) for entry in entries_]
+    tally = batch_engine.grade_all(entries_, out, tasks, Engine())
+    assert tally.statuses == {"not graded": 1, "grader error": 4} and str(tally) == "4 grader error, 1 not graded"
+    assert [batch_engine.is_done(entry, out, PARTS) for entry in entries_] == [True, False, False, False, False]
+    assert json.loads((out / "students" / "alice" / "results.json").read_text())["extra_data"]["host"] == "node-7"
+    assert (out / "students" / "alice" / "grader.log").read_bytes() == b"the grader's log"
+    batch_engine.write_reports(entries_, out)
+    notes = {student: row["notes"] for student, row in rows(out).items()}
+    assert "No space left on device" in notes["bob"] and len(notes) == 5
+    assert "the grader wrote a results.json that is not the kit's" in notes["carol"]
+    assert "the grader on node-7 runs another version of the kit: install the same commit" in notes["dave"]
+    assert "the grader on node-7 graded another copy of the submission: the workers must read it" in notes["erin"]

@@ -1,0 +1,90 @@
+"""The Dask side of a batch: what a TA meets before anything is graded (an address no scheduler answers at, the
+README's Slurm example and its job script) and the resources a task asks for.
+
+A class graded on a real local cluster that loses a worker is in ``test_batch.py`` (it shares that file's class).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tomllib
+from pathlib import Path
+
+import distributed
+import pytest
+
+from autograder import cluster
+from autograder.cli import batch as cli_batch
+from autograder.harness.profiles import PROFILES
+from autograder.tasks import Task
+from tests.plugin import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def parsed(*argv: str) -> argparse.Namespace:
+    """``batch``'s arguments as its command line parses ``argv``."""
+    parser = argparse.ArgumentParser()
+    cli_batch.add_parser(parser.add_subparsers())
+    return parser.parse_args(["batch", *argv])
+
+
+def test_an_address_no_scheduler_answers_at_stops_the_batch_and_says_how_to_start_one(tmp_path, capsys):
+    with pytest.raises(cluster.ClusterError) as raised:
+        cluster.connect(distributed, "tcp://127.0.0.1:9", timeout=1)
+    assert "--scheduler tcp://127.0.0.1:9: no Dask scheduler answers there within 1 s" in str(raised.value)
+    assert "Start one with `dask scheduler`" in str(raised.value)
+    (tmp_path / "class" / "alice").mkdir(parents=True)
+    args = parsed(str(tmp_path / "class"), "--out", str(tmp_path / "out"), "--scheduler", "host-without-port")
+    assert cli_batch.run(args) == 2
+    error = capsys.readouterr().err
+    assert "error: --scheduler host-without-port: no Dask scheduler answers there" in error
+    assert "leave out --scheduler to grade on this machine" in error and not (tmp_path / "out").exists()
+
+
+def test_the_readmes_slurm_example_makes_the_job_script_it_shows(tmp_path, capsys):
+    example = re.search(r"for example `slurm.toml`:\n\n```toml\n(.*?)```", README, re.S)
+    shown = re.search(r"The job script it prints:\n\n```bash\n(.*?)```", README, re.S)
+    assert example and shown, "the README's Slurm example is gone"
+    config = tmp_path / "slurm.toml"
+    config.write_text(example.group(1))
+    (tmp_path / "class").mkdir()
+    argv = ["--cluster", "slurm", "--cluster-config", str(config), "--print-job-script"]
+    assert cli_batch.run(parsed(str(tmp_path / "class"), "--out", str(tmp_path / "out"), *argv)) == 0
+    script = capsys.readouterr().out
+    address = re.compile(r"tcp://[\d.]+:\d+")  # the scheduler's: where the batch runs
+    assert address.sub("ADDRESS", script.strip()) == address.sub("ADDRESS", shown.group(1).strip())
+    slurm_only = ("account", "job_extra_directives")  # SGE has no account; the directives are sbatch's
+    portable = {key: value for key, value in tomllib.loads(example.group(1)).items() if key not in slurm_only}
+    for kind, directive in (("pbs", "#PBS -q cpu"), ("sge", "#$ -q cpu")):
+        with cluster.job_queue(kind, portable) as queue:
+            assert directive in queue.job_script(), kind
+
+
+def test_a_cluster_config_the_job_queue_refuses_says_which_key(tmp_path):
+    with pytest.raises(cluster.ClusterError, match="(?s)SLURMCluster refuses it .*'cpus'.* its keys are"):
+        cluster.job_queue("slurm", {"cpus": 4})
+    with pytest.raises(cluster.ClusterError, match="--cluster-config .*nowhere.toml: cannot read it"):
+        cluster.read_config(tmp_path / "nowhere.toml")
+
+
+def test_a_task_asks_the_cluster_for_the_resources_its_profile_needs_and_grading_for_none():
+    class Client:
+        def submit(self, function, task, **options):
+            return function, options["resources"]
+
+    engine = cluster.DaskEngine(Client())
+    grading = Task("alice", Path("/submissions/alice"), ("schedules",), (), 60.0)
+    gpu = Task("alice", Path("/submissions/alice"), (), (), 60.0, resources=PROFILES["gpu"].resources)
+    assert engine.submit(grading) == (cluster.run_on_worker, None)
+    assert engine.submit(gpu) == (cluster.run_on_worker, {"GPU": 1})
+    assert {name: profile.resources for name, profile in PROFILES.items()} == {"ci": {}, "cpu": {}, "gpu": {"GPU": 1}}
+
+
+def test_each_start_of_a_task_after_its_first_is_a_retry_and_another_batchs_tasks_do_not_count():
+    engine = cluster.DaskEngine(client=None)
+    engine.keys = {"grade-alice", "grade-bob"}
+    for key in ("grade-alice", "grade-bob", "grade-alice", "grade-alice", "another-batchs", "another-batchs"):
+        engine.started((0.0, key))
+    assert engine.retried == 2
