@@ -41,6 +41,7 @@ from pathlib import Path
 from autograder.isolation.budget import Budget
 from autograder.sandbox.limits import Limits, apply_limits
 
+NOBODY = 65534
 UID_BASE = 1 << 30
 """Workers' user ids (as root): ``UID_BASE + (grader pid << 8) + n``, unique on the machine while the grader lives."""
 PROBE_UID = UID_BASE - 1
@@ -91,8 +92,17 @@ def isolation() -> Isolation:
         reason = probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else f"exit {probe.returncode}"
         return _fallback(f"bubblewrap cannot run here ({reason})")
     root = os.geteuid() == 0
-    user = "; as a user of its own" if root else ""
-    return Isolation(True, f"sandboxed with bubblewrap: no network, read-only system, scratch only{user}", root)
+    own = root and _can_become(PROBE_UID)
+    user = "; as a user of its own" if own else "; as nobody (this machine maps no other user ids)" if root else ""
+    return Isolation(True, f"sandboxed with bubblewrap: no network, read-only system, scratch only{user}", own)
+
+
+def _can_become(uid: int) -> bool:
+    """Whether root can switch to user ``uid`` here (a user namespace may map only some ids, e.g. up to 65535)."""
+    try:
+        return subprocess.run(["true"], preexec_fn=functools.partial(become, uid), timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def _fallback(why: str) -> Isolation:
@@ -134,10 +144,18 @@ def become(uid: int) -> None:
 
 
 def worker_user() -> int | None:
-    """A fresh user id for one sandbox's processes, or ``None`` where they run as the grader's user."""
+    """A fresh user id for one sandbox's processes, or ``None`` where they have none of their own."""
     if not isolation().own_user:
         return None
     return UID_BASE + (os.getpid() << 8) + next(_users) % 256
+
+
+def runs_as(uid: int | None) -> int | None:
+    """The user a sandbox's processes run as: ``uid`` (:func:`worker_user`), else ``nobody`` in bubblewrap as root
+    where no other id can be used, else ``None`` (the grader's user)."""
+    if uid is None and isolation().sandboxed and os.geteuid() == 0:
+        return NOBODY
+    return uid
 
 
 def _namespaces() -> list[str]:
@@ -180,7 +198,8 @@ def command(stage: Path, scratch: Path, uid: int | None) -> list[str]:
     python = [sys.executable, "-I", "-c", BOOT.format(stage="/sandbox" if isolation().sandboxed else str(stage))]
     if not isolation().sandboxed:
         return python
-    drop = [] if uid is None else ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
+    user = runs_as(uid)
+    drop = [] if user is None else ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--"]
     return [
         shutil.which("bwrap"),
         *_namespaces(),
@@ -201,6 +220,7 @@ def command(stage: Path, scratch: Path, uid: int | None) -> list[str]:
 def prepare(tmp: Path, stage: Path, scratch: Path, uid: int | None) -> None:
     """Make ``stage`` readable by the worker's user ``uid`` (whatever the kit's files' modes) and ``scratch`` its
     own: no other user, another submission's included, may enter it."""
+    uid = runs_as(uid)
     if uid is None:
         return
     tmp.chmod(0o711)
@@ -253,7 +273,8 @@ def parent_death_signal() -> None:
 def nproc(limits: Limits, uid: int | None) -> int:
     """RLIMIT_NPROC for ``limits``: it counts every task of the user, so as the grader's user the grader's own
     tasks come on top; a worker's user of its own (``uid``) runs nothing else."""
-    return limits.processes if uid is not None else sum(_tasks_of(os.getuid()).values()) + limits.processes
+    own = runs_as(uid) is not None  # nobody, where it is the fallback, runs little else
+    return limits.processes if own else sum(_tasks_of(os.getuid()).values()) + limits.processes
 
 
 def limiter(limits: Limits, processes: int, budget: Budget | None, uid: int | None) -> Callable[[], None]:
