@@ -230,11 +230,13 @@ class SmoothDenoiser(Denoiser):
     ``eps = scale · ((0.5 + u) · sin(1.3 x + 2u) + 0.2 x + c_y · cos(0.7 x + y))`` with ``u = (t + 1) / T``
     and a per-label weight ``c_y = 0.3 · (y + 1) / (K + 1)`` (no label term without ``y``);
     ``K = num_classes``, and ``y = K`` is the null label like any other. Computed in float64.
-    ``record_inputs``: see :class:`Denoiser`.
+    ``record_outputs``, ``record_inputs``: see :class:`Denoiser`.
     """
 
-    def __init__(self, T: int, num_classes: int = 10, record_inputs: bool = False) -> None:
-        super().__init__(record_inputs=record_inputs)
+    def __init__(
+        self, T: int, num_classes: int = 10, record_outputs: bool = False, record_inputs: bool = False
+    ) -> None:
+        super().__init__(record_outputs=record_outputs, record_inputs=record_inputs)
         self.T, self.num_classes = T, num_classes
 
     def eps(

@@ -24,6 +24,7 @@ from autograder.checks.framework import (
     expect_tensor,
     single_threaded,
 )
+from autograder.checks.numerics import binomial_threshold
 from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, ScheduleSpec, cases
 from autograder.isolation.submission import Submission
@@ -134,6 +135,38 @@ def drop_labels_rate(sub: Submission) -> None:
             example=f"{example}, twice",
             hint="draw the uniforms from `generator`, never from the global random state",
         )
+    expect_independent_drops(drop_labels)
+
+
+BATCH_N, BATCH_CALLS = 8, 60
+
+
+def expect_independent_drops(drop_labels) -> None:
+    """Each label is dropped independently, so the number dropped from a batch of ``n`` is ``Binomial(n, ½)`` at
+    ``p_uncond = ½``: exactly ``n/2`` with probability ``C(n, n/2)/2ⁿ`` (70/256 for n = 8). Over
+    :data:`BATCH_CALLS` seeds the count of batches with exactly ``n/2`` dropped is binomial, and reaching
+    :func:`~autograder.checks.numerics.binomial_threshold` fails a correct implementation with probability
+    ≤ 1e-9; dropping an exact fraction ``round(p·n)`` of every batch reaches it every time."""
+    y = torch.arange(BATCH_N, dtype=torch.long) % 10
+    example = f"drop_labels(y of {BATCH_N} labels, p_uncond=0.5, num_classes=10), generator seeds 0..{BATCH_CALLS - 1}"
+    exact = 0
+    for seed in range(BATCH_CALLS):
+        got = drop_labels(y, 0.5, 10, generator=torch.Generator().manual_seed(seed))
+        got = expect_tensor(
+            got, like=y, what="drop_labels must return long labels shaped like y", hint=LABELS_HINT, example=example
+        )
+        exact += int((got == 10).sum()) == BATCH_N // 2
+    p_exact = math.comb(BATCH_N, BATCH_N // 2) / 2**BATCH_N
+    limit = binomial_threshold(BATCH_CALLS, p_exact)
+    expect(
+        exact < limit,
+        "drop_labels must drop each label independently: the number dropped from a batch varies (binomial)",
+        example=example,
+        detail=f"{exact} of {BATCH_CALLS} batches dropped exactly {BATCH_N // 2} labels; independent drops do that "
+        f"in about {BATCH_CALLS * p_exact:.0f} (at least {limit}: probability ≤ 1e-9)",
+        hint="p_uncond is the probability of each label's drop, decided label by label; it is not a fraction of "
+        "the batch to drop exactly",
+    )
 
 
 @check("guidance", 3, "cfg_eps = eps_u + s·(eps_c − eps_u): the conditional model at s = 1, the unconditional at s = 0")

@@ -229,6 +229,20 @@ def make_schedule_cumprod(sub: Submission) -> None:
             )
 
     prop()
+    # "All float64" holds whatever the dtype of the betas given: float32 betas are converted, not kept.
+    betas = torch.tensor([1e-4, 0.02, 0.3], dtype=torch.float32)
+    what = "make_schedule(betas) must build every table in float64, also from float32 betas"
+    got = schedule_fields(make_schedule(betas.clone()), what, "make_schedule(float32 betas [1e-4, 0.02, 0.3])")
+    expected = ref.make_schedule(betas)
+    for name in FIELDS:
+        expect_table(
+            got[name],
+            getattr(expected, name),
+            what=f"{what} (field {name})",
+            hint="a schedule is a float64 table whatever the dtype of the betas it is given: convert them to "
+            "float64 first, so every coefficient is computed in float64",
+            example="make_schedule(torch.tensor([1e-4, 0.02, 0.3], dtype=torch.float32))",
+        )
 
 
 @check("schedules", 1, "make_schedule: alpha_bars_prev = [1, ᾱ_0, …, ᾱ_{T−2}] (starts with 1, shifted by one)")

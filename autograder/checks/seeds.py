@@ -34,6 +34,9 @@ SEEDS: dict[str, int] = {
         "ddpm_loss_given_t_and_noise": (
             "1cac0edccab6316c3f8de3860a24d08b05c3cc6d86c83a7ede082bb7e5da7d33203fb2587942e92a574a88e00919cee5"
         ),
+        "vlb_term_formula": (
+            "bd5142bdf58066f24c37abbf7fd1a92c85da1b4761181a1274ffd79c2b9d8928be5e3489439dd4422ac45e1a522e8be7"
+        ),
         "vlb_term_rejects_t0": (
             "e296b823d40b5587fb42ad2897924e56670ff446edac611e90095af829f92959aa38ad35ed923bfaef8479c6aae8fb62"
         ),
