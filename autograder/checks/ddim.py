@@ -600,7 +600,7 @@ def ddim_loop_bookkeeping(sub: Submission) -> None:
             first,
             like=torch.empty(shape),
             what="ddim_sample_loop must return float32 samples of shape `shape`",
-            hint="draw the starting noise with torch.randn(shape, generator=generator) (float32, on the CPU)",
+            hint="the start is standard normal noise of `shape`, drawn in float32 on the CPU from `generator`",
             example=example,
         )
         allowed = allowed_timesteps(spec.T, spec.num_steps, spec.spacing)[::-1]  # descending, as sampled

@@ -167,6 +167,7 @@ def p_mean_variance_clipping(sub: Submission) -> None:
     p_mean_variance = sub.function("ddpm", "p_mean_variance")
 
     @GRADING
+    @pinned_seed("p_mean_variance_clipping")
     @given(cases())
     def prop(case: Case) -> None:
         schedule, x_t, t = case.schedule, 2 * case.randn(), case.timesteps()
@@ -177,7 +178,8 @@ def p_mean_variance_clipping(sub: Submission) -> None:
             out["pred_x0"],
             expected["pred_x0"],
             what="p_mean_variance: with clip_denoised=True, 'pred_x0' must be clamped to [−1, 1]",
-            hint="clamp pred_x0 = predict_x0_from_eps(...) with .clamp(-1, 1) and return the clamped value",
+            hint="with clipping, the x0 predicted from eps is confined to the data range [−1, 1], and that confined "
+            "value is the one returned (and used for the mean)",
             example=example,
         )
         expect_close(
@@ -283,7 +285,7 @@ def p_sample_loop_bookkeeping(sub: Submission) -> None:
             first,
             like=torch.empty(shape),
             what="p_sample_loop(model, schedule, shape, generator=...) must return float32 samples of shape `shape`",
-            hint="draw the starting noise with torch.randn(shape, generator=generator) (float32, on the CPU)",
+            hint="the start is standard normal noise of `shape`, drawn in float32 on the CPU from `generator`",
             example=example,
         )
         problem = calls_problem(
@@ -310,8 +312,8 @@ def p_sample_loop_bookkeeping(sub: Submission) -> None:
             isinstance(again, torch.Tensor) and torch.equal(first, again),
             "p_sample_loop with the same generator seed must return the same samples",
             example=example,
-            hint="draw every random number from `generator` (torch.randn(..., generator=generator)), "
-            "never from the global random state",
+            hint="every random number comes from `generator`, the start and each step's noise; never from the global "
+            "random state",
         )
         start = torch.randn(shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
         result = p_sample_loop(

@@ -163,14 +163,32 @@ def expect_close(
     index = tuple(int(i) for i in torch.nonzero(bad)[0])
     got_value, expected_value = got[index].item(), expected[index].item()
     allowed = atol + rtol * size[index].item()
+    counts = f"{int(bad.sum())} of {bad.numel()} values differ"
+    if f"{got_value:.{SHOWN_DIGITS}g}" != f"{expected_value:.{SHOWN_DIGITS}g}":
+        raise CheckFailed(
+            what,
+            example=example,
+            detail=f"at index {index}: expected {expected_value:.{SHOWN_DIGITS}g}, got {got_value:.{SHOWN_DIGITS}g}"
+            f" (difference {abs(got_value - expected_value):.3g}, tolerance {allowed:.3g}; {counts})",
+            hint=hint,
+        )
+    relative = abs(got_value - expected_value) / max(abs(expected_value), torch.finfo(torch.float64).tiny)
     raise CheckFailed(
-        what,
+        what + ": a question of precision",
         example=example,
-        detail=f"at index {index}: expected {expected_value:.6g}, got {got_value:.6g}"
-        f" (difference {abs(got_value - expected_value):.3g}, tolerance {allowed:.3g};"
-        f" {int(bad.sum())} of {bad.numel()} values differ)",
-        hint=hint,
+        detail=f"at index {index}: expected {expected_value:.17g}, got {got_value:.17g} (relative difference "
+        f"{relative:.3g}, tolerance {allowed:.3g} absolute; {counts})",
+        hint=PRECISION_HINT,
     )
+
+
+SHOWN_DIGITS = 6
+"""Significant digits of the values a failed comparison shows; values that agree to these are shown in full."""
+PRECISION_HINT = (
+    "precision, not the formula: the values agree to 6 digits but not to the precision of their dtype; compute in "
+    "the dtype of the data throughout (a float64 input needs float64 coefficients, not a table or a constant made "
+    "in float32, the default dtype of torch.tensor and torch.linspace)"
+)
 
 
 class Fields(TypedDict, total=False):

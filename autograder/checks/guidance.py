@@ -116,7 +116,8 @@ def drop_labels_rate(sub: Submission) -> None:
             example=example,
             expected=f"{p} ± {tolerance:.4f} (5 standard errors)",
             got=f"a dropped fraction {rate:.4f}",
-            hint="drop where torch.rand(y.shape, generator=generator) < p_uncond",
+            hint="each label is dropped with probability p_uncond, one independent decision per label drawn from the "
+            "generator; the share dropped is off when the comparison or the distribution of the draw is",
         )
         for label in range(10):
             share = float((got[y == label] == 10).double().mean())
@@ -232,8 +233,9 @@ def cfg_eps_single_call(sub: Submission) -> None:
                 f"cfg_eps must evaluate the model once, on a batch of 2B = {2 * batch}",
                 example=example,
                 got=f"{model.num_calls} call(s) with batch sizes {[call.batch for call in model.calls]}",
-                hint="torch.cat([x_t, x_t]), torch.cat([t, t]) and y=torch.cat([y, null]) in one call, then "
-                "split the answer with .chunk(2)",
+                hint="classifier-free guidance evaluates the conditional and the unconditional model together: one "
+                "batch holding each sample twice, once with its label and once with the null label, then the "
+                "answer split in two halves",
             )
         call = model.calls[0]
         labels = call.kwargs.get("y")

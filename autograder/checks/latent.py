@@ -298,8 +298,9 @@ def latent_sample_guidance(sub: Submission) -> None:
             "LatentDiffusion.sample with labels y must sample each image's class",
             example=example,
             detail=f"{accuracy:.1%} of the samples lie nearest their class's component (a correct pipeline: 100%)",
-            hint="with y, the model is guidance.guided_denoiser(model, guidance_scale, num_classes) and the "
-            "sampler gets y=y",
+            hint="with labels, the denoiser is the classifier-free guided one of part 8 (with the guidance scale and "
+            "the "
+            "number of classes) and the sampler passes the labels on to it",
         )
         null_calls = sum(bool((call.kwargs.get("y") == K).any()) for call in oracle.calls if "y" in call.kwargs)
         expect(
@@ -307,7 +308,7 @@ def latent_sample_guidance(sub: Submission) -> None:
             f"LatentDiffusion.sample with guidance_scale={guidance_scale} must use classifier-free guidance",
             example=example,
             detail=f"the model was never called with the null label {K}",
-            hint="wrap the model with guidance.guided_denoiser(self.model, guidance_scale, self.num_classes)",
+            hint="guidance ≠ 1 needs the guided denoiser of part 8, which also calls the model with the null label",
         )
         last.check(latents)
 
