@@ -14,6 +14,7 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from autograder.checks.ddpm import expect_loop_plumbing
 from autograder.checks.denoisers import KnowsX0, MixtureOracle, SmoothDenoiser, data, hidden_mixture, mixture_truth
 from autograder.checks.framework import (
     GRADING,
@@ -643,6 +644,7 @@ def ddim_loop_bookkeeping(sub: Submission) -> None:
         )
 
     prop()
+    expect_loop_plumbing(ddim_sample_loop, "ddim_sample_loop", num_steps=3, eta=1.0)
 
 
 # DDIM on the course's 2-D mixture (turned by the submission's hidden angle, denoisers.hidden_mixture, which changes

@@ -221,6 +221,24 @@ def expect_samples(
     return samples
 
 
+def expect_global_rng_untouched(run: Callable[[], object], *, what: str, example: str, hint: str) -> object:
+    """``run()`` from a global random state no ``torch.manual_seed`` gives (a seeded state advanced by some draws,
+    so that reseeding shows even where an earlier call left the state at a seed's start); fail unless the state
+    is the same afterwards: nothing drawn from it, nothing reseeded. The caller's state is restored; returns the
+    result of ``run()``. The sandbox carries the global state to the worker and back, so this holds there too."""
+    advanced = torch.Generator().manual_seed(90_210)
+    torch.randn(17, generator=advanced)
+    state = advanced.get_state()
+    saved = torch.get_rng_state()
+    try:
+        torch.set_rng_state(state)
+        result = run()
+        expect(torch.equal(torch.get_rng_state(), state), what, example=example, hint=hint)
+    finally:
+        torch.set_rng_state(saved)
+    return result
+
+
 FLOAT64_RTOL = 1e-10
 """Relative tolerance of float64 answers, of the size of the terms they are built from: any float64 arrangement
 of a formula is within ~1e-12 of it, while coefficients taken from a schedule cast to float32 are ~1e-7 off."""

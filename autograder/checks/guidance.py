@@ -21,6 +21,7 @@ from autograder.checks.framework import (
     check,
     expect,
     expect_close,
+    expect_global_rng_untouched,
     expect_tensor,
     single_threaded,
 )
@@ -129,7 +130,12 @@ def drop_labels_rate(sub: Submission) -> None:
                 detail=f"label {label}: dropped {share:.4f}, expected {p} ± {tolerance_label:.4f}",
                 hint="draw one uniform per label, whatever its class, and drop where it is below p_uncond",
             )
-        again = drop_labels(y, p, 10, generator=torch.Generator().manual_seed(31))
+        again = expect_global_rng_untouched(
+            lambda p=p: drop_labels(y, p, 10, generator=torch.Generator().manual_seed(31)),
+            what="drop_labels changed torch's global random state",
+            example=example,
+            hint="the uniforms come from `generator` only; the global random state is neither drawn from nor reseeded",
+        )
         expect(
             isinstance(again, torch.Tensor) and torch.equal(got, again),
             f"drop_labels with the same generator seed must drop the same labels (p_uncond={p})",

@@ -27,6 +27,7 @@ from autograder.checks.framework import (
     check,
     expect,
     expect_close,
+    expect_global_rng_untouched,
     expect_tensor,
     single_threaded,
     tolerances,
@@ -340,7 +341,14 @@ def latent_sample_contract(sub: Submission) -> None:
             with single_threaded():
                 last = verify(model, None, _sampling(schedule, sampler, 6, schedule.T, example, UNCLIPPED_HINT))
             last.check(_scaled_latents(vae, first, 6, example))
-        second = sample(6, sampler=sampler, num_steps=5, generator=torch.Generator().manual_seed(3))
+        second = expect_global_rng_untouched(
+            lambda sample=sample, sampler=sampler: sample(
+                6, sampler=sampler, num_steps=5, generator=torch.Generator().manual_seed(3)
+            ),
+            what="LatentDiffusion.sample changed torch's global random state",
+            example=example,
+            hint="the samplers draw from `generator` only; the global random state is neither drawn from nor reseeded",
+        )
         expect(
             isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor) and torch.equal(first, second),
             "LatentDiffusion.sample must be reproducible: the same generator seed must give the same images",

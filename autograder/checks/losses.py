@@ -17,7 +17,16 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from autograder.checks.denoisers import AffineDenoiser, Constant, KnowsX0
-from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor, rtol_for
+from autograder.checks.framework import (
+    GRADING,
+    CheckFailed,
+    check,
+    expect,
+    expect_close,
+    expect_global_rng_untouched,
+    expect_tensor,
+    rtol_for,
+)
 from autograder.checks.numerics import (
     MC_SAMPLES,
     MC_STANDARD_ERRORS,
@@ -323,7 +332,7 @@ def ddpm_loss_draws_t_and_noise(sub: Submission) -> None:
                     what,
                     example=example_,
                     detail=f"the model got t = {c.t.tolist()}, outside 0..{schedule.T - 1}",
-                    hint="torch.randint(0, T, ...) excludes its upper bound: the 0-based timesteps are 0..T−1",
+                    hint="the 0-based timesteps are 0..T−1: an index T or above, or below 0, is outside the schedule",
                 )
                 seen.update(c.t.tolist())
                 noises.append(c.eps)
@@ -354,7 +363,7 @@ def ddpm_loss_draws_t_and_noise(sub: Submission) -> None:
             "ddpm_loss must draw every t in 0..T−1",
             example=f"{example_}, {len(DRAW_SEEDS)} calls with batch {DRAW_SHAPE[0]}",
             detail=f"never drew t = {sorted(missing)} (drew {sorted(seen)})",
-            hint="torch.randint(0, T, (B,)) draws 0..T−1 (randint excludes its upper bound, so not randint(0, T − 1))",
+            hint="the 0-based timesteps are 0..T−1, both ends included: mind whether the draw excludes its upper bound",
         )
         if schedule.T > 1:
             pairs = torch.cat([b[: len(b) // 2 * 2].reshape(-1, 2) for b in batches])
@@ -377,7 +386,7 @@ def ddpm_loss_draws_t_and_noise(sub: Submission) -> None:
             expected=f"mean 0 ± {5 / math.sqrt(n):.3f} and mean square 1 ± {5 * math.sqrt(2 / n):.3f}",
             got=f"mean {mean:.4f} and mean square {mean_square:.4f} (the noise in x_t over {len(DRAW_SEEDS)} calls, "
             f"{n} values)",
-            hint="noise = torch.randn(x0.shape, generator=generator): standard normal, not torch.rand, drawn anew "
+            hint="the noise is standard normal (not uniform), of x0's shape, drawn from the generator anew "
             "for every call",
         )
 
@@ -417,27 +426,18 @@ def ddpm_loss_uses_generator(sub: Submission) -> None:
     x0 = (torch.rand(DRAW_SHAPE, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 2 - 1).float()
     model = AffineDenoiser(schedule.T)
     example_ = f"schedule={spec!r}, x0 of shape {DRAW_SHAPE}, float32"
-    # A global state no torch.manual_seed(...) can produce (a seeded state advanced by some draws), so that
-    # reseeding is caught even when an earlier call left the state at a seed's start.
-    advanced = torch.Generator().manual_seed(90_210)
-    torch.randn(17, generator=advanced)
-    state = advanced.get_state()
-    saved = torch.get_rng_state()
     losses = []
-    try:
-        for seed in (0, 0, 1, 2):
-            torch.set_rng_state(state)
-            call = f"ddpm_loss(model, schedule, x0, generator=torch.Generator().manual_seed({seed}))"
-            losses.append(ddpm_loss(model, schedule, x0, generator=torch.Generator().manual_seed(seed)))
-            expect(
-                torch.equal(torch.get_rng_state(), state),
-                f"{call} changed torch's global random state",
+    for seed in (0, 0, 1, 2):
+        call = f"ddpm_loss(model, schedule, x0, generator=torch.Generator().manual_seed({seed}))"
+        losses.append(
+            expect_global_rng_untouched(
+                lambda seed=seed: ddpm_loss(model, schedule, x0, generator=torch.Generator().manual_seed(seed)),
+                what=f"{call} changed torch's global random state",
                 example=example_,
                 hint="t and noise come from the given generator only; the global random state is neither used nor "
                 "reseeded",
             )
-    finally:
-        torch.set_rng_state(saved)
+        )
     expect(
         isinstance(losses[0], torch.Tensor) and torch.equal(losses[0], losses[1]),
         "ddpm_loss with two generators of the same seed must give the same loss",

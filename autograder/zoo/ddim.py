@@ -256,6 +256,15 @@ MUTANTS: tuple[Mutant, ...] = (
         "ddim_invert calls model(x, t) without **model_kwargs (labels lost)",
         Edit("ddim", _INV_MODEL, "        eps = model(x, t)\n"),
     ),
+    Mutant(
+        "ddim_loop_seeds_global_rng",
+        "seeds the global RNG 'for reproducible runs' at the start of the loop (the samples still come from the generator)",
+        Edit(
+            "ddim",
+            "    x = torch.randn(tuple(shape), generator=generator) if noise is None else noise\n",
+            "    torch.manual_seed(0)  # reproducible runs\n    x = torch.randn(tuple(shape), generator=generator) if noise is None else noise\n",
+        ),
+    ),
     # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
     Mutant(
         "alpha_bar_at_wraps_minus_one",

@@ -197,6 +197,15 @@ MUTANTS: tuple[Mutant, ...] = (
         "return_trajectory lists only the T states after each step, not the starting noise",
         Edit("ddpm", "    trajectory = [x]\n", "    trajectory = []\n"),
     ),
+    Mutant(
+        "ddpm_loop_seeds_global_rng",
+        "seeds the global RNG 'for reproducible runs' at the start of the loop (the samples still come from the generator)",
+        Edit(
+            "ddpm",
+            "    x = torch.randn(tuple(shape), generator=generator) if noise is None else noise\n",
+            "    torch.manual_seed(0)  # reproducible runs\n    x = torch.randn(tuple(shape), generator=generator) if noise is None else noise\n",
+        ),
+    ),
     # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
     Mutant(
         "mean_always_eq11",

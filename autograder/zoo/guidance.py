@@ -130,6 +130,15 @@ MUTANTS: tuple[Mutant, ...] = (
         "√β_t where √(1 − ᾱ_t) belongs in the classifier-guided eps",
         Edit("guidance", _EPS, _EPS.replace("(1 - schedule.alpha_bars).sqrt()", "schedule.betas.sqrt()")),
     ),
+    Mutant(
+        "drop_labels_seeds_global_rng",
+        "seeds the global RNG before drawing 'so that the dropout is reproducible' (the drops still come from the generator)",
+        Edit(
+            "guidance",
+            "drop = (torch.rand(y.shape, generator=generator) < p_uncond).to(y.device)",
+            "torch.manual_seed(0)\n    drop = (torch.rand(y.shape, generator=generator) < p_uncond).to(y.device)",
+        ),
+    ),
     # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
     Mutant(
         "drop_labels_exact_fraction",

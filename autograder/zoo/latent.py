@@ -84,6 +84,11 @@ MUTANTS: tuple[Mutant, ...] = (
             "                num_steps=num_steps,\n",
         ),
     ),
+    Mutant(
+        "sample_seeds_global_rng",
+        "sample seeds the global RNG first 'for reproducible images' (the samplers still draw from the generator)",
+        latent("shape = (n, *self.latent_shape)\n", "torch.manual_seed(0)\n        shape = (n, *self.latent_shape)\n"),
+    ),
     # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
     Mutant(
         "scale_factor_tensor",
