@@ -36,7 +36,7 @@ from autograder.checks.numerics import (
     monte_carlo_kl,
 )
 from autograder.checks.seeds import pinned_seed
-from autograder.checks.strategies import Case, ScheduleSpec, cases, shapes
+from autograder.checks.strategies import WIDE_DATA, Case, ScheduleSpec, cases, shapes
 from autograder.isolation.errors import StudentError
 from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
@@ -221,6 +221,7 @@ def ddpm_loss_given_t_and_noise(sub: Submission) -> None:
     @GRADING
     @pinned_seed("ddpm_loss_given_t_and_noise")
     @given(cases())
+    @example(WIDE_DATA)
     def prop(case: Case) -> None:
         schedule, x0, t, noise, y = case.schedule, case.data(), case.timesteps(), case.randn(), labels_for(case)
         model = AffineDenoiser(schedule.T)

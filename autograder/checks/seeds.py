@@ -109,6 +109,9 @@ SEEDS: dict[str, int] = {
         "scaled_linear_betas_formula": (
             "c04625419dc34b7572e67707776bd8770c5bc61d13e3958d17bae77d68cda86341faffc228cfe9cb4563871ef86900de"
         ),
+        "posterior_mean_formula": (
+            "3b27a67b7f43abf51c184e0774ebb39af68a6a51e81b5f4fddd41a127b9841b1f20b247232e6416eae456577d5b5c34d"
+        ),
     }.items()
 }
 """Check name → the seed of its property (the SHA-384 digest Hypothesis took of the property's former text)."""

@@ -134,6 +134,15 @@ MUTANTS: tuple[Mutant, ...] = (
             "forward", "variance = extract(1 - schedule.alpha_bars, t, x0)", "variance = (1 - schedule.alpha_bars)[t]"
         ),
     ),
+    Mutant(
+        "q_sample_clamps_x0",
+        "q_sample clamps x0 to [−1, 1] 'since data lives there': latents and other wider inputs are changed",
+        Edit(
+            "forward",
+            "return extract(schedule.alpha_bars.sqrt(), t, x0) * x0",
+            "x0 = x0.clamp(-1, 1)\n    return extract(schedule.alpha_bars.sqrt(), t, x0) * x0",
+        ),
+    ),
     # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
     Mutant(
         "q_sample_float32_coefficients_by_hand",

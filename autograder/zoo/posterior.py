@@ -147,6 +147,15 @@ MUTANTS: tuple[Mutant, ...] = (
             "return extract((1 - schedule.alpha_bars).sqrt(), t, x_t) * x_t - extract(schedule.alpha_bars.sqrt(), t, x_t) * v",
         ),
     ),
+    Mutant(
+        "posterior_clamps_x0",
+        "q_posterior_mean_variance clamps x0 to [−1, 1] 'since data lives there': wider inputs are changed",
+        Edit(
+            "posterior",
+            "    mean = extract(coef_x0, t, x_t) * x0",
+            "    x0 = x0.clamp(-1, 1)\n    mean = extract(coef_x0, t, x_t) * x0",
+        ),
+    ),
     # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
     Mutant(
         "log_variance_breaks_for_T_1",
