@@ -399,7 +399,7 @@ def expect_given_argument_used(ddpm_loss, x0: torch.Tensor) -> None:
     spec = DRAW_SCHEDULES[-1]
     schedule = spec.build()
     t = torch.arange(DRAW_SHAPE[0], dtype=torch.long) % schedule.T
-    noise = torch.randn(DRAW_SHAPE, generator=torch.Generator().manual_seed(11)).float()
+    noise = torch.randn(DRAW_SHAPE, generator=torch.Generator().manual_seed(11))
     for name, value in (("t", t), ("noise", noise)):
         knows = KnowsX0(schedule, x0, record_outputs=True)
         ddpm_loss(knows, schedule, x0, generator=torch.Generator().manual_seed(5), **{name: value})
