@@ -200,7 +200,9 @@ class Denoiser:
         """The samples of :attr:`batch` that ``x_t`` holds: all of them, or the rows it equals."""
         if self.batch is None or x_t.shape == self.batch.shape or x_t.shape[1:] != self.batch.shape[1:]:
             return slice(None)
-        flat, batch = x_t.detach().to(torch.float64).flatten(1), self.batch.to(torch.float64).flatten(1)
+        # (B, features) for data of any shape, (B,) included
+        flat = x_t.detach().to(torch.float64).reshape(len(x_t), -1)
+        batch = self.batch.to(torch.float64).reshape(len(self.batch), -1)
         same = (flat[:, None] == batch[None]).all(-1)  # (rows of x_t, samples of the batch)
         return same.to(torch.int8).argmax(1) if bool(same.any(1).all()) else slice(None)
 

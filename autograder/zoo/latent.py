@@ -191,10 +191,11 @@ MUTANTS: tuple[Mutant, ...] = (
 
 ALTERNATIVES: tuple[Alternative, ...] = (
     Alternative(
-        "latent_float32_and_tensor_factor",
-        "the scale factor as a 0-dim float32 tensor 1 / torch.std(latents); encode through encode()[0]",
+        "latent_float32_factor",
+        "the scale factor from the float32 std of the latents, 1 / torch.std(latents).item(); encode through "
+        "encode()[0] (a 0-dim tensor factor is the mutant scale_factor_tensor: the docstring promises a float)",
         (
-            latent(SCALE_FACTOR, "return 1.0 / torch.std(latents)"),
+            latent(SCALE_FACTOR, "return 1.0 / torch.std(latents).item()"),
             latent(ENCODE, "return self.vae.encode(x)[0] * self.scale_factor"),
         ),
     ),
