@@ -24,6 +24,7 @@ from autograder.checks.framework import (
     expect_global_rng_untouched,
     expect_samples,
     expect_tensor,
+    expect_value_error,
     single_threaded,
 )
 from autograder.checks.seeds import pinned_seed
@@ -161,6 +162,15 @@ def p_mean_variance_variances(sub: Submission) -> None:
             expect_close(got, expected[key].expand_as(x_t), what=what, hint=hint, example=example)
 
     prop()
+    spec, x_t = ScheduleSpec("linear", 5), torch.zeros(2, 3)
+    for variance in ("fixed", "learned", "Fixed_small"):  # only the two names of the contract are variances
+        expect_value_error(
+            lambda variance=variance: p_mean_variance(
+                SmoothDenoiser(5), spec.build(), x_t, torch.tensor([4, 0]), variance=variance
+            ),
+            f"p_mean_variance must raise ValueError for the unknown variance {variance!r}",
+            f"p_mean_variance(model, schedule={spec!r}, x_t of shape (2, 3), t=[4, 0], variance={variance!r})",
+        )
 
 
 @check("ddpm", 1, "p_mean_variance with clip_denoised clamps pred_x0 to [−1, 1] before the posterior mean")

@@ -19,6 +19,7 @@ import torch
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
+from autograder.isolation.errors import StudentError
 from autograder.isolation.submission import Submission
 from autograder.parts import PART_BY_NAME
 
@@ -205,6 +206,29 @@ def expect(condition: bool, what: str, **fields: Unpack[Fields]) -> None:
     """Fail with ``CheckFailed(what, **fields)`` unless ``condition``."""
     if not condition:
         raise CheckFailed(what, **fields)
+
+
+def expect_value_error(call: Callable[[], object], what: str, example: str) -> None:
+    """Fail unless ``call()`` raises ``ValueError`` in the student's code."""
+    try:
+        call()
+    except StudentError as error:
+        if error.error_type == "ValueError":
+            return
+        raise CheckFailed(
+            what,
+            example=example,
+            expected="ValueError",
+            got=f"{error.error_type}: {error.message}",
+            hint="the promised error is ValueError, raised by your own check of the arguments",
+        ) from None
+    raise CheckFailed(
+        what,
+        example=example,
+        expected="ValueError",
+        got="no error: it returned without raising",
+        hint="validate the arguments first and raise ValueError for any value outside the documented ones",
+    )
 
 
 def expect_samples(

@@ -361,6 +361,7 @@ def latent_sample_contract(sub: Submission) -> None:
     labels = torch.arange(6, dtype=torch.long) % 3
     for sample, kwargs, why in (
         (conditional, {"sampler": "euler"}, "an unknown sampler"),
+        (conditional, {"sampler": "DDPM"}, "an unknown sampler (the names are lower case)"),
         (conditional, {"guidance_scale": 2.0}, "guidance_scale ≠ 1 without labels y"),
         (unconditional, {"y": labels}, "labels y given to a model built without num_classes"),
         (conditional, {"y": labels[:5]}, "labels y of shape (5,) for n = 6 images"),

@@ -206,6 +206,19 @@ MUTANTS: tuple[Mutant, ...] = (
             "    torch.manual_seed(0)  # reproducible runs\n    x = torch.randn(tuple(shape), generator=generator) if noise is None else noise\n",
         ),
     ),
+    Mutant(
+        "p_mean_variance_unknown_variance_is_fixed_large",
+        "any variance other than 'fixed_small' takes the 'fixed_large' branch instead of raising ValueError",
+        Edit(
+            "ddpm",
+            '    elif variance == "fixed_large":\n'
+            "        var, log_var = extract(schedule.betas, t, x_t), extract(schedule.betas.log(), t, x_t)\n"
+            "    else:\n"
+            "        raise ValueError(f\"variance must be 'fixed_small' or 'fixed_large', got {variance!r}\")\n",
+            "    else:\n"
+            "        var, log_var = extract(schedule.betas, t, x_t), extract(schedule.betas.log(), t, x_t)\n",
+        ),
+    ),
     # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
     Mutant(
         "mean_always_eq11",

@@ -89,6 +89,11 @@ MUTANTS: tuple[Mutant, ...] = (
         "sample seeds the global RNG first 'for reproducible images' (the samplers still draw from the generator)",
         latent("shape = (n, *self.latent_shape)\n", "torch.manual_seed(0)\n        shape = (n, *self.latent_shape)\n"),
     ),
+    Mutant(
+        "sampler_name_case_insensitive",
+        "sample accepts 'DDPM' (any case) for the DDPM branch: an unknown sampler name is not refused",
+        latent('elif sampler == "ddpm":', 'elif sampler.lower() == "ddpm":'),
+    ),
     # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
     Mutant(
         "scale_factor_tensor",
