@@ -14,7 +14,6 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from autograder.checks.ddpm import expect_loop_plumbing
 from autograder.checks.denoisers import KnowsX0, MixtureOracle, SmoothDenoiser, data, hidden_mixture, mixture_truth
 from autograder.checks.framework import (
     GRADING,
@@ -37,7 +36,7 @@ from autograder.checks.strategies import (
     step_cases,
     subsequence_specs,
 )
-from autograder.checks.trajectory import Sampling, ddim_rule, verify
+from autograder.checks.trajectory import Sampling, ddim_rule, expect_loop_plumbing, verify
 from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
 from autograder.scoring.energy import energy_distance

@@ -21,7 +21,6 @@ from autograder.checks.framework import (
     check,
     expect,
     expect_close,
-    expect_global_rng_untouched,
     expect_samples,
     expect_tensor,
     expect_value_error,
@@ -29,7 +28,7 @@ from autograder.checks.framework import (
 )
 from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, ScheduleSpec, cases, mixed_t_cases, schedule_specs, shapes
-from autograder.checks.trajectory import Sampling, ddpm_rule, verify
+from autograder.checks.trajectory import Sampling, ddpm_rule, expect_loop_plumbing, verify
 from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
 from autograder.scoring.energy import energy_distance
@@ -358,32 +357,6 @@ def p_sample_loop_bookkeeping(sub: Submission) -> None:
 
     prop()
     expect_loop_plumbing(p_sample_loop, "p_sample_loop")
-
-
-def expect_loop_plumbing(loop, name: str, **kwargs) -> None:
-    """A sampling ``loop`` draws nothing from (and does not reseed) the global random state, and ``progress=True``
-    only shows a bar: the same samples as without it."""
-    spec, shape = ScheduleSpec("linear", 6), (3, 2)
-    example = f"{name}(model, schedule={spec!r}, shape={shape}, generator=torch.Generator().manual_seed(4)"
-    example += "".join(f", {key}={value!r}" for key, value in kwargs.items()) + ")"
-
-    def run(progress: bool) -> object:
-        generator = torch.Generator().manual_seed(4)
-        return loop(SmoothDenoiser(6), spec.build(), shape, generator=generator, progress=progress, **kwargs)
-
-    plain = expect_global_rng_untouched(
-        lambda: run(False),
-        what=f"{name} changed torch's global random state",
-        example=example,
-        hint="every random number comes from `generator`; the global random state is neither drawn from nor reseeded",
-    )
-    shown = run(True)
-    expect(
-        isinstance(plain, torch.Tensor) and isinstance(shown, torch.Tensor) and torch.equal(plain, shown),
-        f"{name}(..., progress=True) must return the same samples as without the progress bar",
-        example=example,
-        hint="the progress bar only displays the steps: the loop, its draws and its result are the same",
-    )
 
 
 # Each transition of a trajectory, x_{t−1} = mean + √variance·z, is recovered from the states: the last
