@@ -36,7 +36,7 @@ def _first_leaf(error: BaseException) -> BaseException:
 
 
 def _counterexample(error: BaseException) -> str:
-    notes = [n for n in getattr(error, "__notes__", []) if n.startswith("Falsifying example")]
+    notes = [n for n in getattr(error, "__notes__", []) if n.startswith(("Falsifying example", "Falsifying explicit"))]
     return f"\n  {notes[0]}" if notes else ""
 
 

@@ -97,7 +97,8 @@ def scaled_linear_betas(T: int, beta_start: float = 0.00085, beta_end: float = 0
 def make_schedule(betas: torch.Tensor) -> NoiseSchedule:
     """Derive every coefficient from the betas (Ho et al. 2020, §2).
 
-    ``α_t = 1 − β_t``, ``ᾱ_t = ∏_{s ≤ t} α_s`` and ``ᾱ_prev = [1, ᾱ_0, ..., ᾱ_{T−2}]``, all float64.
+    ``α_t = 1 − β_t``, ``ᾱ_t = ∏_{s ≤ t} α_s`` and ``ᾱ_prev = [1, ᾱ_0, ..., ᾱ_{T−2}]``, all float64
+    (betas of another dtype, e.g. float32, are converted to float64 first).
 
     Raises:
         ValueError: if ``betas`` is not 1-D or any beta lies outside the open interval (0, 1).

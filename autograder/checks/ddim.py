@@ -24,6 +24,7 @@ from autograder.checks.framework import (
     expect_close,
     expect_samples,
     expect_tensor,
+    expect_value_error,
     single_threaded,
 )
 from autograder.checks.seeds import pinned_seed
@@ -35,8 +36,7 @@ from autograder.checks.strategies import (
     step_cases,
     subsequence_specs,
 )
-from autograder.checks.trajectory import Sampling, ddim_rule, verify
-from autograder.isolation.errors import StudentError
+from autograder.checks.trajectory import Sampling, ddim_rule, expect_loop_plumbing, verify
 from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
 from autograder.scoring.energy import energy_distance
@@ -67,29 +67,6 @@ def allowed_timesteps(T: int, num_steps: int, spacing: str) -> list[tuple[int, .
     else:
         raise ValueError(f"unknown spacing {spacing!r}")
     return [(math.floor(v), math.ceil(v)) if v.denominator == 2 else (math.floor(v + Fraction(1, 2)),) for v in exact]
-
-
-def _expect_value_error(call, what: str, example: str) -> None:
-    """Fail unless ``call()`` raises ``ValueError`` in the student's code."""
-    try:
-        call()
-    except StudentError as error:
-        if error.error_type == "ValueError":
-            return
-        raise CheckFailed(
-            what,
-            example=example,
-            expected="ValueError",
-            got=f"{error.error_type}: {error.message}",
-            hint="raise ValueError(...)",
-        ) from None
-    raise CheckFailed(
-        what,
-        example=example,
-        expected="ValueError",
-        got="no error: it returned without raising",
-        hint="validate the arguments first and raise ValueError",
-    )
 
 
 def _step_size(schedule, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -190,7 +167,7 @@ def ddim_timesteps_spacings(sub: Submission) -> None:
                 hint="'uniform' is diffusers' 'leading'; 'linspace' and 'trailing' round to the nearest integer",
             )
         for bad in (0, T + 1):
-            _expect_value_error(
+            expect_value_error(
                 lambda bad=bad: ddim_timesteps(T, bad, spacing),
                 "ddim_timesteps must raise ValueError when num_steps is not in 1..T",
                 f"ddim_timesteps(T={T}, num_steps={bad}, spacing={spacing!r})",
@@ -198,7 +175,7 @@ def ddim_timesteps_spacings(sub: Submission) -> None:
 
     prop()
     for spacing in ("leading", "Linspace", ""):  # only the three names of the contract are spacings
-        _expect_value_error(
+        expect_value_error(
             lambda spacing=spacing: ddim_timesteps(10, 5, spacing),
             "ddim_timesteps must raise ValueError for a spacing other than 'uniform', 'linspace' or 'trailing'",
             f"ddim_timesteps(T=10, num_steps=5, spacing={spacing!r})",
@@ -305,7 +282,7 @@ def ddim_step_clip_and_noise(sub: Submission) -> None:
             example=f"{step!r} (x_t = 2·randn), clip_denoised=True",
             scale=_step_size(schedule, x_t, t, SmoothDenoiser(schedule.T)(x_t, t), noise),
         )
-        _expect_value_error(
+        expect_value_error(
             lambda: ddim_step(SmoothDenoiser(schedule.T), schedule, x_t, t, t_prev, eta=0.5, noise=None),
             "ddim_step(..., eta=0.5, noise=None) must raise ValueError (η ≠ 0 needs noise=)",
             repr(case),
@@ -315,7 +292,7 @@ def ddim_step_clip_and_noise(sub: Submission) -> None:
     schedule = ScheduleSpec("linear", 10).build()
     x_t = torch.randn(2, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     t, t_prev = torch.tensor([5, 5]), torch.tensor([2, 2])
-    _expect_value_error(  # the rule is η ≠ 0, not η > 0
+    expect_value_error(  # the rule is η ≠ 0, not η > 0
         lambda: ddim_step(SmoothDenoiser(schedule.T), schedule, x_t, t, t_prev, eta=-0.5, noise=None),
         "ddim_step(..., eta=-0.5, noise=None) must raise ValueError (η ≠ 0 needs noise=)",
         "schedule=linear(T=10), x_t of shape (2, 3), t=5, t_prev=2, eta=-0.5, noise=None",
@@ -600,7 +577,7 @@ def ddim_loop_bookkeeping(sub: Submission) -> None:
             first,
             like=torch.empty(shape),
             what="ddim_sample_loop must return float32 samples of shape `shape`",
-            hint="draw the starting noise with torch.randn(shape, generator=generator) (float32, on the CPU)",
+            hint="the start is standard normal noise of `shape`, drawn in float32 on the CPU from `generator`",
             example=example,
         )
         allowed = allowed_timesteps(spec.T, spec.num_steps, spec.spacing)[::-1]  # descending, as sampled
@@ -643,6 +620,7 @@ def ddim_loop_bookkeeping(sub: Submission) -> None:
         )
 
     prop()
+    expect_loop_plumbing(ddim_sample_loop, "ddim_sample_loop", num_steps=3, eta=1.0)
 
 
 # DDIM on the course's 2-D mixture (turned by the submission's hidden angle, denoisers.hidden_mixture, which changes

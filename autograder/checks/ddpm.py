@@ -23,11 +23,12 @@ from autograder.checks.framework import (
     expect_close,
     expect_samples,
     expect_tensor,
+    expect_value_error,
     single_threaded,
 )
 from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, ScheduleSpec, cases, mixed_t_cases, schedule_specs, shapes
-from autograder.checks.trajectory import Sampling, ddpm_rule, verify
+from autograder.checks.trajectory import Sampling, ddpm_rule, expect_loop_plumbing, verify
 from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
 from autograder.scoring.energy import energy_distance
@@ -160,6 +161,15 @@ def p_mean_variance_variances(sub: Submission) -> None:
             expect_close(got, expected[key].expand_as(x_t), what=what, hint=hint, example=example)
 
     prop()
+    spec, x_t = ScheduleSpec("linear", 5), torch.zeros(2, 3)
+    for variance in ("fixed", "learned", "Fixed_small"):  # only the two names of the contract are variances
+        expect_value_error(
+            lambda variance=variance: p_mean_variance(
+                SmoothDenoiser(5), spec.build(), x_t, torch.tensor([4, 0]), variance=variance
+            ),
+            f"p_mean_variance must raise ValueError for the unknown variance {variance!r}",
+            f"p_mean_variance(model, schedule={spec!r}, x_t of shape (2, 3), t=[4, 0], variance={variance!r})",
+        )
 
 
 @check("ddpm", 1, "p_mean_variance with clip_denoised clamps pred_x0 to [−1, 1] before the posterior mean")
@@ -167,6 +177,7 @@ def p_mean_variance_clipping(sub: Submission) -> None:
     p_mean_variance = sub.function("ddpm", "p_mean_variance")
 
     @GRADING
+    @pinned_seed("p_mean_variance_clipping")
     @given(cases())
     def prop(case: Case) -> None:
         schedule, x_t, t = case.schedule, 2 * case.randn(), case.timesteps()
@@ -177,7 +188,8 @@ def p_mean_variance_clipping(sub: Submission) -> None:
             out["pred_x0"],
             expected["pred_x0"],
             what="p_mean_variance: with clip_denoised=True, 'pred_x0' must be clamped to [−1, 1]",
-            hint="clamp pred_x0 = predict_x0_from_eps(...) with .clamp(-1, 1) and return the clamped value",
+            hint="with clipping, the x0 predicted from eps is confined to the data range [−1, 1], and that confined "
+            "value is the one returned (and used for the mean)",
             example=example,
         )
         expect_close(
@@ -283,7 +295,7 @@ def p_sample_loop_bookkeeping(sub: Submission) -> None:
             first,
             like=torch.empty(shape),
             what="p_sample_loop(model, schedule, shape, generator=...) must return float32 samples of shape `shape`",
-            hint="draw the starting noise with torch.randn(shape, generator=generator) (float32, on the CPU)",
+            hint="the start is standard normal noise of `shape`, drawn in float32 on the CPU from `generator`",
             example=example,
         )
         problem = calls_problem(
@@ -300,8 +312,8 @@ def p_sample_loop_bookkeeping(sub: Submission) -> None:
                 "**model_kwargs on",
                 example=example,
                 detail=problem,
-                hint="loop `for step in range(T - 1, -1, -1)` with t = torch.full((B,), step, dtype=torch.long) "
-                "and hand **model_kwargs to every p_sample call",
+                hint="one step per timestep, from t = T−1 down to 0 inclusive, each with one long t per sample, and "
+                "the model's keyword arguments passed on at every step",
             )
         again = p_sample_loop(
             SmoothDenoiser(T), schedule, shape, generator=torch.Generator().manual_seed(seed), y=labels
@@ -310,8 +322,8 @@ def p_sample_loop_bookkeeping(sub: Submission) -> None:
             isinstance(again, torch.Tensor) and torch.equal(first, again),
             "p_sample_loop with the same generator seed must return the same samples",
             example=example,
-            hint="draw every random number from `generator` (torch.randn(..., generator=generator)), "
-            "never from the global random state",
+            hint="every random number comes from `generator`, the start and each step's noise; never from the global "
+            "random state",
         )
         start = torch.randn(shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
         result = p_sample_loop(
@@ -344,6 +356,7 @@ def p_sample_loop_bookkeeping(sub: Submission) -> None:
         )
 
     prop()
+    expect_loop_plumbing(p_sample_loop, "p_sample_loop")
 
 
 # Each transition of a trajectory, x_{t−1} = mean + √variance·z, is recovered from the states: the last

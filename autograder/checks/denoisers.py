@@ -200,7 +200,9 @@ class Denoiser:
         """The samples of :attr:`batch` that ``x_t`` holds: all of them, or the rows it equals."""
         if self.batch is None or x_t.shape == self.batch.shape or x_t.shape[1:] != self.batch.shape[1:]:
             return slice(None)
-        flat, batch = x_t.detach().to(torch.float64).flatten(1), self.batch.to(torch.float64).flatten(1)
+        # (B, features) for data of any shape, (B,) included
+        flat = x_t.detach().to(torch.float64).reshape(len(x_t), -1)
+        batch = self.batch.to(torch.float64).reshape(len(self.batch), -1)
         same = (flat[:, None] == batch[None]).all(-1)  # (rows of x_t, samples of the batch)
         return same.to(torch.int8).argmax(1) if bool(same.any(1).all()) else slice(None)
 
@@ -230,11 +232,13 @@ class SmoothDenoiser(Denoiser):
     ``eps = scale · ((0.5 + u) · sin(1.3 x + 2u) + 0.2 x + c_y · cos(0.7 x + y))`` with ``u = (t + 1) / T``
     and a per-label weight ``c_y = 0.3 · (y + 1) / (K + 1)`` (no label term without ``y``);
     ``K = num_classes``, and ``y = K`` is the null label like any other. Computed in float64.
-    ``record_inputs``: see :class:`Denoiser`.
+    ``record_outputs``, ``record_inputs``: see :class:`Denoiser`.
     """
 
-    def __init__(self, T: int, num_classes: int = 10, record_inputs: bool = False) -> None:
-        super().__init__(record_inputs=record_inputs)
+    def __init__(
+        self, T: int, num_classes: int = 10, record_outputs: bool = False, record_inputs: bool = False
+    ) -> None:
+        super().__init__(record_outputs=record_outputs, record_inputs=record_inputs)
         self.T, self.num_classes = T, num_classes
 
     def eps(

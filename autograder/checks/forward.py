@@ -8,11 +8,11 @@ is built from), which coefficients taken from a schedule cast to float32 (~1e-7 
 from __future__ import annotations
 
 import torch
-from hypothesis import given
+from hypothesis import example, given
 
 from autograder.checks.framework import GRADING, CheckFailed, check, expect_close, expect_reference_on_cases, rtol_for
 from autograder.checks.seeds import pinned_seed
-from autograder.checks.strategies import Case, cases
+from autograder.checks.strategies import WIDE_DATA, Case, cases
 from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
 
@@ -23,7 +23,7 @@ extract, expand_like = REFERENCE.schedules.extract, REFERENCE.schedules.expand_l
 
 def expect_two_term_formula(sub: Submission, name: str, tables, *, what: str, hint: str) -> None:
     """Check ``name(schedule, x, t, noise) = table_a[t]·x + table_b[t]·noise`` (``tables(schedule)`` gives the two
-    tables) against the reference, on data ``x`` in [−1, 1] and standard normal noise."""
+    tables) against the reference, on data ``x`` in [−1, 1] (and wider: no clamping) and standard normal noise."""
 
     def scale(case: Case, schedule, t: torch.Tensor, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """``|table_a[t]·x| + |table_b[t]·noise|`` in float64: the size of the answer's terms, for its tolerance."""
@@ -39,6 +39,7 @@ def expect_two_term_formula(sub: Submission, name: str, tables, *, what: str, hi
         scale=scale,
         what=what,
         hint=hint,
+        examples=(WIDE_DATA,),
     )
 
 
@@ -112,6 +113,7 @@ def q_mean_variance_moments(sub: Submission) -> None:
     @GRADING
     @pinned_seed("q_mean_variance_moments")
     @given(cases())
+    @example(WIDE_DATA)
     def prop(case: Case) -> None:
         schedule, x0, t = case.schedule, case.data(), case.timesteps()
         mean, variance = q_mean_variance(schedule, x0, t)

@@ -19,6 +19,7 @@ import torch
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
+from autograder.isolation.errors import StudentError
 from autograder.isolation.submission import Submission
 from autograder.parts import PART_BY_NAME
 
@@ -163,14 +164,32 @@ def expect_close(
     index = tuple(int(i) for i in torch.nonzero(bad)[0])
     got_value, expected_value = got[index].item(), expected[index].item()
     allowed = atol + rtol * size[index].item()
+    counts = f"{int(bad.sum())} of {bad.numel()} values differ"
+    if f"{got_value:.{SHOWN_DIGITS}g}" != f"{expected_value:.{SHOWN_DIGITS}g}":
+        raise CheckFailed(
+            what,
+            example=example,
+            detail=f"at index {index}: expected {expected_value:.{SHOWN_DIGITS}g}, got {got_value:.{SHOWN_DIGITS}g}"
+            f" (difference {abs(got_value - expected_value):.3g}, tolerance {allowed:.3g}; {counts})",
+            hint=hint,
+        )
+    relative = abs(got_value - expected_value) / max(abs(expected_value), torch.finfo(torch.float64).tiny)
     raise CheckFailed(
-        what,
+        what + ": a question of precision",
         example=example,
-        detail=f"at index {index}: expected {expected_value:.6g}, got {got_value:.6g}"
-        f" (difference {abs(got_value - expected_value):.3g}, tolerance {allowed:.3g};"
-        f" {int(bad.sum())} of {bad.numel()} values differ)",
-        hint=hint,
+        detail=f"at index {index}: expected {expected_value:.17g}, got {got_value:.17g} (relative difference "
+        f"{relative:.3g}, tolerance {allowed:.3g} absolute; {counts})",
+        hint=PRECISION_HINT,
     )
+
+
+SHOWN_DIGITS = 6
+"""Significant digits of the values a failed comparison shows; values that agree to these are shown in full."""
+PRECISION_HINT = (
+    "precision, not the formula: the values agree to 6 digits but not to the precision of their dtype; compute in "
+    "the dtype of the data throughout (a float64 input needs float64 coefficients, not a table or a constant made "
+    "in float32, the default dtype of torch.tensor and torch.linspace)"
+)
 
 
 class Fields(TypedDict, total=False):
@@ -189,6 +208,29 @@ def expect(condition: bool, what: str, **fields: Unpack[Fields]) -> None:
         raise CheckFailed(what, **fields)
 
 
+def expect_value_error(call: Callable[[], object], what: str, example: str) -> None:
+    """Fail unless ``call()`` raises ``ValueError`` in the student's code."""
+    try:
+        call()
+    except StudentError as error:
+        if error.error_type == "ValueError":
+            return
+        raise CheckFailed(
+            what,
+            example=example,
+            expected="ValueError",
+            got=f"{error.error_type}: {error.message}",
+            hint="the promised error is ValueError, raised by your own check of the arguments",
+        ) from None
+    raise CheckFailed(
+        what,
+        example=example,
+        expected="ValueError",
+        got="no error: it returned without raising",
+        hint="validate the arguments first and raise ValueError for any value outside the documented ones",
+    )
+
+
 def expect_samples(
     samples: object, *, shape: tuple[int, ...], sampler: str, example: str, shape_hint: str, finite_hint: str
 ) -> torch.Tensor:
@@ -201,6 +243,24 @@ def expect_samples(
     )
     expect(bool(torch.isfinite(samples).all()), f"{sampler} returned NaN or inf", example=example, hint=finite_hint)
     return samples
+
+
+def expect_global_rng_untouched(run: Callable[[], object], *, what: str, example: str, hint: str) -> object:
+    """``run()`` from a global random state no ``torch.manual_seed`` gives (a seeded state advanced by some draws,
+    so that reseeding shows even where an earlier call left the state at a seed's start); fail unless the state
+    is the same afterwards: nothing drawn from it, nothing reseeded. The caller's state is restored; returns the
+    result of ``run()``. The sandbox carries the global state to the worker and back, so this holds there too."""
+    advanced = torch.Generator().manual_seed(90_210)
+    torch.randn(17, generator=advanced)
+    state = advanced.get_state()
+    saved = torch.get_rng_state()
+    try:
+        torch.set_rng_state(state)
+        result = run()
+        expect(torch.equal(torch.get_rng_state(), state), what, example=example, hint=hint)
+    finally:
+        torch.set_rng_state(saved)
+    return result
 
 
 FLOAT64_RTOL = 1e-10

@@ -21,9 +21,11 @@ from autograder.checks.framework import (
     check,
     expect,
     expect_close,
+    expect_global_rng_untouched,
     expect_tensor,
     single_threaded,
 )
+from autograder.checks.numerics import binomial_threshold
 from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import Case, ScheduleSpec, cases
 from autograder.isolation.submission import Submission
@@ -115,7 +117,8 @@ def drop_labels_rate(sub: Submission) -> None:
             example=example,
             expected=f"{p} ± {tolerance:.4f} (5 standard errors)",
             got=f"a dropped fraction {rate:.4f}",
-            hint="drop where torch.rand(y.shape, generator=generator) < p_uncond",
+            hint="each label is dropped with probability p_uncond, one independent decision per label drawn from the "
+            "generator; the share dropped is off when the comparison or the distribution of the draw is",
         )
         for label in range(10):
             share = float((got[y == label] == 10).double().mean())
@@ -127,13 +130,50 @@ def drop_labels_rate(sub: Submission) -> None:
                 detail=f"label {label}: dropped {share:.4f}, expected {p} ± {tolerance_label:.4f}",
                 hint="draw one uniform per label, whatever its class, and drop where it is below p_uncond",
             )
-        again = drop_labels(y, p, 10, generator=torch.Generator().manual_seed(31))
+        again = expect_global_rng_untouched(
+            lambda p=p: drop_labels(y, p, 10, generator=torch.Generator().manual_seed(31)),
+            what="drop_labels changed torch's global random state",
+            example=example,
+            hint="the uniforms come from `generator` only; the global random state is neither drawn from nor reseeded",
+        )
         expect(
             isinstance(again, torch.Tensor) and torch.equal(got, again),
             f"drop_labels with the same generator seed must drop the same labels (p_uncond={p})",
             example=f"{example}, twice",
             hint="draw the uniforms from `generator`, never from the global random state",
         )
+    expect_independent_drops(drop_labels)
+
+
+BATCH_N, BATCH_CALLS = 8, 60
+
+
+def expect_independent_drops(drop_labels) -> None:
+    """Each label is dropped independently, so the number dropped from a batch of ``n`` is ``Binomial(n, ½)`` at
+    ``p_uncond = ½``: exactly ``n/2`` with probability ``C(n, n/2)/2ⁿ`` (70/256 for n = 8). Over
+    :data:`BATCH_CALLS` seeds the count of batches with exactly ``n/2`` dropped is binomial, and reaching
+    :func:`~autograder.checks.numerics.binomial_threshold` fails a correct implementation with probability
+    ≤ 1e-9; dropping an exact fraction ``round(p·n)`` of every batch reaches it every time."""
+    y = torch.arange(BATCH_N, dtype=torch.long) % 10
+    example = f"drop_labels(y of {BATCH_N} labels, p_uncond=0.5, num_classes=10), generator seeds 0..{BATCH_CALLS - 1}"
+    exact = 0
+    for seed in range(BATCH_CALLS):
+        got = drop_labels(y, 0.5, 10, generator=torch.Generator().manual_seed(seed))
+        got = expect_tensor(
+            got, like=y, what="drop_labels must return long labels shaped like y", hint=LABELS_HINT, example=example
+        )
+        exact += int((got == 10).sum()) == BATCH_N // 2
+    p_exact = math.comb(BATCH_N, BATCH_N // 2) / 2**BATCH_N
+    limit = binomial_threshold(BATCH_CALLS, p_exact)
+    expect(
+        exact < limit,
+        "drop_labels must drop each label independently: the number dropped from a batch varies (binomial)",
+        example=example,
+        detail=f"{exact} of {BATCH_CALLS} batches dropped exactly {BATCH_N // 2} labels; independent drops do that "
+        f"in about {BATCH_CALLS * p_exact:.0f} (at least {limit}: probability ≤ 1e-9)",
+        hint="p_uncond is the probability of each label's drop, decided label by label; it is not a fraction of "
+        "the batch to drop exactly",
+    )
 
 
 @check("guidance", 3, "cfg_eps = eps_u + s·(eps_c − eps_u): the conditional model at s = 1, the unconditional at s = 0")
@@ -199,8 +239,9 @@ def cfg_eps_single_call(sub: Submission) -> None:
                 f"cfg_eps must evaluate the model once, on a batch of 2B = {2 * batch}",
                 example=example,
                 got=f"{model.num_calls} call(s) with batch sizes {[call.batch for call in model.calls]}",
-                hint="torch.cat([x_t, x_t]), torch.cat([t, t]) and y=torch.cat([y, null]) in one call, then "
-                "split the answer with .chunk(2)",
+                hint="classifier-free guidance evaluates the conditional and the unconditional model together: one "
+                "batch holding each sample twice, once with its label and once with the null label, then the "
+                "answer split in two halves",
             )
         call = model.calls[0]
         labels = call.kwargs.get("y")

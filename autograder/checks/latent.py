@@ -27,6 +27,7 @@ from autograder.checks.framework import (
     check,
     expect,
     expect_close,
+    expect_global_rng_untouched,
     expect_tensor,
     single_threaded,
     tolerances,
@@ -112,14 +113,13 @@ def latent_scale_factor_unit_variance(sub: Submission) -> None:
         latents = (offset + std * channel_scale * torch.randn(n, 4, 3, 3, generator=generator)).to(dtype)
         example = f"{n} latents of shape (4, 3, 3), {str(dtype).removeprefix('torch.')}, std ≈ {std}, mean {offset}"
         factor = latent_scale_factor(latents)
-        if isinstance(factor, torch.Tensor) and factor.numel() == 1:
-            factor = factor.item()
-        if not isinstance(factor, numbers.Real):
+        if not isinstance(factor, numbers.Real):  # the docstring promises a Python float, not a tensor
             raise CheckFailed(
-                "latent_scale_factor must return one number (a float)",
+                "latent_scale_factor must return one number, a Python float",
                 example=example,
-                got=f"{factor!r:.80}",
-                hint="one standard deviation over every element of the set, not one per channel; .item() it",
+                got=f"{type(factor).__name__}: {factor!r:.80}",
+                hint="one standard deviation over every element of the set, not one per channel, returned as a "
+                "Python number (a 0-dim tensor is not one: convert it)",
             )
         spread = float(latents.double().std())
         expect(
@@ -182,10 +182,12 @@ DECODED_HINT = (
 )
 
 
-def _sampling(oracle: MixtureOracle, sampler: str, n: int, steps: int, example: str, **guided) -> Sampling:
-    """What ``LatentDiffusion.sample(n, sampler, num_steps=steps)`` must do with the model (start drawn from the
-    generator, DDIM with η = 0, DDPM without clipping), for :func:`~autograder.checks.trajectory.verify`."""
-    schedule = oracle.schedule
+def _sampling(
+    schedule, sampler: str, n: int, steps: int, example: str, returned_hint: str = DECODED_HINT, **guided
+) -> Sampling:
+    """What ``LatentDiffusion.sample(n, sampler, num_steps=steps)`` must do with the model trained with
+    ``schedule`` (start drawn from the generator, DDIM with η = 0, DDPM without clipping), for
+    :func:`~autograder.checks.trajectory.verify`."""
     if sampler == "ddim":
         timesteps = REFERENCE.ddim.ddim_timesteps(schedule.T, steps, "uniform").flip(0).tolist()
         rule, update = ddim_rule(schedule, eta=0.0, clip_denoised=False), "DDIM's step (eq. 12, η = 0)"
@@ -202,7 +204,7 @@ def _sampling(oracle: MixtureOracle, sampler: str, n: int, steps: int, example: 
         update,
         SAMPLE_HINT,
         returned_tolerance=tolerances(torch.float32),
-        returned_hint=DECODED_HINT,
+        returned_hint=returned_hint,
         **guided,
     )
 
@@ -251,7 +253,7 @@ def latent_sample_oracle(sub: Submission) -> None:
             "ddim.ddim_sample_loop; DDPM takes all T steps",
         )
         with single_threaded():
-            last = verify(oracle, None, _sampling(oracle, sampler, ORACLE_N, steps, example))
+            last = verify(oracle, None, _sampling(oracle.schedule, sampler, ORACLE_N, steps, example))
         truth = mixture_truth(oracle.mixture, ORACLE_N, 261 + index)
         distance = energy_distance(latents, truth)
         spread = float(latents.norm(dim=1).mean() / truth.norm(dim=1).mean())
@@ -287,7 +289,7 @@ def latent_sample_guidance(sub: Submission) -> None:
                 n, num_steps=50, y=labels, guidance_scale=guidance_scale, generator=torch.Generator().manual_seed(5)
             )
         latents = _scaled_latents(vae, images, n, example)
-        sampling = _sampling(oracle, "ddim", n, 50, example, labels=labels, guidance=(guidance_scale, K))
+        sampling = _sampling(oracle.schedule, "ddim", n, 50, example, labels=labels, guidance=(guidance_scale, K))
         with single_threaded():
             last = verify(oracle, None, sampling)
         nearest = torch.cdist(latents, means.to(latents)).argmin(dim=1)
@@ -297,8 +299,9 @@ def latent_sample_guidance(sub: Submission) -> None:
             "LatentDiffusion.sample with labels y must sample each image's class",
             example=example,
             detail=f"{accuracy:.1%} of the samples lie nearest their class's component (a correct pipeline: 100%)",
-            hint="with y, the model is guidance.guided_denoiser(model, guidance_scale, num_classes) and the "
-            "sampler gets y=y",
+            hint="with labels, the denoiser is the classifier-free guided one of part 8 (with the guidance scale and "
+            "the "
+            "number of classes) and the sampler passes the labels on to it",
         )
         null_calls = sum(bool((call.kwargs.get("y") == K).any()) for call in oracle.calls if "y" in call.kwargs)
         expect(
@@ -306,37 +309,73 @@ def latent_sample_guidance(sub: Submission) -> None:
             f"LatentDiffusion.sample with guidance_scale={guidance_scale} must use classifier-free guidance",
             example=example,
             detail=f"the model was never called with the null label {K}",
-            hint="wrap the model with guidance.guided_denoiser(self.model, guidance_scale, self.num_classes)",
+            hint="guidance ≠ 1 needs the guided denoiser of part 8, which also calls the model with the null label",
         )
         last.check(latents)
 
 
+UNCLIPPED_HINT = (
+    "latents are not confined to [−1, 1] as images are: the DDPM branch must not clamp x̂0 (mind the sampler's "
+    "default), and the images are vae.decode(z / f) of the latents it returned"
+)
+
+
 @check(
-    "latent", 0.5, "LatentDiffusion.sample: reproducible from its generator; unknown sampler or s ≠ 1 without y refused"
+    "latent",
+    0.5,
+    "LatentDiffusion.sample: both samplers reproducible from the generator, DDPM unclipped; bad arguments refused",
 )
 def latent_sample_contract(sub: Submission) -> None:
+    """Each sampler branch passes the generator on (same seed, same images); the DDPM branch does not clip x̂0
+    (the smooth denoiser's x̂0 leaves [−1, 1] at once, and its trajectory is held to the unclipped update);
+    ``ValueError`` for an unknown sampler, for ``s ≠ 1`` without labels, for labels without ``num_classes`` and
+    for labels not of shape ``(n,)``."""
     vae = LinearVAE()
     schedule = ScheduleSpec("linear", 20).build()
+    for sampler in ("ddim", "ddpm"):
+        model = SmoothDenoiser(20, num_classes=3, record_outputs=True, record_inputs=True)
+        sample = sub.method("latent", latent_diffusion(vae, model, schedule, num_classes=3), "sample")
+        example = f"sample(6, sampler={sampler!r}, num_steps=5, generator=torch.Generator().manual_seed(3))"
+        first = sample(6, sampler=sampler, num_steps=5, generator=torch.Generator().manual_seed(3))
+        if sampler == "ddpm":
+            with single_threaded():
+                last = verify(model, None, _sampling(schedule, sampler, 6, schedule.T, example, UNCLIPPED_HINT))
+            last.check(_scaled_latents(vae, first, 6, example))
+        second = expect_global_rng_untouched(
+            lambda sample=sample, sampler=sampler: sample(
+                6, sampler=sampler, num_steps=5, generator=torch.Generator().manual_seed(3)
+            ),
+            what="LatentDiffusion.sample changed torch's global random state",
+            example=example,
+            hint="the samplers draw from `generator` only; the global random state is neither drawn from nor reseeded",
+        )
+        expect(
+            isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor) and torch.equal(first, second),
+            "LatentDiffusion.sample must be reproducible: the same generator seed must give the same images",
+            example=f"{example} twice",
+            hint="each sampler branch must get the generator; draw nothing from the global RNG",
+        )
     model = SmoothDenoiser(20, num_classes=3)
-    sample = sub.method("latent", latent_diffusion(vae, model, schedule, num_classes=3), "sample")
-    first = sample(6, num_steps=5, generator=torch.Generator().manual_seed(3))
-    second = sample(6, num_steps=5, generator=torch.Generator().manual_seed(3))
-    expect(
-        isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor) and torch.equal(first, second),
-        "LatentDiffusion.sample must be reproducible: the same generator seed must give the same images",
-        example="sample(6, num_steps=5, generator=torch.Generator().manual_seed(3)) twice",
-        hint="pass generator= on to the sampler; draw nothing from the global RNG",
-    )
-    for kwargs, why in (
-        ({"sampler": "euler"}, "an unknown sampler"),
-        ({"guidance_scale": 2.0}, "guidance_scale ≠ 1 without labels y"),
+    conditional = sub.method("latent", latent_diffusion(vae, model, schedule, num_classes=3), "sample")
+    unconditional = sub.method("latent", latent_diffusion(vae, model, schedule), "sample")
+    labels = torch.arange(6, dtype=torch.long) % 3
+    for sample, kwargs, why in (
+        (conditional, {"sampler": "euler"}, "an unknown sampler"),
+        (conditional, {"sampler": "DDPM"}, "an unknown sampler (the names are lower case)"),
+        (conditional, {"guidance_scale": 2.0}, "guidance_scale ≠ 1 without labels y"),
+        (unconditional, {"y": labels}, "labels y given to a model built without num_classes"),
+        (conditional, {"y": labels[:5]}, "labels y of shape (5,) for n = 6 images"),
+        (conditional, {"y": labels.reshape(6, 1)}, "labels y of shape (6, 1) for n = 6 images"),
     ):
         what = f"LatentDiffusion.sample must raise ValueError for {why}"
-        arguments = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
+        arguments = ", ".join(
+            f"{key}=tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else f"{key}={value!r}"
+            for key, value in kwargs.items()
+        )
         example = f"sample(6, num_steps=5, generator=torch.Generator().manual_seed(3), {arguments})"
         hint = (
-            "check the arguments before sampling: the samplers are 'ddim' and 'ddpm' only, and guidance needs "
-            "labels y; raise ValueError(...) for anything else"
+            "check the arguments before sampling: the samplers are 'ddim' and 'ddpm' only, guidance needs labels "
+            "y, labels need a class-conditional model and one label per image; raise ValueError(...) otherwise"
         )
         try:
             sample(6, num_steps=5, generator=torch.Generator().manual_seed(3), **kwargs)

@@ -17,10 +17,26 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from autograder.checks.denoisers import AffineDenoiser, Constant, KnowsX0
-from autograder.checks.framework import GRADING, CheckFailed, check, expect, expect_close, expect_tensor, rtol_for
-from autograder.checks.numerics import MC_SAMPLES, MC_STANDARD_ERRORS, ScalarGaussians, float32_slack, monte_carlo_kl
+from autograder.checks.framework import (
+    GRADING,
+    CheckFailed,
+    check,
+    expect,
+    expect_close,
+    expect_global_rng_untouched,
+    expect_tensor,
+    rtol_for,
+)
+from autograder.checks.numerics import (
+    MC_SAMPLES,
+    MC_STANDARD_ERRORS,
+    ScalarGaussians,
+    binomial_threshold,
+    float32_slack,
+    monte_carlo_kl,
+)
 from autograder.checks.seeds import pinned_seed
-from autograder.checks.strategies import Case, ScheduleSpec, cases, shapes
+from autograder.checks.strategies import WIDE_DATA, Case, ScheduleSpec, cases, shapes
 from autograder.isolation.errors import StudentError
 from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
@@ -205,6 +221,7 @@ def ddpm_loss_given_t_and_noise(sub: Submission) -> None:
     @GRADING
     @pinned_seed("ddpm_loss_given_t_and_noise")
     @given(cases())
+    @example(WIDE_DATA)
     def prop(case: Case) -> None:
         schedule, x0, t, noise, y = case.schedule, case.data(), case.timesteps(), case.randn(), labels_for(case)
         model = AffineDenoiser(schedule.T)
@@ -219,7 +236,7 @@ def ddpm_loss_given_t_and_noise(sub: Submission) -> None:
             example=repr(case),
             detail=f"the model was called {len(model.calls)} time(s), with keyword arguments "
             f"{[sorted(c.kwargs) for c in model.calls]}; expected y={y.tolist()}",
-            hint="pass **model_kwargs on to the model: model(x_t, t, **model_kwargs)",
+            hint="the extra keyword arguments (model_kwargs, such as labels y=) go on to the model unchanged",
         )
         expect(
             all(isinstance(c.t, torch.Tensor) and torch.equal(c.t, t) for c in model.calls),
@@ -293,13 +310,18 @@ def ddpm_loss_draws_t_and_noise(sub: Submission) -> None:
     """Distributions, not draw order. The model knows x0, so it reads the noise in x_t back exactly: its loss
     must be 0 (one noise for x_t and the target, one t for x_t and the model), and the noise it reads, pooled
     over the calls, must have mean 0 and second moment 1 within 5 standard errors. The t it receives must be
-    valid and cover 0 and T − 1."""
+    valid and cover 0 and T − 1, and drawn independently per sample: of the disjoint pairs of samples of a batch
+    (``(0, 1), (2, 3), ...``), a share ``1/T`` draws equal timesteps, so the count of equal pairs is binomial
+    and above :func:`~autograder.checks.numerics.binomial_threshold` a correct implementation fails with
+    probability ≤ 1e-9 per schedule (≤ 2e-9 for the two with ``T ≥ 2``; one t for the whole batch makes every
+    pair equal). Each argument given alone is used as given: with only ``t`` the model gets that ``t``, with only
+    ``noise`` the noise in ``x_t`` is that noise."""
     ddpm_loss = sub.function("losses", "ddpm_loss")
     x0 = (torch.rand(DRAW_SHAPE, generator=torch.Generator().manual_seed(7), dtype=torch.float64) * 2 - 1).float()
     for spec in DRAW_SCHEDULES:
         schedule, example_ = spec.build(), f"schedule={spec!r}, x0 of shape {DRAW_SHAPE}, float32"
         seen: set[int] = set()
-        noises = []
+        noises, batches = [], []
         for seed in DRAW_SEEDS:
             knows = KnowsX0(schedule, x0, record_outputs=True)
             call = f"ddpm_loss(model, schedule, x0, generator=torch.Generator().manual_seed({seed}))"
@@ -311,10 +333,11 @@ def ddpm_loss_draws_t_and_noise(sub: Submission) -> None:
                     what,
                     example=example_,
                     detail=f"the model got t = {c.t.tolist()}, outside 0..{schedule.T - 1}",
-                    hint="torch.randint(0, T, ...) excludes its upper bound: the 0-based timesteps are 0..T−1",
+                    hint="the 0-based timesteps are 0..T−1: an index T or above, or below 0, is outside the schedule",
                 )
                 seen.update(c.t.tolist())
                 noises.append(c.eps)
+            batches.append(torch.cat([c.t for c in knows.calls]) if knows.calls else torch.zeros(0, dtype=torch.long))
             got = expect_tensor(
                 loss, like=torch.zeros(()), what=what, hint="the loss is a 0-dim tensor", example=example_
             )
@@ -341,8 +364,20 @@ def ddpm_loss_draws_t_and_noise(sub: Submission) -> None:
             "ddpm_loss must draw every t in 0..T−1",
             example=f"{example_}, {len(DRAW_SEEDS)} calls with batch {DRAW_SHAPE[0]}",
             detail=f"never drew t = {sorted(missing)} (drew {sorted(seen)})",
-            hint="torch.randint(0, T, (B,)) draws 0..T−1 (randint excludes its upper bound, so not randint(0, T − 1))",
+            hint="the 0-based timesteps are 0..T−1, both ends included: mind whether the draw excludes its upper bound",
         )
+        if schedule.T > 1:
+            pairs = torch.cat([b[: len(b) // 2 * 2].reshape(-1, 2) for b in batches])
+            equal, limit = int((pairs[:, 0] == pairs[:, 1]).sum()), binomial_threshold(len(pairs), 1 / schedule.T)
+            expect(
+                equal < limit,
+                "ddpm_loss must draw one t per sample, independently: t ~ U{0..T−1} for each of the B samples",
+                example=f"{example_}, {len(DRAW_SEEDS)} calls with batch {DRAW_SHAPE[0]}",
+                detail=f"{equal} of {len(pairs)} pairs of samples (0 and 1, 2 and 3, ...) got the same t; "
+                f"independent draws give about {len(pairs) / schedule.T:.0f} (at least {limit}: probability ≤ 1e-9)",
+                hint="the batch's samples are independent training examples: each gets a timestep of its own, "
+                "not one timestep shared by the whole batch",
+            )
         pooled = torch.cat([n.flatten() for n in noises]).to(torch.float64)
         mean, mean_square, n = float(pooled.mean()), float((pooled**2).mean()), pooled.numel()
         expect(
@@ -352,8 +387,35 @@ def ddpm_loss_draws_t_and_noise(sub: Submission) -> None:
             expected=f"mean 0 ± {5 / math.sqrt(n):.3f} and mean square 1 ± {5 * math.sqrt(2 / n):.3f}",
             got=f"mean {mean:.4f} and mean square {mean_square:.4f} (the noise in x_t over {len(DRAW_SEEDS)} calls, "
             f"{n} values)",
-            hint="noise = torch.randn(x0.shape, generator=generator): standard normal, not torch.rand, drawn anew "
+            hint="the noise is standard normal (not uniform), of x0's shape, drawn from the generator anew "
             "for every call",
+        )
+
+    expect_given_argument_used(ddpm_loss, x0)
+
+
+def expect_given_argument_used(ddpm_loss, x0: torch.Tensor) -> None:
+    """``ddpm_loss`` given only ``t``, or only ``noise``, draws the other and uses the given one as it is."""
+    spec = DRAW_SCHEDULES[-1]
+    schedule = spec.build()
+    t = torch.arange(DRAW_SHAPE[0], dtype=torch.long) % schedule.T
+    noise = torch.randn(DRAW_SHAPE, generator=torch.Generator().manual_seed(11))
+    for name, value in (("t", t), ("noise", noise)):
+        knows = KnowsX0(schedule, x0, record_outputs=True)
+        ddpm_loss(knows, schedule, x0, generator=torch.Generator().manual_seed(5), **{name: value})
+        used = [c.t for c in knows.calls] if name == "t" else [c.eps for c in knows.calls]
+        used = torch.cat(used) if used else None
+        expect(
+            used is not None
+            and used.shape == value.shape
+            and (torch.equal(used, value) if name == "t" else bool(torch.allclose(used, value, atol=1e-4))),
+            f"ddpm_loss given {name}= alone must use that {name} and draw only the missing "
+            f"{'noise' if name == 't' else 't'}",
+            example=f"ddpm_loss(model, schedule={spec!r}, x0 of shape {DRAW_SHAPE}, {name}=given, "
+            "generator=torch.Generator().manual_seed(5))",
+            detail=f"the {'model got t' if name == 't' else 'noise in x_t was'} different from the {name} given",
+            hint="t and noise are optional each on its own: draw each one only when it is missing (None), and never "
+            "replace an argument the caller gave",
         )
 
 
@@ -365,27 +427,18 @@ def ddpm_loss_uses_generator(sub: Submission) -> None:
     x0 = (torch.rand(DRAW_SHAPE, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 2 - 1).float()
     model = AffineDenoiser(schedule.T)
     example_ = f"schedule={spec!r}, x0 of shape {DRAW_SHAPE}, float32"
-    # A global state no torch.manual_seed(...) can produce (a seeded state advanced by some draws), so that
-    # reseeding is caught even when an earlier call left the state at a seed's start.
-    advanced = torch.Generator().manual_seed(90_210)
-    torch.randn(17, generator=advanced)
-    state = advanced.get_state()
-    saved = torch.get_rng_state()
     losses = []
-    try:
-        for seed in (0, 0, 1, 2):
-            torch.set_rng_state(state)
-            call = f"ddpm_loss(model, schedule, x0, generator=torch.Generator().manual_seed({seed}))"
-            losses.append(ddpm_loss(model, schedule, x0, generator=torch.Generator().manual_seed(seed)))
-            expect(
-                torch.equal(torch.get_rng_state(), state),
-                f"{call} changed torch's global random state",
+    for seed in (0, 0, 1, 2):
+        call = f"ddpm_loss(model, schedule, x0, generator=torch.Generator().manual_seed({seed}))"
+        losses.append(
+            expect_global_rng_untouched(
+                lambda seed=seed: ddpm_loss(model, schedule, x0, generator=torch.Generator().manual_seed(seed)),
+                what=f"{call} changed torch's global random state",
                 example=example_,
-                hint="draw t and noise from the given generator (torch.randint(..., generator=generator), "
-                "torch.randn(..., generator=generator)) and never call torch.manual_seed",
+                hint="t and noise come from the given generator only; the global random state is neither used nor "
+                "reseeded",
             )
-    finally:
-        torch.set_rng_state(saved)
+        )
     expect(
         isinstance(losses[0], torch.Tensor) and torch.equal(losses[0], losses[1]),
         "ddpm_loss with two generators of the same seed must give the same loss",
@@ -406,7 +459,8 @@ def ddpm_loss_uses_generator(sub: Submission) -> None:
 
 
 def vlb_cases() -> st.SearchStrategy[Case]:
-    """Cases with ``t ≥ 1`` and data of at least two dimensions ``(B, D, ...)`` (a ``(B,)`` batch gets ``D = 2``)."""
+    """Cases with ``t ≥ 1`` and data of at least two dimensions ``(B, D, ...)`` (a ``(B,)`` batch gets ``D = 2``;
+    :func:`vlb_term_formula` tries data of shape ``(B,)`` as an explicit example)."""
     return cases(min_T=2, min_t=1).map(
         lambda c: c if len(c.shape) > 1 else Case(c.spec, (*c.shape, 2), c.dtype, c.t, c.seed)
     )
@@ -422,7 +476,9 @@ def vlb_term_formula(sub: Submission) -> None:
     vlb_term = sub.function("losses", "vlb_term")
 
     @GRADING
+    @pinned_seed("vlb_term_formula")
     @given(vlb_cases())
+    @example(Case(ScheduleSpec("linear", 10), (3,), torch.float64, (1, 5, 9), 0))  # data of shape (B,)
     def prop(case: Case) -> None:
         schedule, x0, x_t, t, _ = vlb_inputs(case)
         got = vlb_term(schedule, KnowsX0(schedule, x0, bias, batch=x_t), x0, x_t, t)
@@ -484,14 +540,14 @@ def vlb_term_rejects_t0(sub: Submission) -> None:
                 example=repr(case),
                 expected="ValueError",
                 got=f"{error.error_type}: {error.message}",
-                hint="if (t == 0).any(): raise ValueError(...)",
+                hint="the promised error is ValueError, raised by your own check of t",
             ) from None
         raise CheckFailed(
             what,
             example=repr(case),
             expected="ValueError",
             got="no error: it returned a value",
-            hint="check every sample: if (t == 0).any(): raise ...",
+            hint="check every sample of the batch: one t = 0 anywhere is enough to refuse",
         )
 
     prop()

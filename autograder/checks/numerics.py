@@ -1,4 +1,5 @@
-"""Numerics shared by the hidden checks: float32 slack of ``1 − ᾱ`` and the Monte Carlo KL of two Gaussians.
+"""Numerics shared by the hidden checks: float32 slack of ``1 − ᾱ``, the Monte Carlo KL of two Gaussians and
+the calibrated thresholds of counting tests.
 
 Tolerances of single comparisons are the framework's (:func:`~autograder.checks.framework.tolerances`,
 :func:`~autograder.checks.framework.rtol_for`); this module holds what several parts' checks compute
@@ -23,6 +24,25 @@ extract = REFERENCE.schedules.extract
 def coefficient(table: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``table[t]`` in float64, shaped ``(B, 1, ..., 1)`` to broadcast against ``x`` (for tolerances and identities)."""
     return extract(table, t, x.to(torch.float64))
+
+
+FALSE_FAILURE = 1e-9
+"""The largest probability with which one counting test may fail a correct implementation."""
+
+
+def binomial_threshold(n: int, p: float, alpha: float = FALSE_FAILURE) -> int:
+    """The smallest count ``k`` with ``P(Binomial(n, p) ≥ k) ≤ alpha``, summed exactly.
+
+    A test that fails when a count of ``n`` independent events of probability ``p`` reaches ``k`` fails a
+    correct implementation with probability at most ``alpha``.
+    """
+    tail = 0.0
+    for k in range(n, -1, -1):
+        term = math.comb(n, k) * p**k * (1 - p) ** (n - k)
+        if tail + term > alpha:
+            return k + 1
+        tail += term
+    return 0
 
 
 def float32_slack(case: Case, schedule, index: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

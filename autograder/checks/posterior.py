@@ -28,7 +28,7 @@ from autograder.checks.framework import (
 )
 from autograder.checks.numerics import coefficient, float32_slack
 from autograder.checks.seeds import pinned_seed
-from autograder.checks.strategies import Case, ScheduleSpec, cases
+from autograder.checks.strategies import WIDE_DATA, Case, ScheduleSpec, cases
 from autograder.isolation.submission import Submission
 from autograder.reference import load_reference
 
@@ -88,7 +88,9 @@ def posterior_mean_formula(sub: Submission) -> None:
     q_posterior = sub.function("posterior", "q_posterior_mean_variance")
 
     @GRADING
+    @pinned_seed("posterior_mean_formula")
     @given(cases(min_T=2))
+    @example(WIDE_DATA)
     def prop(case: Case) -> None:
         schedule, x0, x_t, t = case.schedule, case.data(), case.randn(), case.timesteps()
         what = "q_posterior_mean_variance(schedule, x0, x_t, t)[0] must be the posterior mean μ̃_t"
@@ -166,6 +168,7 @@ def posterior_log_variance_clipped(sub: Submission) -> None:
     @GRADING
     @pinned_seed("posterior_log_variance_clipped")
     @given(cases(min_T=2))
+    @example(Case(ScheduleSpec("linear", 1), (2, 3), torch.float64, (0, 0), 0))  # no index 1: β_0 there
     def prop(case: Case) -> None:
         schedule, x0, x_t, t = case.schedule, case.data(), case.randn(), case.timesteps()
         what = "q_posterior_mean_variance(schedule, x0, x_t, t)[2] must be log β̃_t, and log β̃_1 at t = 0"
@@ -260,7 +263,7 @@ def expect_conversion(sub: Submission, name: str, inputs, size, *, what: str, hi
         scale=scale,
         what=what,
         hint=hint,
-        examples=(LAST_COSINE_STEP,),
+        examples=(LAST_COSINE_STEP, WIDE_DATA),
     )
 
 

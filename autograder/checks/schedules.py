@@ -72,6 +72,7 @@ def linear_betas_formula(sub: Submission) -> None:
     linear_betas = sub.function("schedules", "linear_betas")
 
     @GRADING
+    @pinned_seed("linear_betas_formula")
     @given(betas_calls("linear_betas", beta_start=ENDPOINT, beta_end=ENDPOINT))
     @example(BetasCall("linear_betas", 1000))
     @example(BetasCall("linear_betas", 1, (("beta_end", 0.05), ("beta_start", 0.001))))
@@ -80,8 +81,8 @@ def linear_betas_formula(sub: Submission) -> None:
             call(linear_betas),
             call(ref.linear_betas),
             what="linear_betas must be T evenly spaced betas from beta_start to beta_end, both included",
-            hint="torch.linspace(beta_start, beta_end, T, dtype=torch.float64): T points (not T + 1, and "
-            "T = 1 gives [beta_start]), built in float64 rather than float32 cast afterwards",
+            hint="T evenly spaced points with both endpoints (not T + 1, and T = 1 gives [beta_start]), built in "
+            "float64 rather than in float32 and cast afterwards",
             example=repr(call),
         )
 
@@ -136,6 +137,7 @@ def cosine_betas_clipped(sub: Submission) -> None:
     cosine_betas = sub.function("schedules", "cosine_betas")
 
     @GRADING
+    @pinned_seed("cosine_betas_clipped")
     @given(COSINE_CALLS)
     @example(BetasCall("cosine_betas", 1000))
     @example(BetasCall("cosine_betas", 1))
@@ -145,7 +147,7 @@ def cosine_betas_clipped(sub: Submission) -> None:
             call,
             clipped=True,
             what="cosine_betas must be min(1 − f(t+1)/f(t), max_beta): entries above max_beta are clipped to it",
-            hint="clip with torch.clamp(betas, max=max_beta) (f(T) ≈ 0 makes the last beta ≈ 1 without it)",
+            hint="every beta is capped at max_beta (f(T) ≈ 0 makes the last beta ≈ 1 without the cap)",
         )
 
     prop()
@@ -156,6 +158,7 @@ def scaled_linear_betas_formula(sub: Submission) -> None:
     scaled_linear_betas = sub.function("schedules", "scaled_linear_betas")
 
     @GRADING
+    @pinned_seed("scaled_linear_betas_formula")
     @given(betas_calls("scaled_linear_betas", beta_start=ENDPOINT, beta_end=ENDPOINT))
     @example(BetasCall("scaled_linear_betas", 1000))
     @example(BetasCall("scaled_linear_betas", 1))
@@ -164,8 +167,8 @@ def scaled_linear_betas_formula(sub: Submission) -> None:
             call(scaled_linear_betas),
             call(ref.scaled_linear_betas),
             what="scaled_linear_betas must space the square roots of the betas evenly, then square them",
-            hint="torch.linspace(beta_start ** 0.5, beta_end ** 0.5, T, dtype=torch.float64) ** 2: take the "
-            "square roots of the endpoints and square the result (it is not linspace(beta_start, beta_end, T))",
+            hint="the square roots of the betas are evenly spaced (not the betas themselves): space the square "
+            "roots of the endpoints, then square, in float64",
             example=repr(call),
         )
 
@@ -208,6 +211,7 @@ def make_schedule_cumprod(sub: Submission) -> None:
     make_schedule = sub.function("schedules", "make_schedule")
 
     @GRADING
+    @pinned_seed("make_schedule_cumprod")
     @given(SCHEDULES)
     @with_examples
     def prop(spec: ScheduleSpec) -> None:
@@ -216,8 +220,8 @@ def make_schedule_cumprod(sub: Submission) -> None:
         hints = {
             "betas": "keep the given betas (as float64) in the schedule",
             "alphas": "alphas = 1 − betas, elementwise, in float64",
-            "alpha_bars": "alpha_bars = torch.cumprod(alphas, dim=0): a cumulative product of the alphas, "
-            "not a cumulative sum, and of alphas rather than betas",
+            "alpha_bars": "ᾱ_t is the running product of the alphas up to and including t: a cumulative "
+            "product, not a cumulative sum, and of the alphas rather than the betas",
         }
         for name, hint in hints.items():
             expect_table(
@@ -229,6 +233,20 @@ def make_schedule_cumprod(sub: Submission) -> None:
             )
 
     prop()
+    # "All float64" holds whatever the dtype of the betas given: float32 betas are converted, not kept.
+    betas = torch.tensor([1e-4, 0.02, 0.3], dtype=torch.float32)
+    what = "make_schedule(betas) must build every table in float64, also from float32 betas"
+    got = schedule_fields(make_schedule(betas.clone()), what, "make_schedule(float32 betas [1e-4, 0.02, 0.3])")
+    expected = ref.make_schedule(betas)
+    for name in FIELDS:
+        expect_table(
+            got[name],
+            getattr(expected, name),
+            what=f"{what} (field {name})",
+            hint="a schedule is a float64 table whatever the dtype of the betas it is given: convert them to "
+            "float64 first, so every coefficient is computed in float64",
+            example="make_schedule(torch.tensor([1e-4, 0.02, 0.3], dtype=torch.float32))",
+        )
 
 
 @check("schedules", 1, "make_schedule: alpha_bars_prev = [1, ᾱ_0, …, ᾱ_{T−2}] (starts with 1, shifted by one)")
@@ -237,6 +255,7 @@ def make_schedule_alpha_bars_prev(sub: Submission) -> None:
     make_schedule = sub.function("schedules", "make_schedule")
 
     @GRADING
+    @pinned_seed("make_schedule_alpha_bars_prev")
     @given(SCHEDULES)
     @with_examples
     def prop(spec: ScheduleSpec) -> None:
@@ -247,7 +266,7 @@ def make_schedule_alpha_bars_prev(sub: Submission) -> None:
             fields["alpha_bars_prev"],
             like=reference.alpha_bars_prev,
             what=what,
-            hint="one float64 entry per timestep: torch.cat([ones(1), alpha_bars[:-1]]) has length T",
+            hint="one float64 entry per timestep: alpha_bars_prev has length T, like alpha_bars",
             example=example_,
         )
         alpha_bars = fields["alpha_bars"]
@@ -265,8 +284,8 @@ def make_schedule_alpha_bars_prev(sub: Submission) -> None:
             got,
             expected,
             what=what + " (compared with your alpha_bars shifted right by one)",
-            hint="alpha_bars_prev = torch.cat([ones(1), alpha_bars[:-1]]): shift alpha_bars one step to the right "
-            "(drop the last ᾱ, not the first)",
+            hint="ᾱ one step earlier: alpha_bars shifted one step to the right behind the 1 of index 0 (the last ᾱ "
+            "falls off, not the first)",
             example=example_,
         )
 
@@ -329,8 +348,9 @@ def make_schedule_rejects_invalid_betas(sub: Submission) -> None:
             example=repr(bad),
             expected="ValueError",
             got="no error: it returned a schedule",
-            hint="check every beta, both ends, and that the bounds are strict: "
-            "if not ((betas > 0) & (betas < 1)).all(): raise ValueError(...)",
+            hint="check every beta, at both ends of the interval, and that the bounds are strict (0 and 1 themselves "
+            "are "
+            "outside), then raise ValueError",
         )
 
     prop()

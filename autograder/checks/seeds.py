@@ -34,6 +34,9 @@ SEEDS: dict[str, int] = {
         "ddpm_loss_given_t_and_noise": (
             "1cac0edccab6316c3f8de3860a24d08b05c3cc6d86c83a7ede082bb7e5da7d33203fb2587942e92a574a88e00919cee5"
         ),
+        "vlb_term_formula": (
+            "bd5142bdf58066f24c37abbf7fd1a92c85da1b4761181a1274ffd79c2b9d8928be5e3489439dd4422ac45e1a522e8be7"
+        ),
         "vlb_term_rejects_t0": (
             "e296b823d40b5587fb42ad2897924e56670ff446edac611e90095af829f92959aa38ad35ed923bfaef8479c6aae8fb62"
         ),
@@ -84,6 +87,30 @@ SEEDS: dict[str, int] = {
         ),
         "latent_scale_factor_unit_variance": (
             "8499817357027aa149d94b66bdf1067dac38a78ca3b5212a408c958a2f460beeeb3a6c8d301d73d8f078c0b9aa3771a5"
+        ),
+        "cosine_betas_clipped": (
+            "b820287227f88e71870367b54691d407e6a7a75c597591494cd67079bfa6e9352a1fd0e4f1ba0cad200958fb32f3a0bd"
+        ),
+        "embedding_odd_padding": (
+            "6e5a5eacf36b85cc48268950c142de6138636a71957388a065b094db3e1a2022618b5c2a002136a204ccb43b9e851f9d"
+        ),
+        "linear_betas_formula": (
+            "5def1f69a1799f5b0e9ebd89a7340a97e0762ade607993a5b391ac98627277e5c5808a349d440fa1be18e6f9022bcf66"
+        ),
+        "make_schedule_alpha_bars_prev": (
+            "e4af2ce86639bdd091655ede0e19e251834254a268fc8abe30d9b56b824770cc90d4d1faeb22b181fa443763b5602033"
+        ),
+        "make_schedule_cumprod": (
+            "f6d7f8d9481fd1b710b9d3e185adcff78fc063704612019b05884f064b4c8d187bfa45f9ef2e04a7df6bec2b3c4e9030"
+        ),
+        "p_mean_variance_clipping": (
+            "0edf0724e639e90b105f6d740d11db0eb8b02100750967c9710879cc4d9e00b60834648b1b5fca1c5aacc8e6f7287e19"
+        ),
+        "scaled_linear_betas_formula": (
+            "c04625419dc34b7572e67707776bd8770c5bc61d13e3958d17bae77d68cda86341faffc228cfe9cb4563871ef86900de"
+        ),
+        "posterior_mean_formula": (
+            "3b27a67b7f43abf51c184e0774ebb39af68a6a51e81b5f4fddd41a127b9841b1f20b247232e6416eae456577d5b5c34d"
         ),
     }.items()
 }

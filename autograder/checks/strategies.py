@@ -73,10 +73,14 @@ class Case:
     dtype: torch.dtype
     t: tuple[int, ...]
     seed: int
+    spread: float = 1.0
+    """:meth:`data` lies in ``[−spread, spread]``: the data's range [−1, 1] by default; wider for inputs such as
+    latents, which no function may clamp to the data's range."""
 
     def __repr__(self) -> str:
         dtype = str(self.dtype).removeprefix("torch.")
-        return f"schedule={self.spec!r}, shape={self.shape}, dtype={dtype}, t={list(self.t)}, seed={self.seed}"
+        spread = "" if self.spread == 1 else f", data in [−{self.spread:g}, {self.spread:g}]"
+        return f"schedule={self.spec!r}, shape={self.shape}, dtype={dtype}, t={list(self.t)}, seed={self.seed}{spread}"
 
     @property
     def schedule(self):
@@ -91,9 +95,13 @@ class Case:
         return torch.randn(self.shape, generator=generator, dtype=torch.float64).to(self.dtype)
 
     def data(self, stream: int = 0) -> torch.Tensor:
-        """Data in [−1, 1] of the case's shape and dtype."""
+        """Data in ``[−spread, spread]`` ([−1, 1] by default) of the case's shape and dtype."""
         generator = torch.Generator().manual_seed(self.seed * 1009 + 500 + stream)
-        return (torch.rand(self.shape, generator=generator, dtype=torch.float64) * 2 - 1).to(self.dtype)
+        return (self.spread * (torch.rand(self.shape, generator=generator, dtype=torch.float64) * 2 - 1)).to(self.dtype)
+
+
+WIDE_DATA = Case(ScheduleSpec("linear", 10), (3, 2), torch.float64, (0, 5, 9), 3, spread=4.0)
+"""A case whose data leave [−1, 1] (as latents do): a formula that clamps its inputs to the data's range fails it."""
 
 
 def shapes(min_dims: int = 1, max_dims: int = 4) -> st.SearchStrategy[tuple[int, ...]]:

@@ -29,6 +29,8 @@ it returns. Every correct arrangement passes: the float tolerances are the frame
 do not depend on the order in which the random numbers are drawn (principle 2). With
 :data:`STANDARD_ERRORS` = 6.5 a correct sampler fails one of the ~10⁴ tests of a grading with a probability
 of about 10⁻⁶.
+
+Both loops' checks also share :func:`expect_loop_plumbing`: their randomness and their progress bar.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ from dataclasses import dataclass
 
 import torch
 
-from autograder.checks.denoisers import Call, Denoiser
-from autograder.checks.framework import CheckFailed, tolerances
+from autograder.checks.denoisers import Call, Denoiser, SmoothDenoiser
+from autograder.checks.framework import CheckFailed, expect, expect_global_rng_untouched, tolerances
+from autograder.checks.strategies import ScheduleSpec
 from autograder.reference import load_reference
 
 REFERENCE = load_reference()
@@ -445,4 +448,30 @@ def _verify_totals(totals: _Totals, sampling: Sampling) -> None:
         expected=expected,
         got=got,
         hint=sampling.hint,
+    )
+
+
+def expect_loop_plumbing(loop, name: str, **kwargs) -> None:
+    """A sampling ``loop`` draws nothing from (and does not reseed) the global random state, and ``progress=True``
+    only shows a bar: the same samples as without it."""
+    spec, shape = ScheduleSpec("linear", 6), (3, 2)
+    example = f"{name}(model, schedule={spec!r}, shape={shape}, generator=torch.Generator().manual_seed(4)"
+    example += "".join(f", {key}={value!r}" for key, value in kwargs.items()) + ")"
+
+    def run(progress: bool) -> object:
+        generator = torch.Generator().manual_seed(4)
+        return loop(SmoothDenoiser(6), spec.build(), shape, generator=generator, progress=progress, **kwargs)
+
+    plain = expect_global_rng_untouched(
+        lambda: run(False),
+        what=f"{name} changed torch's global random state",
+        example=example,
+        hint="every random number comes from `generator`; the global random state is neither drawn from nor reseeded",
+    )
+    shown = run(True)
+    expect(
+        isinstance(plain, torch.Tensor) and isinstance(shown, torch.Tensor) and torch.equal(plain, shown),
+        f"{name}(..., progress=True) must return the same samples as without the progress bar",
+        example=example,
+        hint="the progress bar only displays the steps: the loop, its draws and its result are the same",
     )

@@ -9,12 +9,14 @@ In the sandbox the worker has its own copies and reports which tensors the call 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+import inspect
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
 
 from autograder.isolation.errors import IN_PLACE, StudentError
+from autograder.reference import reference_module
 from autograder.sandbox.calls import same_bits
 
 
@@ -31,6 +33,45 @@ def leaves(value: Any) -> Iterator[torch.Tensor | torch.Generator]:
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         for field in dataclasses.fields(value):
             yield from leaves(getattr(value, field.name))
+
+
+def describe(value: Any) -> str:
+    """A value as a student reads it in a failure: a tensor's shape and dtype, a schedule's length, a number."""
+    if isinstance(value, torch.Tensor):
+        return f"tensor of shape {tuple(value.shape)}, {str(value.dtype).removeprefix('torch.')}"
+    if value is None or isinstance(value, bool | int | float | str):
+        return repr(value)[:40]
+    if dataclasses.is_dataclass(value) and type(value).__name__ == "NoiseSchedule":
+        return f"NoiseSchedule of T = {len(value.betas)}"
+    if isinstance(value, tuple | list) and len(value) <= 6:
+        inner = ", ".join(describe(item) for item in value)
+        return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
+    if isinstance(value, torch.Generator):
+        return "a torch.Generator"
+    return "a callable (a model)" if callable(value) else "an object"  # the grader's own classes are not named
+
+
+def describe_call(args: Sequence[Any], kwargs: dict[str, Any], signature_of: Callable | None = None) -> str:
+    """The arguments of a call, each named (by ``signature_of``'s parameters where it has one, else by position)
+    with its shape and dtype: what a student needs to reproduce an error their code raised."""
+    names = [f"argument {i + 1}" for i in range(len(args))]
+    if signature_of is not None:
+        try:
+            parameters = [name for name in inspect.signature(signature_of).parameters if name != "self"]
+        except (TypeError, ValueError):
+            parameters = []
+        names = [parameters[i] if i < len(parameters) else name for i, name in enumerate(names)]
+    pairs = [*zip(names, args, strict=True), *kwargs.items()]
+    return "; ".join(f"{name}: {describe(value)}" for name, value in pairs)[:600]
+
+
+def reference_signature(part: str, label: str) -> Callable | None:
+    """The reference's function (or ``Class.method``) ``label`` of ``part``, whose parameters name a call's
+    arguments; ``None`` when the reference has none of that name."""
+    target: Any = reference_module(part)
+    for attribute in label.split("."):
+        target = getattr(target, attribute, None)
+    return target if callable(target) else None
 
 
 def label(tensor: torch.Tensor, args: Sequence[Any], kwargs: dict[str, Any]) -> str:

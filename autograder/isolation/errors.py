@@ -15,7 +15,15 @@ class StudentError(Exception):
 
     def __init__(self, part: str, function: str, error_type: str, message: str, where: str = "") -> None:
         self.part, self.function, self.error_type, self.message, self.where = part, function, error_type, message, where
+        self.inputs = ""
+        """The call's arguments, their shapes and dtypes (:func:`~autograder.isolation.arguments.describe_call`),
+        once the caller has noted them."""
         super().__init__(str(self))
+
+    def noting_inputs(self, inputs: str) -> StudentError:
+        """This error, with the arguments of the call that raised it noted (the first call's, if noted already)."""
+        self.inputs = self.inputs or inputs
+        return self
 
     @property
     def not_implemented(self) -> bool:
@@ -33,7 +41,8 @@ class StudentError(Exception):
             return f"{self.part}.py could not be imported: {self.error_type}: {self.message}{where}"
         if self.changed_in_place:
             return f"{self.part}.{self.function} {self.message}"
-        return f"{self.part}.{self.function} raised {self.error_type}: {self.message}{where}"
+        called = f"\n  called with {self.inputs}" if self.inputs else ""
+        return f"{self.part}.{self.function} raised {self.error_type}: {self.message}{where}{called}"
 
 
 class GraderError(Exception):

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from autograder.isolation import calls
+from autograder.isolation.arguments import describe_call, reference_signature
 from autograder.isolation.errors import GraderError, StudentError, WorkLimit
 from autograder.isolation.intake import find_package, package_fingerprint
 from autograder.isolation.launcher import isolation
@@ -196,7 +197,7 @@ class RemoteSubmission:
         except StudentError as error:
             if worker.killed:
                 self.stopped[part] = error
-            raise
+            raise error.noting_inputs(describe_call(args, kwargs, reference_signature(part, name))) from None
         except WorkLimit as error:  # the check failed: no more of the grader's work on it (Hypothesis would shrink)
             self.stopped[part] = error
             raise

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import torch
 
-from autograder.isolation.arguments import Snapshot, changed_in_place
+from autograder.isolation.arguments import Snapshot, changed_in_place, describe_call, reference_signature
 from autograder.isolation.errors import StudentError, WorkLimit, refusals
 from autograder.isolation.intake import find_package, package_fingerprint
 from autograder.parts import PART_NAMES
@@ -138,10 +138,10 @@ class LocalSubmission:
             with refusals() as refused:
                 try:
                     result = self._guarded(part, label, lambda: fn(*args, **kwargs))
-                except StudentError:
+                except StudentError as error:
                     if refused:  # the grader's refusal is why the student's code failed: its message is clearer
                         raise refused[0] from None
-                    raise
+                    raise error.noting_inputs(describe_call(args, kwargs, reference_signature(part, label))) from None
         finally:
             changed = snapshot.restore()
         if refused:  # the student's code caught the grader's refusal: the check is over all the same

@@ -256,6 +256,108 @@ MUTANTS: tuple[Mutant, ...] = (
         "ddim_invert calls model(x, t) without **model_kwargs (labels lost)",
         Edit("ddim", _INV_MODEL, "        eps = model(x, t)\n"),
     ),
+    Mutant(
+        "ddim_loop_seeds_global_rng",
+        "seeds the global RNG 'for reproducible runs' at the start of the loop (the samples still come from the generator)",
+        Edit(
+            "ddim",
+            "    x = torch.randn(tuple(shape), generator=generator) if noise is None else noise\n",
+            "    torch.manual_seed(0)  # reproducible runs\n    x = torch.randn(tuple(shape), generator=generator) if noise is None else noise\n",
+        ),
+    ),
+    # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
+    Mutant(
+        "alpha_bar_at_wraps_minus_one",
+        "indexed ᾱ directly; t = −1 silently wraps to ᾱ_{T−1} instead of 1",
+        Edit(
+            "ddim",
+            "    padded = torch.cat([torch.ones(1, dtype=torch.float64), schedule.alpha_bars])\n"
+            "    return padded.to(t.device)[t + 1]\n",
+            "    return schedule.alpha_bars.to(t.device)[t]\n",
+        ),
+    ),
+    Mutant(
+        "uniform_float_stride_truncated",
+        "a float stride T/num_steps 'spreads the steps better'; differs from k·(T // num_steps) when uneven",
+        Edit(
+            "ddim",
+            "steps = np.arange(num_steps) * (T // num_steps)",
+            "steps = (np.arange(num_steps) * (T / num_steps)).astype(np.int64)",
+        ),
+    ),
+    Mutant(
+        "linspace_by_hand_divides_by_zero",
+        "linspace written out as k·(T − 1)/(num_steps − 1); num_steps = 1 divides 0 by 0",
+        Edit(
+            "ddim",
+            "steps = np.linspace(0, T - 1, num_steps).round()",
+            "steps = (np.arange(num_steps) * (T - 1) / (num_steps - 1)).round()",
+        ),
+    ),
+    Mutant(
+        "trailing_integer_stride",
+        "trailing = uniform counted from the top with an integer stride; wrong when T is not a multiple of num_steps",
+        Edit(
+            "ddim",
+            "steps = np.round(np.arange(T, 0, -T / num_steps))[:num_steps] - 1",
+            "steps = T - 1 - np.arange(num_steps) * (T // num_steps)",
+        ),
+    ),
+    Mutant(
+        "no_num_steps_check",
+        "never thought of num_steps > T; the promised ValueError is missing",
+        Edit(
+            "ddim",
+            "    if not 1 <= num_steps <= T:\n"
+            '        raise ValueError(f"num_steps must be in 1..T={T}, got {num_steps}")\n',
+            "",
+        ),
+    ),
+    Mutant(
+        "num_steps_check_upper_only",
+        "checked only the upper bound; num_steps = 0 returns an empty subsequence",
+        Edit(
+            "ddim",
+            "if not 1 <= num_steps <= T:",
+            "if num_steps > T:",
+        ),
+    ),
+    Mutant(
+        "trailing_not_sorted",
+        "uniform and linspace come out ascending anyway; trailing is built descending and stays so",
+        Edit(
+            "ddim",
+            "return torch.from_numpy(np.sort(steps).astype(np.int64))",
+            "return torch.from_numpy(steps.astype(np.int64))",
+        ),
+    ),
+    Mutant(
+        "sigma_is_variance",
+        "returned σ² (the variance of eq. 16) instead of σ",
+        Edit(
+            "ddim",
+            "return eta * ((1 - alpha_bar_prev) / (1 - alpha_bar)).sqrt() * (1 - alpha_bar / alpha_bar_prev).sqrt()",
+            "return eta * ((1 - alpha_bar_prev) / (1 - alpha_bar)) * (1 - alpha_bar / alpha_bar_prev)",
+        ),
+    ),
+    Mutant(
+        "invert_eps_at_lower_level",
+        "evaluated eps at the level the step starts from (as in sampling), not the level it goes to",
+        Edit(
+            "ddim",
+            "eps = model(x, t, **model_kwargs)",
+            "eps = model(x, level.clamp(min=0), **model_kwargs)",
+        ),
+    ),
+    Mutant(
+        "invert_drops_spacing",
+        "the inversion walks the default ('uniform') subsequence whatever spacing= says",
+        Edit(
+            "ddim",
+            "    timesteps = ddim_timesteps(schedule.T, num_steps, spacing).tolist()\n    x = x0\n",
+            "    timesteps = ddim_timesteps(schedule.T, num_steps).tolist()\n    x = x0\n",
+        ),
+    ),
 )
 
 ALTERNATIVES: tuple[Alternative, ...] = (
@@ -325,6 +427,98 @@ ALTERNATIVES: tuple[Alternative, ...] = (
                 "        ratio, ratio_next = ((1 - alpha_bar) / alpha_bar).sqrt(), ((1 - alpha_bar_next) / alpha_bar_next).sqrt()\n"
                 "        scaled = x / expand_like(alpha_bar.sqrt(), x) + expand_like(ratio_next - ratio, x) * eps\n"
                 "        x = expand_like(alpha_bar_next.sqrt(), x) * scaled\n",
+            ),
+        ),
+    ),
+    # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
+    Alternative(
+        "alpha_bar_at_with_where",
+        "ᾱ_{−1} = 1 with torch.where instead of a padded table",
+        (
+            Edit(
+                "ddim",
+                "    padded = torch.cat([torch.ones(1, dtype=torch.float64), schedule.alpha_bars])\n"
+                "    return padded.to(t.device)[t + 1]\n",
+                "    table = schedule.alpha_bars.to(t.device)\n"
+                "    return torch.where(t >= 0, table[t.clamp(min=0)], torch.ones((), dtype=torch.float64, device=t.device))\n",
+            ),
+        ),
+    ),
+    Alternative(
+        "timesteps_by_list_comprehensions",
+        "the documented formulas for 'uniform' and 'trailing' written per k in Python",
+        (
+            Edit(
+                "ddim",
+                "steps = np.arange(num_steps) * (T // num_steps)",
+                "steps = np.array([k * (T // num_steps) for k in range(num_steps)])",
+            ),
+            Edit(
+                "ddim",
+                "steps = np.round(np.arange(T, 0, -T / num_steps))[:num_steps] - 1",
+                "steps = np.array([round(T - k * T / num_steps) - 1 for k in range(num_steps)])",
+            ),
+        ),
+    ),
+    Alternative(
+        "sigma_one_sqrt",
+        "eq. 16 under one square root",
+        (
+            Edit(
+                "ddim",
+                "return eta * ((1 - alpha_bar_prev) / (1 - alpha_bar)).sqrt() * (1 - alpha_bar / alpha_bar_prev).sqrt()",
+                "return eta * torch.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev))",
+            ),
+        ),
+    ),
+    Alternative(
+        "loop_no_noise_on_the_last_step",
+        "the step to t_prev = −1 has σ = 0, so it draws no noise (one draw fewer when η > 0)",
+        (
+            Edit(
+                "ddim",
+                "        z = torch.randn(x.shape, generator=generator).to(device=device, dtype=x.dtype) if eta > 0 else None\n"
+                "        x = ddim_step(model, schedule, x, t, t_prev, eta=eta, noise=z, clip_denoised=clip_denoised, **model_kwargs)\n",
+                "        step_eta = eta if k > 0 else 0.0  # σ = 0 on the step to t_prev = −1 whatever η is\n"
+                "        z = torch.randn(x.shape, generator=generator).to(device=device, dtype=x.dtype) if step_eta > 0 else None\n"
+                "        x = ddim_step(model, schedule, x, t, t_prev, eta=step_eta, noise=z, clip_denoised=clip_denoised, **model_kwargs)\n",
+            ),
+        ),
+    ),
+    Alternative(
+        "loop_over_pairs_start_always_drawn",
+        "(τ_k, τ_{k−1}) pairs zipped up front; a start is drawn from the generator even when noise= is given",
+        (
+            Edit(
+                "ddim",
+                "    x = torch.randn(tuple(shape), generator=generator) if noise is None else noise\n",
+                "    x = torch.randn(tuple(shape), generator=generator)\n"
+                "    if noise is not None:\n"
+                "        x = noise\n",
+            ),
+            Edit(
+                "ddim",
+                '    for k in tqdm(range(num_steps - 1, -1, -1), disable=not progress, desc="DDIM sampling"):\n'
+                "        t = torch.full((batch,), timesteps[k], dtype=torch.long, device=device)\n"
+                "        t_prev = torch.full((batch,), timesteps[k - 1] if k > 0 else -1, dtype=torch.long, device=device)\n",
+                "    pairs = list(zip(timesteps[::-1], ([-1] + timesteps[:-1])[::-1]))\n"
+                '    for step, step_prev in tqdm(pairs, disable=not progress, desc="DDIM sampling"):\n'
+                "        t = torch.full((batch,), step, dtype=torch.long, device=device)\n"
+                "        t_prev = torch.full((batch,), step_prev, dtype=torch.long, device=device)\n",
+            ),
+        ),
+    ),
+    Alternative(
+        "invert_combined_coefficients",
+        "x_t = √(ᾱ_t/ᾱ_s)·x + (√(1 − ᾱ_t) − √(ᾱ_t/ᾱ_s)·√(1 − ᾱ_s))·eps, x̂0 eliminated",
+        (
+            Edit(
+                "ddim",
+                "        pred_x0 = (x - expand_like((1 - alpha_bar).sqrt(), x) * eps) / expand_like(alpha_bar.sqrt(), x)\n"
+                "        x = expand_like(alpha_bar_next.sqrt(), x) * pred_x0 + expand_like((1 - alpha_bar_next).sqrt(), x) * eps\n",
+                "        ratio = (alpha_bar_next / alpha_bar).sqrt()\n"
+                "        coef_eps = (1 - alpha_bar_next).sqrt() - ratio * (1 - alpha_bar).sqrt()\n"
+                "        x = expand_like(ratio, x) * x + expand_like(coef_eps, x) * eps\n",
             ),
         ),
     ),

@@ -197,6 +197,111 @@ MUTANTS: tuple[Mutant, ...] = (
         "return_trajectory lists only the T states after each step, not the starting noise",
         Edit("ddpm", "    trajectory = [x]\n", "    trajectory = []\n"),
     ),
+    Mutant(
+        "ddpm_loop_seeds_global_rng",
+        "seeds the global RNG 'for reproducible runs' at the start of the loop (the samples still come from the generator)",
+        Edit(
+            "ddpm",
+            "    x = torch.randn(tuple(shape), generator=generator) if noise is None else noise\n",
+            "    torch.manual_seed(0)  # reproducible runs\n    x = torch.randn(tuple(shape), generator=generator) if noise is None else noise\n",
+        ),
+    ),
+    Mutant(
+        "p_mean_variance_unknown_variance_is_fixed_large",
+        "any variance other than 'fixed_small' takes the 'fixed_large' branch instead of raising ValueError",
+        Edit(
+            "ddpm",
+            '    elif variance == "fixed_large":\n'
+            "        var, log_var = extract(schedule.betas, t, x_t), extract(schedule.betas.log(), t, x_t)\n"
+            "    else:\n"
+            "        raise ValueError(f\"variance must be 'fixed_small' or 'fixed_large', got {variance!r}\")\n",
+            "    else:\n"
+            "        var, log_var = extract(schedule.betas, t, x_t), extract(schedule.betas.log(), t, x_t)\n",
+        ),
+    ),
+    # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
+    Mutant(
+        "mean_always_eq11",
+        "used eq. 11 for the mean (the docstring says they agree); it ignores the clamped x̂0",
+        Edit(
+            "ddpm",
+            "    mean, posterior_variance, posterior_log_variance = q_posterior_mean_variance(schedule, pred_x0, x_t, t)\n",
+            "    _, posterior_variance, posterior_log_variance = q_posterior_mean_variance(schedule, pred_x0, x_t, t)\n"
+            "    mean = (x_t - extract(schedule.betas / (1 - schedule.alpha_bars).sqrt(), t, x_t) * eps) / extract(\n"
+            "        schedule.alphas.sqrt(), t, x_t\n"
+            "    )\n",
+        ),
+    ),
+    Mutant(
+        "no_noise_unless_t_gt_1",
+        "Algorithm 2's 'z ~ N(0, I) if t > 1' copied onto 0-based steps",
+        Edit(
+            "ddpm",
+            "nonzero = expand_like((t != 0).to(x_t.dtype), x_t)",
+            "nonzero = expand_like((t > 1).to(x_t.dtype), x_t)",
+        ),
+    ),
+    Mutant(
+        "t0_check_for_whole_batch",
+        "in the sampling loop the whole batch shares t, so one check per batch 'is enough'",
+        Edit(
+            "ddpm",
+            "    nonzero = expand_like((t != 0).to(x_t.dtype), x_t)\n"
+            '    return out["mean"] + nonzero * out["variance"].sqrt() * noise\n',
+            "    if bool((t == 0).any()):\n"
+            '        return out["mean"]\n'
+            '    return out["mean"] + out["variance"].sqrt() * noise\n',
+        ),
+    ),
+    Mutant(
+        "p_sample_drops_variance",
+        "forwarded clip_denoised but forgot variance=, so fixed_large samples with β̃",
+        Edit(
+            "ddpm",
+            "out = p_mean_variance(model, schedule, x_t, t, clip_denoised=clip_denoised, variance=variance, **model_kwargs)",
+            "out = p_mean_variance(model, schedule, x_t, t, clip_denoised=clip_denoised, **model_kwargs)",
+        ),
+    ),
+    Mutant(
+        "p_sample_drops_clip_denoised",
+        "forwarded variance= but not clip_denoised, so clip_denoised=False still clamps",
+        Edit(
+            "ddpm",
+            "out = p_mean_variance(model, schedule, x_t, t, clip_denoised=clip_denoised, variance=variance, **model_kwargs)",
+            "out = p_mean_variance(model, schedule, x_t, t, variance=variance, **model_kwargs)",
+        ),
+    ),
+    Mutant(
+        "loop_start_from_global_rng",
+        "the generator was threaded into the loop's noise but not the start",
+        Edit(
+            "ddpm",
+            "x = torch.randn(tuple(shape), generator=generator) if noise is None else noise",
+            "x = torch.randn(tuple(shape)) if noise is None else noise",
+        ),
+    ),
+    Mutant(
+        "loop_drops_variance_and_clip",
+        "p_sample's defaults are the usual settings; the loop's clip_denoised= and variance= are ignored",
+        Edit(
+            "ddpm",
+            "x = p_sample(model, schedule, x, t, z, clip_denoised=clip_denoised, variance=variance, **model_kwargs)",
+            "x = p_sample(model, schedule, x, t, z, **model_kwargs)",
+        ),
+    ),
+    Mutant(
+        "trajectory_recorded_before_the_step",
+        "appended x_t at the top of the loop: T + 1 states, the start twice and the final sample missing",
+        Edit(
+            "ddpm",
+            "        x = p_sample(model, schedule, x, t, z, clip_denoised=clip_denoised, variance=variance, **model_kwargs)\n"
+            "        if return_trajectory:\n"
+            "            trajectory.append(x)\n",
+            "        if return_trajectory:\n"
+            "            trajectory.append(x)\n"
+            "        x = p_sample(model, schedule, x, t, z, clip_denoised=clip_denoised, variance=variance, **model_kwargs)\n",
+        ),
+    ),
 )
 
 ALTERNATIVES: tuple[Alternative, ...] = (
@@ -244,6 +349,88 @@ ALTERNATIVES: tuple[Alternative, ...] = (
                 '    return torch.where(last, out["mean"], out["mean"] + std * noise)\n',
             ),
             Edit("ddpm", _LOOP, _LOOP.replace("range(schedule.T - 1, -1, -1)", "reversed(range(schedule.T))")),
+        ),
+    ),
+    # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
+    Alternative(
+        "p_sample_std_from_log_variance_and_where",
+        "the std as exp(½ log-variance) (the clipped log differs only at t = 0, where no noise is added); mask by torch.where",
+        (
+            Edit(
+                "ddpm",
+                "    nonzero = expand_like((t != 0).to(x_t.dtype), x_t)\n"
+                '    return out["mean"] + nonzero * out["variance"].sqrt() * noise\n',
+                "    last = expand_like((t == 0).to(x_t.dtype), x_t).bool()\n"
+                '    noisy = out["mean"] + torch.exp(0.5 * out["log_variance"]) * noise\n'
+                '    return torch.where(last, out["mean"], noisy)\n',
+            ),
+        ),
+    ),
+    Alternative(
+        "p_mean_variance_eq11_when_not_clipping",
+        "eq. 11 for the mean when x̂0 is not clamped (the docstring says they agree); fixed-large log as log of the variance",
+        (
+            Edit(
+                "ddpm",
+                "    mean, posterior_variance, posterior_log_variance = q_posterior_mean_variance(schedule, pred_x0, x_t, t)\n",
+                "    mean, posterior_variance, posterior_log_variance = q_posterior_mean_variance(schedule, pred_x0, x_t, t)\n"
+                "    if not clip_denoised:\n"
+                "        mean = (x_t - extract(schedule.betas / (1 - schedule.alpha_bars).sqrt(), t, x_t) * eps) / extract(\n"
+                "            schedule.alphas.sqrt(), t, x_t\n"
+                "        )\n",
+            ),
+            Edit(
+                "ddpm",
+                "var, log_var = extract(schedule.betas, t, x_t), extract(schedule.betas.log(), t, x_t)",
+                "var = extract(schedule.betas, t, x_t)\n        log_var = var.log()",
+            ),
+        ),
+    ),
+    Alternative(
+        "loop_no_noise_drawn_for_t0",
+        "no noise is drawn for the last step, where none is added (one draw fewer)",
+        (
+            Edit(
+                "ddpm",
+                "z = torch.randn(x.shape, generator=generator).to(device=device, dtype=x.dtype)",
+                "z = torch.randn(x.shape, generator=generator).to(device=device, dtype=x.dtype) if step > 0 else torch.zeros_like(x)",
+            ),
+        ),
+    ),
+    Alternative(
+        "loop_all_noise_up_front",
+        "every step's noise drawn first in one tensor, the start after it (another order of draws)",
+        (
+            Edit(
+                "ddpm",
+                "    x = torch.randn(tuple(shape), generator=generator) if noise is None else noise\n"
+                "    x = x.to(device)\n",
+                "    step_noise = torch.randn((schedule.T, *tuple(shape)), generator=generator)\n"
+                "    x = torch.randn(tuple(shape), generator=generator) if noise is None else noise\n"
+                "    x = x.to(device)\n",
+            ),
+            Edit(
+                "ddpm",
+                "z = torch.randn(x.shape, generator=generator).to(device=device, dtype=x.dtype)",
+                "z = step_noise[step].to(device=device, dtype=x.dtype)",
+            ),
+        ),
+    ),
+    Alternative(
+        "loop_over_reversed_range_with_list",
+        "reversed(range(T)), and the trajectory always recorded (returned only when asked)",
+        (
+            Edit(
+                "ddpm",
+                '    for step in tqdm(range(schedule.T - 1, -1, -1), disable=not progress, desc="DDPM sampling"):\n',
+                "    steps = list(reversed(range(schedule.T)))\n"
+                '    for step in tqdm(steps, disable=not progress, desc="DDPM sampling"):\n',
+            ),
+            Edit(
+                "ddpm",
+                "        if return_trajectory:\n            trajectory.append(x)\n",
+                "        trajectory.append(x)\n",
+            ),
         ),
     ),
 )

@@ -104,6 +104,16 @@ MUTANTS: tuple[Mutant, ...] = (
         "t divided by T = 1000 first (a [0, 1] time) instead of the raw timestep index",
         Edit("embedding", ARGS, "args = (t.float() / 1000)[:, None] * freqs[None, :]  # (B, half)"),
     ),
+    # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
+    Mutant(
+        "odd_dim_not_padded",
+        "only ever used even widths; an odd dim returns dim − 1 columns",
+        Edit(
+            "embedding",
+            "    if dim % 2:\n        emb = torch.nn.functional.pad(emb, (0, 1))\n",
+            "",
+        ),
+    ),
 )
 
 ALTERNATIVES: tuple[Alternative, ...] = (
@@ -138,6 +148,40 @@ ALTERNATIVES: tuple[Alternative, ...] = (
                 "    emb[:, :half] = torch.sin(angles)\n"
                 "    emb[:, half : 2 * half] = torch.cos(angles)\n"
                 "    return emb\n",
+            ),
+        ),
+    ),
+    # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
+    Alternative(
+        "freqs_by_pow",
+        "max_period^(−i/half) instead of exp(−ln(max_period) · i/half)",
+        (
+            Edit(
+                "embedding",
+                "freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)",
+                "freqs = max_period ** (-torch.arange(half, dtype=torch.float32, device=t.device) / half)",
+            ),
+        ),
+    ),
+    Alternative(
+        "float64_inside_outer_and_cat_padding",
+        "float64 inside then cast to float32, torch.outer, the odd column appended as zeros",
+        (
+            Edit(
+                "embedding",
+                "    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)\n"
+                "    args = t.float()[:, None] * freqs[None, :]  # (B, half)\n"
+                "    emb = torch.cat([torch.sin(args), torch.cos(args)], dim=1)\n"
+                "    if dim % 2:\n"
+                "        emb = torch.nn.functional.pad(emb, (0, 1))\n"
+                "    return emb\n",
+                "    i = torch.arange(half, dtype=torch.float64, device=t.device)\n"
+                "    freqs = torch.exp(-math.log(max_period) * i / half)\n"
+                "    args = torch.outer(t.to(torch.float64), freqs)\n"
+                "    parts = [torch.sin(args), torch.cos(args)]\n"
+                "    if dim % 2:\n"
+                "        parts.append(torch.zeros(t.shape[0], 1, dtype=torch.float64, device=t.device))\n"
+                "    return torch.cat(parts, dim=1).to(torch.float32)\n",
             ),
         ),
     ),

@@ -134,6 +134,37 @@ MUTANTS: tuple[Mutant, ...] = (
             "forward", "variance = extract(1 - schedule.alpha_bars, t, x0)", "variance = (1 - schedule.alpha_bars)[t]"
         ),
     ),
+    Mutant(
+        "q_sample_clamps_x0",
+        "q_sample clamps x0 to [−1, 1] 'since data lives there': latents and other wider inputs are changed",
+        Edit(
+            "forward",
+            "return extract(schedule.alpha_bars.sqrt(), t, x0) * x0",
+            "x0 = x0.clamp(-1, 1)\n    return extract(schedule.alpha_bars.sqrt(), t, x0) * x0",
+        ),
+    ),
+    # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
+    Mutant(
+        "q_sample_float32_coefficients_by_hand",
+        "own gather instead of extract, casting the table to float32 'because the data is float32' (float64 data loses precision)",
+        Edit(
+            "forward",
+            "return extract(schedule.alpha_bars.sqrt(), t, x0) * x0 + extract((1 - schedule.alpha_bars).sqrt(), t, x0) * noise",
+            "shape = (-1,) + (1,) * (x0.dim() - 1)\n"
+            "    a = schedule.alpha_bars.float()[t].reshape(shape)\n"
+            "    return a.sqrt() * x0 + (1 - a).sqrt() * noise",
+        ),
+    ),
+    Mutant(
+        "q_step_returns_float64",
+        "indexed the float64 table directly instead of extract: float32 data comes back float64",
+        Edit(
+            "forward",
+            "return extract(schedule.alphas.sqrt(), t, x_prev) * x_prev + extract(schedule.betas.sqrt(), t, x_prev) * noise",
+            "shape = (-1,) + (1,) * (x_prev.dim() - 1)\n"
+            "    return schedule.alphas.sqrt()[t].reshape(shape) * x_prev + schedule.betas.sqrt()[t].reshape(shape) * noise",
+        ),
+    ),
 )
 
 ALTERNATIVES: tuple[Alternative, ...] = (
@@ -171,6 +202,42 @@ ALTERNATIVES: tuple[Alternative, ...] = (
                 "forward",
                 "mean = extract(schedule.alpha_bars.sqrt(), t, x0) * x0",
                 "mean = q_sample(schedule, x0, t, torch.zeros_like(x0))",
+            ),
+        ),
+    ),
+    # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
+    Alternative(
+        "q_sample_via_q_mean_variance",
+        "reparameterised sample of q(x_t | x0): mean + std · noise",
+        (
+            Edit(
+                "forward",
+                "return extract(schedule.alpha_bars.sqrt(), t, x0) * x0 + extract((1 - schedule.alpha_bars).sqrt(), t, x0) * noise",
+                "mean, variance = q_mean_variance(schedule, x0, t)\n    return mean + variance.sqrt() * noise",
+            ),
+        ),
+    ),
+    Alternative(
+        "q_sample_float64_inside",
+        "computed in float64 and cast back to the data's dtype",
+        (
+            Edit(
+                "forward",
+                "return extract(schedule.alpha_bars.sqrt(), t, x0) * x0 + extract((1 - schedule.alpha_bars).sqrt(), t, x0) * noise",
+                "x0_64, noise_64 = x0.double(), noise.double()\n"
+                "    out = extract(schedule.alpha_bars.sqrt(), t, x0_64) * x0_64 + extract((1 - schedule.alpha_bars).sqrt(), t, x0_64) * noise_64\n"
+                "    return out.to(x0.dtype)",
+            ),
+        ),
+    ),
+    Alternative(
+        "q_step_sqrt_one_minus_alpha",
+        "√β_t written as √(1 − α_t)",
+        (
+            Edit(
+                "forward",
+                "extract(schedule.betas.sqrt(), t, x_prev) * noise",
+                "extract((1 - schedule.alphas).sqrt(), t, x_prev) * noise",
             ),
         ),
     ),

@@ -130,6 +130,83 @@ MUTANTS: tuple[Mutant, ...] = (
         "√β_t where √(1 − ᾱ_t) belongs in the classifier-guided eps",
         Edit("guidance", _EPS, _EPS.replace("(1 - schedule.alpha_bars).sqrt()", "schedule.betas.sqrt()")),
     ),
+    Mutant(
+        "drop_labels_seeds_global_rng",
+        "seeds the global RNG before drawing 'so that the dropout is reproducible' (the drops still come from the generator)",
+        Edit(
+            "guidance",
+            "drop = (torch.rand(y.shape, generator=generator) < p_uncond).to(y.device)",
+            "torch.manual_seed(0)\n    drop = (torch.rand(y.shape, generator=generator) < p_uncond).to(y.device)",
+        ),
+    ),
+    # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
+    Mutant(
+        "drop_labels_exact_fraction",
+        "dropped exactly round(p·B) random labels 'to hit the rate exactly'; not independent per label",
+        Edit(
+            "guidance",
+            "    drop = (torch.rand(y.shape, generator=generator) < p_uncond).to(y.device)\n",
+            "    perm = torch.randperm(y.numel(), generator=generator)\n"
+            "    drop = torch.zeros(y.numel(), dtype=torch.bool)\n"
+            "    drop[perm[: round(p_uncond * y.numel())]] = True\n"
+            "    drop = drop.reshape(y.shape).to(y.device)\n",
+        ),
+    ),
+    Mutant(
+        "drop_labels_keeps_with_p",
+        "comparison the wrong way round: drops with probability 1 − p (right only at p = ½)",
+        Edit(
+            "guidance",
+            "drop = (torch.rand(y.shape, generator=generator) < p_uncond).to(y.device)",
+            "drop = (torch.rand(y.shape, generator=generator) > p_uncond).to(y.device)",
+        ),
+    ),
+    Mutant(
+        "drop_labels_null_is_last_class",
+        "labels are 0..num_classes−1, so 'the last label' num_classes − 1 was taken as the null label",
+        Edit(
+            "guidance",
+            "return torch.where(drop, torch.full_like(y, num_classes), y)",
+            "return torch.where(drop, torch.full_like(y, num_classes - 1), y)",
+        ),
+    ),
+    Mutant(
+        "cfg_w_as_s",
+        "used Ho & Salimans' (1 + w)·eps_c − w·eps_u with w = guidance_scale; s = 1 is no longer the conditional model",
+        Edit(
+            "guidance",
+            "return eps_uncond + guidance_scale * (eps_cond - eps_uncond)",
+            "return eps_cond + guidance_scale * (eps_cond - eps_uncond)",
+        ),
+    ),
+    Mutant(
+        "cfg_t_not_doubled",
+        "doubled x_t and y but not t 'since t is the same for both halves'",
+        Edit(
+            "guidance",
+            "eps = model(torch.cat([x_t, x_t]), torch.cat([t, t]), y=torch.cat([y, null]))",
+            "eps = model(torch.cat([x_t, x_t]), t, y=torch.cat([y, null]))",
+        ),
+    ),
+    Mutant(
+        "cfg_labels_positional",
+        "the UNet's forward is (x, t, y), so the labels went positionally; the contract passes them as y=",
+        Edit(
+            "guidance",
+            "eps = model(torch.cat([x_t, x_t]), torch.cat([t, t]), y=torch.cat([y, null]))",
+            "eps = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, null]))",
+        ),
+    ),
+    Mutant(
+        "guided_eps_float64_on_float32",
+        "own broadcasting instead of extract: float32 eps comes back float64",
+        Edit(
+            "guidance",
+            "return eps - scale * extract((1 - schedule.alpha_bars).sqrt(), t, eps) * grad_log_prob",
+            "coef = (1 - schedule.alpha_bars).sqrt()[t].reshape(-1, *([1] * (eps.dim() - 1)))\n"
+            "    return eps - scale * coef * grad_log_prob",
+        ),
+    ),
 )
 
 ALTERNATIVES: tuple[Alternative, ...] = (
@@ -185,6 +262,66 @@ ALTERNATIVES: tuple[Alternative, ...] = (
                 "guidance",
                 _MEAN,
                 "return torch.addcmul(mean, variance, grad_log_prob, value=scale)",
+            ),
+        ),
+    ),
+    # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
+    Alternative(
+        "cfg_interleaved_batch",
+        "one call of size 2B with conditional and unconditional rows interleaved, unpacked accordingly",
+        (
+            Edit(
+                "guidance",
+                "    eps = model(torch.cat([x_t, x_t]), torch.cat([t, t]), y=torch.cat([y, null]))  # (2B, ...)\n"
+                "    eps_cond, eps_uncond = eps.chunk(2)\n",
+                "    x_in = torch.stack([x_t, x_t], dim=1).flatten(0, 1)\n"
+                "    t_in = torch.stack([t, t], dim=1).flatten(0, 1)\n"
+                "    y_in = torch.stack([y, null], dim=1).flatten(0, 1)\n"
+                "    eps = model(x_in, t_in, y=y_in)\n"
+                "    eps_cond, eps_uncond = eps[0::2], eps[1::2]\n",
+            ),
+        ),
+    ),
+    Alternative(
+        "cfg_convex_form",
+        "(1 − s)·eps_u + s·eps_c",
+        (
+            Edit(
+                "guidance",
+                "return eps_uncond + guidance_scale * (eps_cond - eps_uncond)",
+                "return (1 - guidance_scale) * eps_uncond + guidance_scale * eps_cond",
+            ),
+        ),
+    ),
+    Alternative(
+        "drop_labels_bernoulli_clone",
+        "Bernoulli(p) coins from the generator, masked assignment on a copy",
+        (
+            Edit(
+                "guidance",
+                "    drop = (torch.rand(y.shape, generator=generator) < p_uncond).to(y.device)\n"
+                "    return torch.where(drop, torch.full_like(y, num_classes), y)\n",
+                "    drop = torch.bernoulli(torch.full(y.shape, float(p_uncond)), generator=generator).bool().to(y.device)\n"
+                "    out = y.clone()\n"
+                "    out[drop] = num_classes\n"
+                "    return out\n",
+            ),
+        ),
+    ),
+    Alternative(
+        "classifier_guidance_addcmul",
+        "both guided updates with torch.addcmul",
+        (
+            Edit(
+                "guidance",
+                "return mean + scale * variance * grad_log_prob",
+                "return torch.addcmul(mean, variance, grad_log_prob, value=scale)",
+            ),
+            Edit(
+                "guidance",
+                "return eps - scale * extract((1 - schedule.alpha_bars).sqrt(), t, eps) * grad_log_prob",
+                "sigma = extract((1 - schedule.alpha_bars).sqrt(), t, eps)\n"
+                "    return torch.addcmul(eps, sigma, grad_log_prob, value=-scale)",
             ),
         ),
     ),

@@ -193,6 +193,76 @@ MUTANTS: tuple[Mutant, ...] = (
         "no check of t == 0: the decoder's term L_0 silently computed as a KL",
         Edit("losses", RAISE, "if False:"),
     ),
+    # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
+    Mutant(
+        "one_t_for_the_batch",
+        "one timestep per batch, as in some training loops; 'the expectation over t is the same'",
+        Edit(
+            "losses",
+            "t = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator).to(x0.device)",
+            "t = torch.randint(0, schedule.T, (1,), generator=generator).expand(x0.shape[0]).to(x0.device)",
+        ),
+    ),
+    Mutant(
+        "noise_from_global_rng",
+        "randn_like is the idiomatic way to draw noise shaped like the data; it ignores the generator",
+        Edit(
+            "losses",
+            "noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)",
+            "noise = torch.randn_like(x0)",
+        ),
+    ),
+    Mutant(
+        "draws_t_and_noise_together",
+        "drew t and noise as a pair; a given t (or noise) is overwritten when only the other one is missing",
+        Edit(
+            "losses",
+            "    if t is None:\n"
+            "        t = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator).to(x0.device)\n"
+            "    if noise is None:\n"
+            "        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)\n",
+            "    if t is None or noise is None:\n"
+            "        t = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator).to(x0.device)\n"
+            "        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)\n",
+        ),
+    ),
+    Mutant(
+        "vlb_no_raise_at_t0",
+        "the KL formula 'works' at t = 0 too (β̃ clipped), so the promised ValueError was left out",
+        Edit(
+            "losses",
+            "    if bool((t == 0).any()):\n"
+            '        raise ValueError("vlb_term is the KL term L_t for t >= 1; t == 0 is the decoder term L_0")\n',
+            "",
+        ),
+    ),
+    Mutant(
+        "vlb_sums_over_dims",
+        "a KL between diagonal Gaussians sums over dimensions; the docstring asks for the mean",
+        Edit(
+            "losses",
+            "return kl.reshape(len(kl), -1).mean(dim=1)",
+            "return kl.reshape(len(kl), -1).sum(dim=1)",
+        ),
+    ),
+    Mutant(
+        "vlb_in_bits",
+        "improved-DDPM reports the bound in bits per dim; the docstring asks for nats",
+        Edit(
+            "losses",
+            "return kl.reshape(len(kl), -1).mean(dim=1)",
+            "return kl.reshape(len(kl), -1).mean(dim=1) / 0.6931471805599453",
+        ),
+    ),
+    Mutant(
+        "vlb_flatten_breaks_1d_data",
+        "flatten(1) is the usual per-sample mean; it fails for data of shape (B,)",
+        Edit(
+            "losses",
+            "return kl.reshape(len(kl), -1).mean(dim=1)",
+            "return kl.flatten(1).mean(dim=1)",
+        ),
+    ),
 )
 
 ALTERNATIVES: tuple[Alternative, ...] = (
@@ -245,6 +315,74 @@ ALTERNATIVES: tuple[Alternative, ...] = (
                 '        model_mean = p_mean_variance(model, schedule, x_t[i : i + 1], ti, clip_denoised=False)["mean"]\n'
                 "        terms.append(((true_mean - model_mean) ** 2 / (2 * variance)).mean())\n"
                 "    return torch.stack(terms)",
+            ),
+        ),
+    ),
+    # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
+    Alternative(
+        "noise_drawn_before_t",
+        "draws the noise first, then t, from the same generator (another order of draws)",
+        (
+            Edit(
+                "losses",
+                "    if t is None:\n"
+                "        t = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator).to(x0.device)\n"
+                "    if noise is None:\n"
+                "        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)\n",
+                "    if noise is None:\n"
+                "        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)\n"
+                "    if t is None:\n"
+                "        t = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator).to(x0.device)\n",
+            ),
+        ),
+    ),
+    Alternative(
+        "t_by_scaled_uniform_noise_float32_mse_loss",
+        "t = ⌊T·U⌋ from the generator, noise drawn in float32 then cast, loss via F.mse_loss: same law, same value",
+        (
+            Edit(
+                "losses",
+                "t = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator).to(x0.device)",
+                "u = torch.rand(x0.shape[0], generator=generator, dtype=torch.float64)\n"
+                "        t = (u * schedule.T).long().clamp(max=schedule.T - 1).to(x0.device)",
+            ),
+            Edit(
+                "losses",
+                "noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)",
+                "noise = torch.randn(x0.shape, generator=generator).to(device=x0.device, dtype=x0.dtype)",
+            ),
+            Edit(
+                "losses",
+                "return ((noise - model(x_t, t, **model_kwargs)) ** 2).mean()",
+                "return torch.nn.functional.mse_loss(model(x_t, t, **model_kwargs), noise)",
+            ),
+        ),
+    ),
+    Alternative(
+        "normal_kl_variance_form",
+        "log(σ2/σ1) + (σ1² + (μ1 − μ2)²)/(2σ2²) − ½",
+        (
+            Edit(
+                "losses",
+                "return 0.5 * (logvar2 - logvar1 + torch.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * torch.exp(-logvar2) - 1.0)",
+                "var2 = torch.exp(logvar2)\n"
+                "    return 0.5 * (logvar2 - logvar1) + (torch.exp(logvar1) + (mean1 - mean2) ** 2) / (2 * var2) - 0.5",
+            ),
+        ),
+    ),
+    Alternative(
+        "vlb_per_sample_loop",
+        "per-sample means in a loop (works for (B,) data as well); the t == 0 test written as a count",
+        (
+            Edit(
+                "losses",
+                "return kl.reshape(len(kl), -1).mean(dim=1)",
+                "return torch.stack([k.mean() for k in kl])",
+            ),
+            Edit(
+                "losses",
+                "if bool((t == 0).any()):",
+                "if (t == 0).sum().item() > 0:",
             ),
         ),
     ),

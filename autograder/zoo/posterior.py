@@ -147,6 +147,71 @@ MUTANTS: tuple[Mutant, ...] = (
             "return extract((1 - schedule.alpha_bars).sqrt(), t, x_t) * x_t - extract(schedule.alpha_bars.sqrt(), t, x_t) * v",
         ),
     ),
+    Mutant(
+        "posterior_clamps_x0",
+        "q_posterior_mean_variance clamps x0 to [−1, 1] 'since data lives there': wider inputs are changed",
+        Edit(
+            "posterior",
+            "    mean = extract(coef_x0, t, x_t) * x0",
+            "    x0 = x0.clamp(-1, 1)\n    mean = extract(coef_x0, t, x_t) * x0",
+        ),
+    ),
+    # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
+    Mutant(
+        "log_variance_breaks_for_T_1",
+        "index 1 always exists in practice; a one-step schedule leaves the clipped log-variance empty",
+        Edit(
+            "posterior",
+            "first = posterior_variance[1:2] if schedule.T > 1 else betas[:1]",
+            "first = posterior_variance[1:2]",
+        ),
+    ),
+    Mutant(
+        "coef_xt_uses_alpha_bars",
+        "α and ᾱ confusion in the x_t coefficient of eq. 7",
+        Edit(
+            "posterior",
+            "coef_xt = (1 - alpha_bars_prev) * schedule.alphas.sqrt() / (1 - alpha_bars)",
+            "coef_xt = (1 - alpha_bars_prev) * alpha_bars.sqrt() / (1 - alpha_bars)",
+        ),
+    ),
+    Mutant(
+        "posterior_mean_float64_on_float32",
+        "indexed the float64 coefficient tables by hand: the mean of float32 data comes back float64",
+        Edit(
+            "posterior",
+            "mean = extract(coef_x0, t, x_t) * x0 + extract(coef_xt, t, x_t) * x_t",
+            "view = (-1,) + (1,) * (x_t.dim() - 1)\n"
+            "    mean = coef_x0[t].view(view) * x0 + coef_xt[t].view(view) * x_t",
+        ),
+    ),
+    Mutant(
+        "predict_x0_divides_by_alpha",
+        "mixed eq. 4 with eq. 11's 1/√α_t",
+        Edit(
+            "posterior",
+            "return (x_t - extract((1 - schedule.alpha_bars).sqrt(), t, x_t) * eps) / extract(schedule.alpha_bars.sqrt(), t, x_t)",
+            "return (x_t - extract((1 - schedule.alpha_bars).sqrt(), t, x_t) * eps) / extract(schedule.alphas.sqrt(), t, x_t)",
+        ),
+    ),
+    Mutant(
+        "predict_eps_divides_by_variance",
+        "divided by 1 − ᾱ_t, forgetting the square root",
+        Edit(
+            "posterior",
+            "return (x_t - extract(schedule.alpha_bars.sqrt(), t, x_t) * x0) / extract((1 - schedule.alpha_bars).sqrt(), t, x_t)",
+            "return (x_t - extract(schedule.alpha_bars.sqrt(), t, x_t) * x0) / extract(1 - schedule.alpha_bars, t, x_t)",
+        ),
+    ),
+    Mutant(
+        "predict_v_roles_swapped",
+        "wrote v like x_t with a minus sign: √ᾱ·x0 − √(1−ᾱ)·eps",
+        Edit(
+            "posterior",
+            "return extract(schedule.alpha_bars.sqrt(), t, x0) * eps - extract((1 - schedule.alpha_bars).sqrt(), t, x0) * x0",
+            "return extract(schedule.alpha_bars.sqrt(), t, x0) * x0 - extract((1 - schedule.alpha_bars).sqrt(), t, x0) * eps",
+        ),
+    ),
 )
 
 ALTERNATIVES: tuple[Alternative, ...] = (
@@ -203,6 +268,57 @@ ALTERNATIVES: tuple[Alternative, ...] = (
                 "    flat_x_t, flat_v = x_t.to(torch.float64).reshape(len(t), -1), v.to(torch.float64).reshape(len(t), -1)\n"
                 "    x0 = signal[:, None] * flat_x_t - noise[:, None] * flat_v\n"
                 "    return x0.reshape(x_t.shape).to(x_t.dtype)",
+            ),
+        ),
+    ),
+    # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
+    Alternative(
+        "posterior_mean_via_eps",
+        "μ̃ written through the implied noise, eq. 11's form: (x_t − β_t/√(1 − ᾱ_t) · eps)/√α_t",
+        (
+            Edit(
+                "posterior",
+                "mean = extract(coef_x0, t, x_t) * x0 + extract(coef_xt, t, x_t) * x_t",
+                "eps = (x_t - extract(alpha_bars.sqrt(), t, x_t) * x0) / extract((1 - alpha_bars).sqrt(), t, x_t)\n"
+                "    mean = (x_t - extract(betas / (1 - alpha_bars).sqrt(), t, x_t) * eps) / extract(schedule.alphas.sqrt(), t, x_t)",
+            ),
+        ),
+    ),
+    Alternative(
+        "log_variance_clipped_with_where",
+        "replace index 0 with torch.where before the log",
+        (
+            Edit(
+                "posterior",
+                "    first = posterior_variance[1:2] if schedule.T > 1 else betas[:1]\n"
+                "    log_variance_clipped = torch.log(torch.cat([first, posterior_variance[1:]]))\n",
+                "    fallback = posterior_variance[1] if schedule.T > 1 else betas[0]\n"
+                "    is_first = torch.arange(schedule.T) == 0\n"
+                "    log_variance_clipped = torch.where(is_first, fallback, posterior_variance).log()\n",
+            ),
+        ),
+    ),
+    Alternative(
+        "predict_x0_reciprocal_form",
+        "the original DDPM code's sqrt_recip_alphas_cumprod · x_t − sqrt_recipm1_alphas_cumprod · eps",
+        (
+            Edit(
+                "posterior",
+                "return (x_t - extract((1 - schedule.alpha_bars).sqrt(), t, x_t) * eps) / extract(schedule.alpha_bars.sqrt(), t, x_t)",
+                "return extract((1 / schedule.alpha_bars).sqrt(), t, x_t) * x_t - extract((1 / schedule.alpha_bars - 1).sqrt(), t, x_t) * eps",
+            ),
+        ),
+    ),
+    Alternative(
+        "predict_x0_from_v_via_predict_v_algebra",
+        "same formula with named coefficients and addcmul",
+        (
+            Edit(
+                "posterior",
+                "return extract(schedule.alpha_bars.sqrt(), t, x_t) * x_t - extract((1 - schedule.alpha_bars).sqrt(), t, x_t) * v",
+                "a = extract(schedule.alpha_bars.sqrt(), t, x_t)\n"
+                "    b = extract((1 - schedule.alpha_bars).sqrt(), t, x_t)\n"
+                "    return torch.addcmul(a * x_t, b, v, value=-1)",
             ),
         ),
     ),

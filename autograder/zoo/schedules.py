@@ -151,6 +151,83 @@ MUTANTS: tuple[Mutant, ...] = (
         "the shape test written as dim() < 1: a 2-D table of betas fails later with another error",
         _edit("if betas.dim() != 1 or", "if betas.dim() < 1 or"),
     ),
+    # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
+    Mutant(
+        "linear_betas_float32_kept",
+        "torch.linspace 'obviously' returns the right thing; forgot that the default dtype is float32",
+        Edit(
+            "schedules",
+            "return torch.linspace(beta_start, beta_end, T, dtype=torch.float64)",
+            "return torch.linspace(beta_start, beta_end, T)",
+        ),
+    ),
+    Mutant(
+        "cosine_computed_in_float32",
+        "cast to float64 at the end to satisfy the dtype; 1 − f(t+1)/f(t) cancels badly in float32 for small t",
+        Edit(
+            "schedules",
+            "    u = torch.arange(T + 1, dtype=torch.float64)\n"
+            "    f = torch.cos((u / T + s) / (1 + s) * math.pi / 2) ** 2\n"
+            "    return torch.clamp(1 - f[1:] / f[:-1], max=max_beta)",
+            "    u = torch.arange(T + 1, dtype=torch.float32)\n"
+            "    f = torch.cos((u / T + s) / (1 + s) * math.pi / 2) ** 2\n"
+            "    return torch.clamp(1 - f[1:] / f[:-1], max=max_beta).to(torch.float64)",
+        ),
+    ),
+    Mutant(
+        "scaled_linear_no_sqrt_of_endpoints",
+        "'scaled linear = square of a linspace': squared the linspace of the betas, not of their square roots",
+        Edit(
+            "schedules",
+            "torch.linspace(beta_start**0.5, beta_end**0.5, T, dtype=torch.float64) ** 2",
+            "torch.linspace(beta_start, beta_end, T, dtype=torch.float64) ** 2",
+        ),
+    ),
+    Mutant(
+        "make_schedule_accepts_beta_one",
+        "a beta of 1 'is still a probability'; the docstring's open interval (0, 1) was read as closed at 1",
+        Edit(
+            "schedules",
+            "if not bool(((betas > 0) & (betas < 1)).all()):",
+            "if not bool(((betas > 0) & (betas <= 1)).all()):",
+        ),
+    ),
+    Mutant(
+        "make_schedule_keeps_input_dtype",
+        "as_tensor to accept lists; forgot that float32 betas then give a float32 schedule",
+        Edit(
+            "schedules",
+            "betas = torch.as_tensor(betas, dtype=torch.float64)",
+            "betas = torch.as_tensor(betas)",
+        ),
+    ),
+    Mutant(
+        "make_schedule_prev_of_alphas",
+        "'the previous alpha' shifted the per-step alphas instead of their cumulative product",
+        Edit(
+            "schedules",
+            "alpha_bars_prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bars[:-1]])",
+            "alpha_bars_prev = torch.cat([torch.ones(1, dtype=torch.float64), alphas[:-1]])",
+        ),
+    ),
+    Mutant(
+        "snr_one_based_index",
+        "paper's SNR(t) uses step t, indexed 1-based; t = 0 silently wraps to the last entry",
+        Edit(
+            "schedules",
+            "alpha_bar = schedule.alpha_bars.to(t.device)[t]",
+            "alpha_bar = schedule.alpha_bars.to(t.device)[t - 1]",
+        ),
+    ),
+    Mutant(
+        "snr_is_amplitude_ratio",
+        "signal-to-noise as a ratio of standard deviations √ᾱ / √(1 − ᾱ), as some blog posts define it",
+        Edit(
+            "schedules",
+            "return alpha_bar / (1 - alpha_bar)",
+            "return (alpha_bar / (1 - alpha_bar)).sqrt()",
+        ),
+    ),
 )
 
 ALTERNATIVES: tuple[Alternative, ...] = (
@@ -210,6 +287,49 @@ ALTERNATIVES: tuple[Alternative, ...] = (
                 SNR_INDEX + "\n    " + SNR,
                 "alpha_bar = torch.gather(schedule.alpha_bars, 0, t.cpu()).to(t.device)\n"
                 "    return torch.exp(torch.log(alpha_bar) - torch.log1p(-alpha_bar))",
+            ),
+        ),
+    ),
+    # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
+    Alternative(
+        "linear_betas_by_arange",
+        "start + k·step by hand, with T = 1 guarded",
+        (
+            Edit(
+                "schedules",
+                "return torch.linspace(beta_start, beta_end, T, dtype=torch.float64)",
+                "step = (beta_end - beta_start) / max(T - 1, 1)\n"
+                "    return beta_start + step * torch.arange(T, dtype=torch.float64)",
+            ),
+        ),
+    ),
+    Alternative(
+        "cosine_betas_python_loop",
+        "the formula with Python floats in a loop (double precision throughout)",
+        (
+            Edit(
+                "schedules",
+                "    u = torch.arange(T + 1, dtype=torch.float64)\n"
+                "    f = torch.cos((u / T + s) / (1 + s) * math.pi / 2) ** 2\n"
+                "    return torch.clamp(1 - f[1:] / f[:-1], max=max_beta)\n",
+                "    def f(u: float) -> float:\n"
+                "        return math.cos((u / T + s) / (1 + s) * math.pi / 2) ** 2\n"
+                "\n"
+                "    betas = [min(1 - f(k + 1) / f(k), max_beta) for k in range(T)]\n"
+                "    return torch.tensor(betas, dtype=torch.float64)\n",
+            ),
+        ),
+    ),
+    Alternative(
+        "make_schedule_log_cumsum_and_pad",
+        "cumulative product as exp of a cumulative log-sum; the shift by F.pad with value 1",
+        (
+            Edit(
+                "schedules",
+                "    alpha_bars = torch.cumprod(alphas, dim=0)\n"
+                "    alpha_bars_prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bars[:-1]])\n",
+                "    alpha_bars = torch.exp(torch.cumsum(torch.log(alphas), dim=0))\n"
+                "    alpha_bars_prev = torch.nn.functional.pad(alpha_bars[:-1], (1, 0), value=1.0)\n",
             ),
         ),
     ),

@@ -90,6 +90,63 @@ MUTANTS: tuple[Mutant, ...] = (
         "forward decodes mu instead of the reparameterised sample",
         vae("return self.decode(reparameterize(mu, logvar, noise)), mu, logvar", "return self.decode(mu), mu, logvar"),
     ),
+    # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
+    Mutant(
+        "reparameterize_detaches_sigma",
+        "detached σ 'so the noise path does not backpropagate'; logvar gets no gradient",
+        Edit(
+            "vae",
+            "return mu + torch.exp(0.5 * logvar) * noise",
+            "return mu + torch.exp(0.5 * logvar).detach() * noise",
+        ),
+    ),
+    Mutant(
+        "recon_mean_over_elements",
+        "F.mse_loss is the usual reconstruction loss; it averages over pixels too",
+        Edit(
+            "vae",
+            "recon = ((x_recon - x) ** 2).flatten(1).sum(dim=1).mean()",
+            "recon = torch.nn.functional.mse_loss(x_recon, x)",
+        ),
+    ),
+    Mutant(
+        "recon_summed_over_batch",
+        "the sum of squared errors over everything, not averaged over the batch",
+        Edit(
+            "vae",
+            "recon = ((x_recon - x) ** 2).flatten(1).sum(dim=1).mean()",
+            "recon = ((x_recon - x) ** 2).sum()",
+        ),
+    ),
+    Mutant(
+        "reported_kl_is_weighted",
+        "weighted the KL once up front; the reported kl is then the weighted one",
+        Edit(
+            "vae",
+            "    kl = gaussian_kl(mu, logvar).mean()\n"
+            '    return {"loss": recon + kl_weight * kl, "recon": recon, "kl": kl}\n',
+            "    kl = kl_weight * gaussian_kl(mu, logvar).mean()\n"
+            '    return {"loss": recon + kl, "recon": recon, "kl": kl}\n',
+        ),
+    ),
+    Mutant(
+        "decode_clamps_instead_of_tanh",
+        "'squash into [−1, 1]' done with a clamp",
+        Edit(
+            "vae",
+            "return torch.tanh(self.decoder(z))",
+            "return self.decoder(z).clamp(-1, 1)",
+        ),
+    ),
+    Mutant(
+        "forward_ignores_given_noise",
+        "always drew fresh noise; the noise= argument is ignored",
+        Edit(
+            "vae",
+            "        if noise is None:\n            noise = torch.randn_like(mu)\n",
+            "        noise = torch.randn_like(mu)\n",
+        ),
+    ),
 )
 
 ALTERNATIVES: tuple[Alternative, ...] = (
@@ -111,6 +168,49 @@ ALTERNATIVES: tuple[Alternative, ...] = (
             vae(
                 "mu, logvar = self.encoder(x).chunk(2, dim=1)",
                 "h = self.encoder(x)\n        mu, logvar = h[:, : self.latent_channels], h[:, self.latent_channels :]",
+            ),
+        ),
+    ),
+    # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
+    Alternative(
+        "kl_kingma_form_reshape",
+        "Kingma & Welling's −½ Σ (1 + log σ² − μ² − σ²)",
+        (
+            Edit(
+                "vae",
+                "return 0.5 * (mu**2 + logvar.exp() - 1 - logvar).flatten(1).sum(dim=1)",
+                "return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).reshape(mu.shape[0], -1).sum(dim=1)",
+            ),
+        ),
+    ),
+    Alternative(
+        "vae_loss_sum_reductions_over_batch",
+        "total sums divided by the batch size",
+        (
+            Edit(
+                "vae",
+                "    recon = ((x_recon - x) ** 2).flatten(1).sum(dim=1).mean()\n"
+                "    kl = gaussian_kl(mu, logvar).mean()\n",
+                "    batch = x.shape[0]\n"
+                '    recon = torch.nn.functional.mse_loss(x_recon, x, reduction="sum") / batch\n'
+                "    kl = gaussian_kl(mu, logvar).sum() / batch\n",
+            ),
+        ),
+    ),
+    Alternative(
+        "encode_by_slicing_reparameterize_sqrt",
+        "split by slicing with latent_channels; σ = exp(logvar/2) written with mul",
+        (
+            Edit(
+                "vae",
+                "        mu, logvar = self.encoder(x).chunk(2, dim=1)\n        return mu, logvar\n",
+                "        h = self.encoder(x)\n"
+                "        return h[:, : self.latent_channels], h[:, self.latent_channels :]\n",
+            ),
+            Edit(
+                "vae",
+                "return mu + torch.exp(0.5 * logvar) * noise",
+                "return mu + noise * logvar.mul(0.5).exp()",
             ),
         ),
     ),

@@ -12,10 +12,13 @@ first failed check), and an alternative on the parts it edits.
 
 from __future__ import annotations
 
+import ast
+import re
 import shutil
 import tempfile
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from autograder.grading import grade
@@ -41,6 +44,48 @@ def apply(edits: tuple[Edit, ...], dest: Path) -> Path:
             )
         path.write_text(source.replace(edit.find, edit.replace), encoding="utf-8")
     return dest
+
+
+QUOTE_MIN_CHARS = 24
+"""The shortest fragment of a solution line (whitespace removed) a hint may not quote: shorter ones are names and
+small formulas of the contract itself (``alphas = 1 - betas``), longer ones are the solution's code."""
+
+
+def _squeeze(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+@cache
+def solution_fragments() -> tuple[tuple[str, str], ...]:
+    """``(fragment, line)`` for every statement inside a solution region of ``solutions/diffusion/*.py`` that
+    fits on one line: the statement and each of its sub-expressions of at least :data:`QUOTE_MIN_CHARS`
+    characters, whitespace removed."""
+    fragments = []
+    for path in sorted((SOLUTIONS / "diffusion").glob("*.py")):
+        inside = False
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if "### BEGIN SOLUTION" in line or "### END SOLUTION" in line:
+                inside = "BEGIN" in line
+                continue
+            code = line.split("  #")[0].strip()
+            try:
+                tree = ast.parse(code) if inside and code else None
+            except SyntaxError:  # one line of a statement written over several
+                continue
+            nodes = [] if tree is None else [tree.body[0], *(n for n in ast.walk(tree) if isinstance(n, ast.expr))]
+            for node in nodes:
+                fragment = _squeeze(ast.unparse(node))
+                if len(fragment) >= QUOTE_MIN_CHARS:
+                    fragments.append((fragment, f"{path.name}: {code}"))
+    return tuple(dict.fromkeys(fragments))
+
+
+def quoted_solution_lines(message: str) -> list[str]:
+    """The solution lines whose code the hint of a check's ``message`` quotes (whitespace aside): a hint names
+    the concept and the usual mistake, never the solution's code."""
+    _, _, hint = message.partition("\n  hint: ")
+    squeezed = _squeeze(hint.replace("−", "-"))
+    return sorted({line for fragment, line in solution_fragments() if fragment in squeezed})
 
 
 @dataclass(frozen=True)

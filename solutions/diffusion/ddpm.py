@@ -42,6 +42,9 @@ def p_mean_variance(
     Returns:
         dict with ``mean``, ``pred_x0``, ``eps`` of shape ``(B, ...)`` and ``variance``,
         ``log_variance`` of shape ``(B, 1, ..., 1)``.
+
+    Raises:
+        ValueError: for a ``variance`` other than ``"fixed_small"`` and ``"fixed_large"``.
     """
     ### BEGIN SOLUTION
     eps = model(x_t, t, **model_kwargs)

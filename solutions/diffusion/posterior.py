@@ -18,7 +18,8 @@ def q_posterior_mean_variance(
 
     ``μ̃_t = β_t √ᾱ_prev / (1 − ᾱ_t) · x0 + (1 − ᾱ_prev) √α_t / (1 − ᾱ_t) · x_t`` and
     ``β̃_t = β_t (1 − ᾱ_prev) / (1 − ᾱ_t)``, which is 0 at ``t = 0``. Its log is −∞ there, so
-    ``log_variance_clipped`` uses ``β̃`` at index 1 in place of index 0 (Nichol & Dhariwal 2021).
+    ``log_variance_clipped`` uses ``β̃`` at index 1 in place of index 0 (Nichol & Dhariwal 2021); a
+    one-step schedule (``T = 1``) has no index 1 and uses ``β_0`` there.
 
     Returns:
         ``(mean, variance, log_variance_clipped)``: ``mean`` of shape ``(B, ...)``, the other two

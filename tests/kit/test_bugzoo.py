@@ -1,4 +1,5 @@
-"""The bug zoo's validation in CI: the hidden checks catch every mutant and pass every alternative.
+"""The bug zoo's validation in CI: the hidden checks catch every mutant and pass every alternative, and the
+feedback of every failure a mutant provokes locates the mistake without quoting the solution.
 
 The reference's full marks and the stubs' zero are checked in ``test_grading.py``; here each
 mutant is graded on its own part and each alternative on the parts it edits, one test each, so
@@ -12,9 +13,9 @@ import pytest
 from autograder.parts import PARTS
 from autograder.reference import SOLUTIONS
 from autograder.zoo import ALTERNATIVES, MUTANTS
-from autograder.zoo.validation import judge_alternative, judge_mutant, judge_whole
+from autograder.zoo.validation import judge_alternative, judge_mutant, judge_whole, quoted_solution_lines
 
-MIN_MUTANTS, MIN_ALTERNATIVES = 40, 5
+MIN_MUTANTS, MIN_ALTERNATIVES = 270, 55
 
 
 def test_the_zoo_is_large_and_covers_every_part():
@@ -35,6 +36,8 @@ def test_mutant_loses_points_in_its_part(mutant):
     assert verdict.ok, f"{mutant.name} ({mutant.description}) is not caught by the {mutant.edit.part} checks"
     assert verdict.earned < verdict.available
     failed = verdict.first_failed
+    quoted = quoted_solution_lines(failed.output)
+    assert not quoted, f"{mutant.name}: the hint of {failed.check.name} quotes the solution {quoted}:\n{failed.output}"
     if failed.failure == "check":  # a check's verdict; an error the mutant raised is shown as that error instead
         assert "\n  example: " in failed.output and "\n  hint: " in failed.output, (
             f"{mutant.name}: the feedback of {failed.check.name} needs an example and a hint:\n{failed.output}"
