@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from autograder.harness.plots import caption
 from diffusion.plotting import DPI, MIN_GRID_WIDTH, plot_points, plot_schedules, plot_trajectory, save_image_grid
 from tests.public.helpers import schedule
 
@@ -92,3 +93,10 @@ def test_plot_trajectory_with_fewer_states_than_frames(tmp_path: Path) -> None:
     states = [torch.zeros(10, 2), torch.ones(10, 2)]
     image = read_png(plot_trajectory(states, tmp_path / "short.png", num_frames=8))
     assert image.size == (2 * 2 * DPI, round(2.4 * DPI))
+
+
+def test_the_harness_captions_what_looks_odd_in_its_image_grids():
+    """A grid whose look is known to mislead says why in its title; the others carry the run's name alone."""
+    assert "speckles" in caption("ddim_50_0") and caption("ddim_50_0").startswith("ddim_50_0")
+    assert "unconditional" in caption("cfg_0")
+    assert caption("ddpm") == "ddpm" and caption("ddim_50_1") == "ddim_50_1"
