@@ -376,34 +376,25 @@ def install(class_name: str, module_names: list[str]) -> None:
     """
     guard = Guard(module_names)
 
-    def report(nonce: str, found: list[str]) -> str:
-        return nonce + _dumps(sorted(set(found)))
+    def step(fix: bool) -> Callable[..., str]:
+        """The guard's call before a test cell (``fix``: put back what differs) or after it (only look)."""
 
-    def before(
-        trace: object,
-        profile: object,
-        _off: None,
-        _also_off: None,
-        nonce: str,
-        builtin_names: list[str],
-        module_names: dict[str, str],
-    ) -> str:
-        found = guard.names(builtin_names, module_names, fix=True)
-        found += guard.check(trace, profile, fix=True)
-        return report(nonce, found)
+        def call(
+            trace: object,
+            profile: object,
+            _off: None,
+            _also_off: None,
+            nonce: str,
+            builtin_names: list[str],
+            module_names: dict[str, str],
+        ) -> str:
+            found = guard.names(builtin_names, module_names, fix=fix)
+            found += guard.check(trace, profile, fix=fix)
+            return nonce + _dumps(sorted(set(found)))
 
-    def after(
-        trace: object,
-        profile: object,
-        _off: None,
-        _also_off: None,
-        nonce: str,
-        builtin_names: list[str],
-        module_names: dict[str, str],
-    ) -> str:
-        found = guard.check(trace, profile, fix=False)
-        found += guard.names(builtin_names, module_names, fix=False)
-        return report(nonce, found)
+        return call
+
+    before, after = step(fix=True), step(fix=False)
 
     cls = type(
         class_name,

@@ -352,21 +352,15 @@ def _verify_exact(
         f"{expected:.6g} (difference {abs(got - expected):.3g}, tolerance {atol + rtol * size[index].item():.3g}; "
         f"{int(bad.sum())} of {int(rows.sum())} values differ)"
     )
-    if last:
-        raise CheckFailed(
-            f"{sampling.sampler} must return the state its last step (from t = {t}) makes from the model's last "
-            f"answer: {sampling.update}, with no noise on the last step",
-            example=sampling.example,
-            detail=detail,
-            hint=sampling.returned_hint,
-        )
-    raise CheckFailed(
-        f"{sampling.sampler}: the state after the step from t = {t} (the x_t of the next model call) must be "
-        f"{sampling.update} from the model's answer at t = {t}, here with no noise (σ = 0)",
-        example=sampling.example,
-        detail=detail,
-        hint=sampling.hint,
+    what = (
+        f"{sampling.sampler} must return the state its last step (from t = {t}) makes from the model's last "
+        f"answer: {sampling.update}, with no noise on the last step"
+        if last
+        else f"{sampling.sampler}: the state after the step from t = {t} (the x_t of the next model call) must be "
+        f"{sampling.update} from the model's answer at t = {t}, here with no noise (σ = 0)"
     )
+    hint = sampling.returned_hint if last else sampling.hint
+    raise CheckFailed(what, example=sampling.example, detail=detail, hint=hint)
 
 
 def _normal_bounds(n: int) -> tuple[float, tuple[float, float]]:

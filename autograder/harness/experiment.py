@@ -174,9 +174,7 @@ def on_cpu(schedule: Any) -> Any:
 
 def ddpm_sampling(schedule: Any, shape: tuple[int, ...], kwargs: dict[str, Any]) -> Sampling:
     """What ``p_sample_loop(model, schedule, shape, **kwargs)`` must do, for :func:`verify` (defaults: the API's)."""
-    bound = inspect.signature(REFERENCE.ddpm.p_sample_loop).bind(None, schedule, shape, **kwargs)
-    bound.apply_defaults()
-    options = bound.arguments
+    options = _options(REFERENCE.ddpm.p_sample_loop, schedule, shape, kwargs)
     return Sampling(
         "p_sample_loop",
         f"the harness's DDPM run of {shape[0]} samples, T = {schedule.T}",
@@ -193,9 +191,7 @@ def ddpm_sampling(schedule: Any, shape: tuple[int, ...], kwargs: dict[str, Any])
 
 def ddim_sampling(schedule: Any, shape: tuple[int, ...], kwargs: dict[str, Any]) -> Sampling:
     """What ``ddim_sample_loop(model, schedule, shape, **kwargs)`` must do, for :func:`verify` (defaults: the API's)."""
-    bound = inspect.signature(REFERENCE.ddim.ddim_sample_loop).bind(None, schedule, shape, **kwargs)
-    bound.apply_defaults()
-    options = bound.arguments
+    options = _options(REFERENCE.ddim.ddim_sample_loop, schedule, shape, kwargs)
     timesteps = REFERENCE.ddim.ddim_timesteps(schedule.T, options["num_steps"], options["spacing"])
     return Sampling(
         "ddim_sample_loop",
@@ -209,6 +205,13 @@ def ddim_sampling(schedule: Any, shape: tuple[int, ...], kwargs: dict[str, Any])
         start=_cpu(options["noise"]),
         labels=_cpu(options["model_kwargs"].get("y")),
     )
+
+
+def _options(sampler: Callable[..., Any], schedule: Any, shape: tuple[int, ...], kwargs: dict[str, Any]) -> dict:
+    """Every argument of ``sampler(model, schedule, shape, **kwargs)`` by name, the API's defaults filled in."""
+    bound = inspect.signature(sampler).bind(None, schedule, shape, **kwargs)
+    bound.apply_defaults()
+    return bound.arguments
 
 
 def _cpu(value: torch.Tensor | None) -> torch.Tensor | None:
