@@ -21,8 +21,8 @@ plan yourself::
 With ``latent=True`` (images only) the plan is latent diffusion (Rombach et al. 2022): first your
 :class:`~diffusion.vae.VAE` is trained on your ``vae_loss`` (:func:`train_latents` with
 :func:`diffusion.vae_training.train_vae`, part 9), the UNet then learns the latents ``f · mu(x)`` scaled by your
-``latent_scale_factor``, and every sampler runs through your :class:`~diffusion.latent.LatentDiffusion` (part 10;
-DDIM only with η = 0), which decodes its latents into images.
+``latent_scale_factor`` (part 10), every sampler above runs on latents (``clip_denoised=False``: latents are not
+confined to [−1, 1]) and your :meth:`~diffusion.latent.LatentDiffusion.decode` turns them into images.
 
 A sampler that fails is reported by name and the others still run; a failed training run stops the plan.
 
@@ -44,10 +44,10 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from diffusion import PARTS, ddim, ddpm, guidance, latent, losses, schedules
+from diffusion import PARTS, ddim, ddpm, guidance, latent, losses, schedules, vae
 from diffusion.data import load_dataset
 from diffusion.mlp import MLPDenoiser
-from diffusion.runtime import default_device, timed
+from diffusion.runtime import Autocast, default_device, timed
 from diffusion.schedules import NoiseSchedule
 from diffusion.train import TrainConfig, train
 from diffusion.unet import UNet
@@ -56,17 +56,22 @@ from diffusion.vae_training import VAETrainConfig, train_vae
 
 Report = dict[str, Any]
 """What :func:`run_plan` returns (its docstring lists the keys)."""
-PACKAGE_PARTS = SimpleNamespace(schedules=schedules, losses=losses, guidance=guidance, ddpm=ddpm, ddim=ddim)
+PACKAGE_PARTS = SimpleNamespace(
+    schedules=schedules, losses=losses, guidance=guidance, ddpm=ddpm, ddim=ddim, vae=vae, latent=latent
+)
 """Where a plan finds the functions of your parts it calls: ``parts.schedules.linear_betas``,
 ``cosine_betas`` and ``make_schedule``, ``parts.losses.ddpm_loss``, ``parts.guidance.drop_labels`` and
-``cfg_eps``, ``parts.ddpm.p_sample_loop``, ``parts.ddim.ddim_sample_loop``. By default your modules, looked up
-at each call."""
+``cfg_eps``, ``parts.ddpm.p_sample_loop``, ``parts.ddim.ddim_sample_loop``, and in a latent plan
+``parts.vae.vae_loss`` and ``parts.latent.latent_scale_factor``. By default your modules, looked up at each
+call."""
 
 
 @dataclass(frozen=True)
 class RunPlan:
     """What to train and how to sample. ``ddim`` lists ``(steps, η)`` pairs; ``guidance_scales`` the
-    CFG scales sampled with DDIM at ``guidance_steps`` steps; ``threads`` sets torch's CPU threads."""
+    CFG scales sampled with DDIM at ``guidance_steps`` steps; ``threads`` sets torch's CPU threads. ``width``,
+    ``channel_mults``, ``num_res_blocks``, ``attention`` and ``dropout`` shape the UNet (``width`` alone the MLP);
+    ``mixed_precision`` runs the denoiser in bfloat16 autocast (:class:`~diffusion.runtime.Autocast`)."""
 
     data: str = "mixture2d"
     n_train: int = 10_000
@@ -74,7 +79,11 @@ class RunPlan:
     T: int = 1000
     schedule: Literal["linear", "cosine"] = "linear"
     width: int = 128
+    channel_mults: tuple[int, ...] = (1, 2)
+    num_res_blocks: int = 1
     attention: bool = False
+    dropout: float = 0.0
+    mixed_precision: bool = False
     train_steps: int = 2000
     batch_size: int = 128
     lr: float = 1e-3
@@ -132,9 +141,9 @@ class SamplerRun:
 class Trained:
     """What :func:`train_phase` hands to :func:`sample_phase`.
 
-    ``model`` is the EMA denoiser, ``data_shape`` the shape of one training example (of the images in a latent
-    plan), and ``pipeline`` the :class:`~diffusion.latent.LatentDiffusion` that samples a latent plan (``None``
-    otherwise).
+    ``model`` is the EMA denoiser, ``data_shape`` the shape of one example of the data (an image's in a latent
+    plan), and ``pipeline`` the :class:`~diffusion.latent.LatentDiffusion` that decodes a latent plan's samples
+    (``None`` otherwise).
     """
 
     model: torch.nn.Module
@@ -207,7 +216,7 @@ def train_phase(
         betas = (parts.schedules.linear_betas if plan.schedule == "linear" else parts.schedules.cosine_betas)(plan.T)
         schedule = parts.schedules.make_schedule(betas)
         if plan.latent:
-            vae, scale_factor, dataset = train_latents(plan, dataset, device, report)
+            autoencoder, scale_factor, dataset = train_latents(plan, dataset, device, report, parts)
         denoiser = _denoiser(plan, dataset[0][0], num_classes)
         result = train(
             denoiser,
@@ -225,7 +234,7 @@ def train_phase(
     report["train"]["losses"] = _means(result.losses, plan.losses_every)
     pipeline = (
         latent.LatentDiffusion(
-            vae, result.ema_model, schedule, scale_factor, tuple(dataset[0][0].shape), num_classes=num_classes
+            autoencoder, result.ema_model, schedule, scale_factor, tuple(dataset[0][0].shape), num_classes
         )
         if plan.latent
         else None
@@ -299,43 +308,54 @@ def draw(
     parts: Any = PACKAGE_PARTS,
 ) -> torch.Tensor:
     """One run's samples ``(n, *trained.data_shape)`` for the labels ``y`` ``(n,)``, all noise from ``generator``:
-    DDPM, DDIM, or DDIM with CFG; through :class:`~diffusion.latent.LatentDiffusion` in a latent plan."""
-    n = len(y)
-    if trained.pipeline is not None:
-        kind = "ddpm" if run.sampler == "ddpm" else "ddim"
-        return trained.pipeline.sample(
-            n, kind, num_steps=run.steps, y=y, guidance_scale=run.guidance_scale, generator=generator
-        )
-    shape = (n, *trained.data_shape)
+    DDPM, DDIM, or DDIM with CFG; in a latent plan the sampler draws latents ``(n, *latent_shape)``, unclipped,
+    and :meth:`~diffusion.latent.LatentDiffusion.decode` makes them images."""
+    pipeline = trained.pipeline
+    shape = (len(y), *(trained.data_shape if pipeline is None else pipeline.latent_shape))
     if run.sampler == "ddpm":
-        return parts.ddpm.p_sample_loop(trained.model, trained.schedule, shape, generator=generator, device=device, y=y)
-    model = trained.model
-    if run.sampler == "cfg":
-        model = guidance.guided_denoiser(trained.model, run.guidance_scale, trained.num_classes, parts.guidance.cfg_eps)
-    return parts.ddim.ddim_sample_loop(
-        model,
-        trained.schedule,
-        shape,
-        num_steps=run.steps,
-        eta=run.eta,
-        generator=generator,
-        device=device,
-        clip_denoised=len(trained.data_shape) > 1,  # images live in [−1, 1]: clip x̂0 there as DDPM does
-        y=y,
-    )
+        samples = parts.ddpm.p_sample_loop(
+            trained.model,
+            trained.schedule,
+            shape,
+            generator=generator,
+            device=device,
+            clip_denoised=pipeline is None,
+            y=y,
+        )
+    else:
+        model = trained.model
+        if run.sampler == "cfg":
+            model = guidance.guided_denoiser(model, run.guidance_scale, trained.num_classes, parts.guidance.cfg_eps)
+        samples = parts.ddim.ddim_sample_loop(
+            model,
+            trained.schedule,
+            shape,
+            num_steps=run.steps,
+            eta=run.eta,
+            generator=generator,
+            device=device,
+            clip_denoised=pipeline is None and len(shape) > 2,  # pixels live in [−1, 1]: clip x̂0 as DDPM does
+            y=y,
+        )
+    return samples if pipeline is None else pipeline.decode(samples)
 
 
 def _denoiser(plan: RunPlan, example: torch.Tensor, num_classes: int) -> torch.nn.Module:
-    """An untrained denoiser for examples like ``example``: an MLP for points ``(D,)``, a UNet for ``(C, H, W)``."""
+    """An untrained denoiser for examples like ``example``: an MLP for points ``(D,)``, a UNet for ``(C, H, W)``;
+    in bfloat16 autocast with ``plan.mixed_precision``."""
     if example.dim() == 1:
-        return MLPDenoiser(dim=example.shape[0], hidden=plan.width, num_classes=num_classes)
-    return UNet(
-        in_channels=example.shape[0],
-        base_channels=plan.width,
-        channel_mults=(1, 2),
-        num_classes=num_classes,
-        attention=plan.attention,
-    )
+        model: torch.nn.Module = MLPDenoiser(dim=example.shape[0], hidden=plan.width, num_classes=num_classes)
+    else:
+        model = UNet(
+            in_channels=example.shape[0],
+            base_channels=plan.width,
+            channel_mults=plan.channel_mults,
+            num_res_blocks=plan.num_res_blocks,
+            num_classes=num_classes,
+            dropout=plan.dropout,
+            attention=plan.attention,
+        )
+    return Autocast(model) if plan.mixed_precision else model
 
 
 def _train_config(plan: RunPlan, device: torch.device) -> TrainConfig:
@@ -357,7 +377,7 @@ def _means(values: list[float], every: int) -> list[float]:
 
 
 def train_latents(
-    plan: RunPlan, images: Dataset, device: torch.device, report: Report
+    plan: RunPlan, images: Dataset, device: torch.device, report: Report, parts: Any = PACKAGE_PARTS
 ) -> tuple[VAE, float, TensorDataset]:
     """Train the VAE on ``images`` ``(C, H, W)``, record its reconstructions of held-out images in ``report["vae"]``,
     and return it with the scale factor ``f`` and the data set of scaled latents ``(f · mu(x), y)``, each latent
@@ -365,24 +385,25 @@ def train_latents(
 
     ``report["vae"]`` holds ``{"seconds", "losses", "inputs", "reconstructions", "recon_error", "scale_factor"}``:
     ``n_samples`` held-out images ``(n_samples, C, H, W)`` and their reconstructions, their mean squared error.
+    ``parts.vae.vae_loss`` trains it and ``parts.latent.latent_scale_factor`` gives ``f`` (:data:`PACKAGE_PARTS`).
     """
     channels = images[0][0].shape[0]
     start = time.perf_counter()
-    vae = VAE(in_channels=channels, latent_channels=plan.latent_channels, base_channels=plan.vae_width)
+    autoencoder = VAE(in_channels=channels, latent_channels=plan.latent_channels, base_channels=plan.vae_width)
     config = VAETrainConfig(
         steps=plan.vae_steps, lr=plan.vae_lr, kl_weight=plan.kl_weight, seed=plan.seed, device=str(device)
     )
-    history = train_vae(vae, images, config, progress=False)
+    history = train_vae(autoencoder, images, config, progress=False, vae_loss_fn=parts.vae.vae_loss)
     held_out = load_dataset(plan.data, n=plan.n_samples, seed=plan.seed, split="test")
     inputs = torch.stack([held_out[i][0] for i in range(len(held_out))])
     with torch.no_grad():
         mus, labels = [], []
         for x, y in DataLoader(images, batch_size=256):
-            mus.append(vae.encode(x.to(device))[0].cpu())
+            mus.append(autoencoder.encode(x.to(device))[0].cpu())
             labels.append(y)
-        reconstructions = vae.decode(vae.encode(inputs.to(device))[0]).cpu()
+        reconstructions = autoencoder.decode(autoencoder.encode(inputs.to(device))[0]).cpu()
     mu = torch.cat(mus)
-    scale_factor = float(latent.latent_scale_factor(mu))
+    scale_factor = float(parts.latent.latent_scale_factor(mu))
     report["vae"] = {
         "seconds": time.perf_counter() - start,
         "losses": _means([h["loss"] for h in history], plan.losses_every),
@@ -391,4 +412,4 @@ def train_latents(
         "recon_error": float(((reconstructions - inputs) ** 2).mean()),
         "scale_factor": scale_factor,
     }
-    return vae, scale_factor, TensorDataset(scale_factor * mu, torch.cat(labels))
+    return autoencoder, scale_factor, TensorDataset(scale_factor * mu, torch.cat(labels))

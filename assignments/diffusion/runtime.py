@@ -36,3 +36,23 @@ def timed(sample: Callable[[], torch.Tensor], device: torch.device) -> tuple[tor
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return out, time.perf_counter() - start
+
+
+class Autocast(torch.nn.Module):
+    """A denoiser run in bfloat16 autocast on its input's device, its answer float32 (mixed precision: the model's
+    matrix products in bfloat16, the schedule's maths, the samplers and the loss in full precision as before).
+
+    Args:
+        model: ``model(x_t, t, **kwargs) -> eps_hat``, e.g. a :class:`~diffusion.unet.UNet`; its ``num_classes``
+            (a class-conditional model's) is this one's too.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.num_classes = getattr(model, "num_classes", None)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        """``model(x_t, t, **kwargs)`` under ``torch.autocast(x_t.device.type, torch.bfloat16)``, as float32."""
+        with torch.autocast(x_t.device.type, dtype=torch.bfloat16):
+            return self.model(x_t, t, **kwargs).float()

@@ -9,6 +9,7 @@ lightly KL-regularised autoencoder reconstructs sharply and keeps its latents ne
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -34,8 +35,15 @@ class VAETrainConfig:
             raise ValueError(f"invalid VAETrainConfig: steps >= 0, batch_size >= 1, lr > 0, kl_weight >= 0 ({self})")
 
 
-def train_vae(vae: VAE, dataset: Dataset, config: VAETrainConfig, progress: bool = True) -> list[dict[str, float]]:
-    """Train ``vae`` in place on the images of ``dataset`` (``(x, y)`` pairs, ``x`` in [−1, 1]).
+def train_vae(
+    vae: VAE,
+    dataset: Dataset,
+    config: VAETrainConfig,
+    progress: bool = True,
+    vae_loss_fn: Callable[..., dict[str, torch.Tensor]] | None = None,
+) -> list[dict[str, float]]:
+    """Train ``vae`` in place on the images of ``dataset`` (``(x, y)`` pairs, ``x`` in [−1, 1]) on ``vae_loss_fn``
+    (default: your :func:`~diffusion.vae.vae_loss`).
 
     Returns:
         every step's ``{"loss", "recon", "kl"}``; the VAE is left in eval mode on ``config.device``.
@@ -46,6 +54,7 @@ def train_vae(vae: VAE, dataset: Dataset, config: VAETrainConfig, progress: bool
     vae.to(device).train()
     optimizer = torch.optim.Adam(vae.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
+    vae_loss_fn = vae_loss if vae_loss_fn is None else vae_loss_fn
     history = []
     for _ in tqdm(range(config.steps), disable=not progress, desc="training the VAE"):
         index = torch.randint(0, len(dataset), (config.batch_size,), generator=generator)
@@ -55,7 +64,7 @@ def train_vae(vae: VAE, dataset: Dataset, config: VAETrainConfig, progress: bool
             mu, _ = vae.encode(x)
         noise = torch.randn(mu.shape, generator=generator).to(device)
         x_recon, mu, logvar = vae(x, noise)
-        terms = vae_loss(x, x_recon, mu, logvar, kl_weight=config.kl_weight)
+        terms = vae_loss_fn(x, x_recon, mu, logvar, kl_weight=config.kl_weight)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         optimizer.step()

@@ -99,9 +99,9 @@ def row_seconds(plan: dict[str, Any]) -> float:
 
 def plan_seconds(plan: dict[str, Any]) -> float:
     """The time a whole grader-owned plan may take: its training (forward and backward, about three model passes
-    per row) and every sampler run, at :func:`row_seconds` a row and :data:`CALL_SECONDS` a call, times
-    :data:`PLAN_MARGIN`, at least :data:`FLOOR_SECONDS`."""
-    train_steps = int(plan.get("train_steps", 2000))
+    per row; the VAE's too in a latent plan, 64 images a step) and every sampler run, at :func:`row_seconds` a row
+    and :data:`CALL_SECONDS` a call, times :data:`PLAN_MARGIN`, at least :data:`FLOOR_SECONDS`."""
+    train_steps = int(plan.get("train_steps", 2000)) + (int(plan.get("vae_steps", 600)) if plan.get("latent") else 0)
     sampler_calls = [int(plan.get("T", 1000))] if plan.get("ddpm", True) else []
     sampler_calls += [int(steps) for steps, _ in plan.get("ddim", ())]
     sampler_calls += [2 * int(plan.get("guidance_steps", 50))] * len(plan.get("guidance_scales", ()))

@@ -10,6 +10,10 @@ sandboxed worker that imports the student's whole package (:class:`~autograder.i
 - training: ``guidance.drop_labels`` and ``losses.ddpm_loss``, called with the grader's model as a proxy; the loss
   comes back attached to the grader's graph (:func:`autograder.isolation.calls.attach`), so the grader's
   ``backward()`` and optimiser step train its own weights;
+- in a latent plan, the grader's VAE trained on ``vae.vae_loss`` (its ``loss`` comes back with its gradients with
+  respect to the grader's reconstruction, ``mu`` and ``logvar``, attached likewise: :func:`attached_terms`) and
+  ``latent.latent_scale_factor``; the grader's :class:`~diffusion.latent.LatentDiffusion` decodes the latents the
+  student's samplers draw;
 - sampling: ``ddpm.p_sample_loop`` and ``ddim.ddim_sample_loop`` with the grader's EMA model as a proxy (through
   the kit's ``guided_denoiser`` and the student's ``guidance.cfg_eps`` for guidance), timed by the grader, their
   samples vetted (:func:`vetted_sampler`) before anything scores them: the run's trajectory through the model
@@ -36,6 +40,7 @@ import torch
 from autograder.checks.denoisers import Denoiser
 from autograder.checks.trajectory import Sampling, ddim_rule, ddpm_rule, verify
 from autograder.harness import budget
+from autograder.isolation.calls import attach
 from autograder.isolation.errors import GraderError, StudentError
 from autograder.isolation.remote import WholeSubmission
 from autograder.reference import load_reference, reference_module
@@ -262,6 +267,34 @@ def vetted_sampler(
     return run
 
 
+VAE_LOSS_INPUTS = (1, 2, 3)
+"""The arguments of ``vae_loss(x, x_recon, mu, logvar, kl_weight)`` the grader's VAE made: the gradient flows there."""
+
+
+def attached_terms(terms_with_gradients: Callable[..., Any]) -> Callable[..., dict[str, torch.Tensor]]:
+    """``vae_loss(x, x_recon, mu, logvar, kl_weight=...)`` (the student's, remote, with its gradients with respect
+    to :data:`VAE_LOSS_INPUTS`) whose ``loss`` is attached to the grader's graph
+    (:func:`~autograder.isolation.calls.attach`): ``backward()`` on it trains the grader's VAE.
+
+    Raises:
+        ValueError: the answer is not a dict with a scalar ``loss`` through which a gradient flows (the training's
+            error: the plan reports it).
+    """
+
+    def call(*args: torch.Tensor, **kwargs: Any) -> dict[str, torch.Tensor]:
+        one = torch.ones((), dtype=args[VAE_LOSS_INPUTS[0]].dtype)
+        value, grads = terms_with_gradients(*args, cotangent={"loss": one}, **kwargs)
+        if not isinstance(value, dict) or not isinstance(value.get("loss"), torch.Tensor):
+            raise ValueError(f"vae_loss returned {type(value).__name__}, expected a dict with a tensor 'loss'")
+        outputs = [args[i] for i in VAE_LOSS_INPUTS]
+        try:
+            return {**value, "loss": attach(value["loss"], outputs, grads)}
+        except ValueError as error:  # not a loss that trains anything: the student's
+            raise ValueError(f"vae_loss's 'loss' {error}") from None
+
+    return call
+
+
 def student_parts(submission: WholeSubmission, deadline: float) -> SimpleNamespace:
     """The ``parts`` of :func:`diffusion.evaluate.run_plan` whose functions run the student's code in ``submission``
     (see :data:`diffusion.evaluate.PACKAGE_PARTS`)."""
@@ -270,7 +303,10 @@ def student_parts(submission: WholeSubmission, deadline: float) -> SimpleNamespa
         return _grader_errors_abort(submission.function(part, name))
 
     loss = _grader_errors_abort(submission.differentiable("losses", "ddpm_loss"))
+    terms = _grader_errors_abort(submission.gradient("vae", "vae_loss", wrt=VAE_LOSS_INPUTS))
     return SimpleNamespace(
+        vae=SimpleNamespace(vae_loss=attached_terms(terms)),
+        latent=SimpleNamespace(latent_scale_factor=remote("latent", "latent_scale_factor")),
         schedules=SimpleNamespace(
             linear_betas=remote("schedules", "linear_betas"),
             cosine_betas=remote("schedules", "cosine_betas"),
@@ -321,8 +357,9 @@ HELD_OUT = 4096
 
 def held_out_losses(trained: Any, plan: Any) -> dict[str, float]:
     """The grader's measure of the training: the simple loss (the reference's ``ddpm_loss``, the student's schedule)
-    of the trained EMA model on held-out data, with ``t`` and the noise drawn from a fixed seed, and of the zero
-    predictor on the same draws (``E‖eps‖² ≈ 1``: an untrained model's). ``{"model", "zero"}``."""
+    of the trained EMA model on held-out data (their latents in a latent plan), with ``t`` and the noise drawn from a
+    fixed seed, and of the zero predictor on the same draws (``E‖eps‖² ≈ 1``: an untrained model's).
+    ``{"model", "zero"}``."""
     data, losses = reference_module("data"), reference_module("losses")
     n = HELD_OUT if len(trained.data_shape) == 1 else plan.n_samples
     held_out = data.load_dataset(plan.data, n=n, seed=plan.seed, split="test")
@@ -330,6 +367,8 @@ def held_out_losses(trained: Any, plan: Any) -> dict[str, float]:
     y = torch.as_tensor([int(held_out[i][1]) for i in range(len(held_out))])
     device = next(trained.model.parameters()).device
     x0, y = x0.to(device), y.to(device)
+    if trained.pipeline is not None:  # a latent plan's model denoises the scaled latents
+        x0 = trained.pipeline.encode(x0)
 
     def measured(model: Callable[..., torch.Tensor]) -> float:
         generator = torch.Generator().manual_seed(plan.seed + 7919)

@@ -3,41 +3,119 @@
 Trains the provided denoiser with the submission's schedule, loss and label dropout, samples with
 its DDPM loop, DDIM at several step counts and η, and classifier-free guidance at several scales
 (:mod:`autograder.harness.experiment`: the grader holds the data, model, optimiser and clock, the
-student's functions run sandboxed; a latent plan still runs whole in the sandbox,
-:mod:`autograder.harness.runner`, measured only), scores and judges the samples (:mod:`autograder.harness.judging`),
-draws the figures (:mod:`autograder.harness.plots`) and writes to ``DIR``:
+student's functions run sandboxed), in every plan of the profile: the 2-D mixture, and in pixel and latent space
+for images. It scores the samples (:mod:`autograder.harness.judging`), judges them against the reference
+solution's scores through the same plans on this machine (:mod:`autograder.harness.calibration`, measured first
+when not cached), draws the figures (:mod:`autograder.harness.plots`) and writes to ``DIR``:
 
 - ``harness.json``: every metric, the baselines, the timings, the verdicts;
-- ``samples_<plan>.png``, ``steps_<plan>.png``, ``guidance_<plan>.png``;
+- ``samples_<plan>.png``, ``steps_<plan>.png``, ``guidance_<plan>.png``, ``reconstructions_<plan>.png``;
 - ``results.json``: the harness's tests and points added to the one ``grade`` wrote there for the
-  same submission (a new one otherwise), with the metrics of the grader-owned plans under ``leaderboard``
-  and every metric under ``extra_data.harness``.
+  same submission (a new one otherwise), with the metrics under ``leaderboard`` and every metric under
+  ``extra_data.harness``.
 
 Each plan's calls get a wall-time limit sized from the plan (:mod:`autograder.harness.budget`). When the grader
-cannot run a plan (its sandbox does not start, or a correct solution ran out of time on a slow machine), the report
-holds ``grader_error`` and no verdicts of that plan or the next: the student's points are not judged on it.
+cannot run a plan (its sandbox does not start, or a correct solution ran out of time on a slow machine), or the
+reference cannot be calibrated, the report holds ``grader_error`` and no verdicts: the student's points are not
+judged on it.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from autograder.harness import budget, experiment, judging, plots, runner
-from autograder.harness.profiles import PROFILES, Profile, image_data
+import torch
+
+from autograder.harness import budget, calibration, experiment, judging, plots, runner
+from autograder.harness.profiles import PROFILES, Profile, image_data, installed
 from autograder.isolation.errors import GraderError, StudentError
+from autograder.reference import SOLUTIONS
 from autograder.results import HARNESS_TAG, gradescope_test, with_harness
 
 
-def run_profile(submission: Path, profile_name: str, out: Path, threads: int) -> dict[str, Any]:
-    """Run every plan of the profile on ``submission`` with ``threads`` CPU threads; write the figures; return the
-    report (see the module)."""
+def harness(
+    submission: Path, profile: str, out: Path, threads: int, device: torch.device, recalibrate: bool = False
+) -> dict[str, Any]:
+    """The report of ``profile`` on ``submission`` (:func:`run_profile`) with its verdicts against the reference's
+    scores on ``device`` (cached in :func:`~autograder.harness.calibration.cache_root`; measured first when missing
+    or with ``recalibrate``); ``report["calibration"]`` says which."""
+    try:
+        reference, from_cache = calibrate(profile, threads, device, recalibrate)
+    except GraderError as error:
+        return {"profile": profile, "grader_error": str(error), "plans": {}}
+    report = run_profile(submission, profile, out, threads, device)
+    report["calibration"] = {
+        "cache": str(calibration.cache_path(reference["key"], calibration.cache_root())),
+        "reused": from_cache,
+        **reference["key"],
+    }
+    if "grader_error" not in report:
+        for plan_name, plan in report["plans"].items():
+            limits = judging.thresholds(profile, plan_name)
+            if limits is not None:
+                stubs = report["not_implemented"]
+                verdicts = judging.judge(plan["run"], plan["scores"], limits, reference["plans"][plan_name], stubs)
+                plan["verdicts"] = [_verdict(v) for v in verdicts]
+    for plan in report["plans"].values():
+        plan.pop("run", None)
+    return report
+
+
+def _verdict(verdict: judging.Verdict) -> dict[str, Any]:
+    return {
+        "check": verdict.check.name,
+        "title": verdict.check.title,
+        "score": verdict.score,
+        "max_score": verdict.points,
+        "passed": verdict.passed,
+        "message": verdict.message,
+    }
+
+
+def calibrate(profile: str, threads: int, device: torch.device, force: bool = False) -> tuple[dict[str, Any], bool]:
+    """The reference's scores for ``profile`` on ``device`` (:func:`autograder.harness.calibration.calibration`),
+    measured by running the profile on the reference solution (its figures kept beside the cache), and whether
+    they came from the cache."""
+
+    def measure(figures: Path) -> dict[str, Any]:
+        print(f"harness: calibrating profile {profile} on {device} with the reference solution", flush=True)
+        report = run_profile(SOLUTIONS, profile, figures, threads, device)
+        for plan in report["plans"].values():
+            plan.pop("run", None)
+        return report
+
+    stored, from_cache = calibration.calibration(profile, device, calibration.cache_root(), measure, force)
+    where = calibration.cache_path(stored["key"], calibration.cache_root())
+    print(f"harness: {'reusing the' if from_cache else 'measured the'} calibration {where}", flush=True)
+    return stored, from_cache
+
+
+def run_profile(
+    submission: Path,
+    profile_name: str,
+    out: Path,
+    threads: int,
+    device: torch.device,
+    only: Sequence[str] | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """Run every plan of the profile (or the plans named in ``only``, with the seed ``seed`` instead of theirs: for
+    ``benchmarks/harness_calibration.py``) on ``submission`` on ``device`` with ``threads`` CPU threads; write the
+    figures; return the report (see the module), each plan with its ``run`` (the samples) and ``scores``, no
+    verdicts."""
+    profile = PROFILES[profile_name]
+    plans = {name: plan for name, plan in profile.plans.items() if only is None or name in only}
+    if seed is not None:
+        plans = {name: {**plan, "seed": seed} for name, plan in plans.items()}
     with runner.overlay(submission) as package:
-        return _run_profile(package, PROFILES[profile_name], out, threads)
+        return _run_profile(package, replace(profile, plans=plans), out, threads, device)
 
 
-def _run_profile(package: Path, profile: Profile, out: Path, threads: int) -> dict[str, Any]:
+def _run_profile(package: Path, profile: Profile, out: Path, threads: int, device: torch.device) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     stubs = runner.unfinished_functions(package)
     report: dict[str, Any] = {
@@ -46,21 +124,23 @@ def _run_profile(package: Path, profile: Profile, out: Path, threads: int) -> di
         "threads": threads,
         "not_implemented": stubs,
         "plans": {},
+        "skipped": {},
     }
     for plan_name, plan in profile.plans.items():
         start = time.perf_counter()
         plan = {"data": image_data(), **plan} if "data" not in plan else dict(plan)
-        plan["threads"] = threads
-        limits = judging.thresholds(profile.name, plan_name)
-        owned = not plan.get("latent")  # a latent plan runs whole in the sandbox: its figures are the worker's word
-        # The latent plan is one call that runs the whole plan in the sandbox: the profile's own limit.
-        call_limits = budget.plan_limits(profile.limits, plan) if owned else profile.limits
+        if plan.pop("optional", False) and not installed(plan["data"]):
+            report["skipped"][plan_name] = f"{plan['data']} is not installed here"
+            continue
+        plan.update(threads=threads, device=str(device))
+        call_limits = budget.plan_limits(profile.limits, plan)
         print(
-            f"harness: plan {plan_name} on {threads} CPU thread(s), at most {call_limits.wall_seconds:g} s a call",
+            f"harness: plan {plan_name} on {device}, {threads} CPU thread(s), at most "
+            f"{call_limits.wall_seconds:g} s a call",
             flush=True,
         )
         try:
-            run = (experiment if owned else runner).run_plan(package, plan, call_limits)
+            run = experiment.run_plan(package, plan, call_limits)
         except StudentError as error:
             run = {"train": {"error": f"{error.error_type}: {error.message}", "losses": []}, "runs": {}}
         except GraderError as error:
@@ -77,25 +157,15 @@ def _run_profile(package: Path, profile: Profile, out: Path, threads: int) -> di
                 figures.append(plots.plot_reconstructions(run, out / f"reconstructions_{plan_name}.png"))
         else:
             scores, figures = {"runs": {}}, []
-        verdicts = [] if limits is None else judging.judge(run, scores, limits, stubs)
         report["plans"][plan_name] = {
             "seconds": time.perf_counter() - start,
-            "grader_owned": owned,
             "device": run.get("device"),
+            "plan": run.get("plan"),
+            "run": run,
             "train": run["train"],
             "scores": scores,
             "figures": [str(f) for f in figures],
-            "verdicts": [
-                {
-                    "check": v.check.name,
-                    "title": v.check.title,
-                    "score": v.score,
-                    "max_score": v.check.points,
-                    "passed": v.passed,
-                    "message": v.message,
-                }
-                for v in verdicts
-            ],
+            "verdicts": [],
         }
     return report
 
@@ -129,11 +199,14 @@ def harness_results(earlier: dict[str, Any] | None, report: dict[str, Any], fing
             for v in plan["verdicts"]
         ]
         leaderboard += [
-            {"name": f"{plan_name} {run_name} {entry['metric']} distance", "value": round(entry["distance"], 6),
-             "order": "asc"}
+            {
+                "name": f"{plan_name} {run_name} {entry['metric']} distance",
+                "value": round(entry["distance"], 6),
+                "order": "asc",
+            }
             for run_name, entry in plan["scores"].get("runs", {}).items()
-            if "distance" in entry and plan["grader_owned"]  # never the worker's word
-        ]  # fmt: skip
+            if "distance" in entry
+        ]
     return _plain(with_harness(earlier, fingerprint, tests, leaderboard, report, table(report)))
 
 

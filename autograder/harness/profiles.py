@@ -4,15 +4,18 @@ within what limits.
 - ``ci``: the 2-D mixture with a cosine schedule of 100 steps; under a minute on two CPU cores.
 - ``cpu``: the 2-D mixture with the linear schedule of 1000 steps (DDPM-1000 against DDIM at 10–100
   steps), and 28×28 images (Fashion-MNIST when installed, else shapes) in pixel space and in the
-  latent space of a VAE (parts 9 and 10); the image plans are measured only (no points yet).
-- ``gpu``: the same at a larger scale, on CUDA.
+  latent space of a VAE (parts 9 and 10); about 8 minutes on two CPU cores.
+- ``gpu``: the 2-D mixture, Fashion-MNIST in pixel and latent space and CIFAR-10 (when installed) with a UNet of
+  the DDPM paper's CIFAR-10 design scaled to a few minutes on one GPU, the model in bf16 autocast.
+- ``gpu-tiny``: the ``gpu`` profile's plans at toy sizes: the same code path (autocast, the deeper UNet, every plan
+  and check), for CI on a CPU (``--device cpu``).
 
-Who owns the experiment: the mixture plans and the pixel-space image plan run grader-side
-(:mod:`autograder.harness.experiment`: data, labels, model, optimiser and clock are the grader's; only the
-student's functions run sandboxed). The latent plan (``latent=True``) is NOT yet owned by the grader: it still
-runs :func:`diffusion.evaluate.run_plan` whole inside the sandbox (:mod:`autograder.harness.runner`), so its
-figures are the worker's word; it is measured only and carries no points. In grader-owned plans the model is
-the grader's, internals included: its timestep embedding is the reference's (part 5 is graded by its checks).
+Every plan is owned by the grader (:mod:`autograder.harness.experiment`): data, labels, models (the denoiser and
+the VAE), optimisers and clock are the grader's, only the student's functions run sandboxed. In these plans the
+model is the grader's, internals included: its timestep embedding is the reference's (part 5 is graded by its
+checks), and so are the VAE's ``encode``/``decode`` and :class:`~diffusion.latent.LatentDiffusion`'s ``decode``
+(parts 9 and 10 are graded by theirs; the plan uses the student's ``vae_loss`` and ``latent_scale_factor``).
+A plan with ``optional`` data runs only where that data set is installed.
 """
 
 from __future__ import annotations
@@ -78,17 +81,69 @@ IMAGES_CPU = {
 }
 LATENT_CPU = {**IMAGES_CPU, "latent": True, "width": 32, "train_steps": 2000, "vae_steps": 800}
 
+UNET_GPU = {"width": 64, "channel_mults": (1, 2, 2), "num_res_blocks": 2, "attention": True, "dropout": 0.1}
+"""The DDPM paper's CIFAR-10 UNet (Ho et al. 2020, App. B: 128 channels, multipliers (1, 2, 2, 2), two residual
+blocks a level, attention, dropout 0.1) at half the width and one level fewer: minutes, not days, on one GPU."""
+IMAGES_GPU = {
+    **IMAGES_CPU,
+    **UNET_GPU,
+    "n_train": 60_000,
+    "train_steps": 8000,
+    "batch_size": 128,
+    "lr": 2e-4,
+    "n_samples": 2000,
+    "ddim": ((10, 0.0), (20, 0.0), (50, 0.0), (100, 0.0), (50, 1.0)),
+    "guidance_scales": (0.0, 1.0, 2.0, 3.0),
+    "guidance_steps": 50,
+    "mixed_precision": True,
+}
+LATENT_GPU = {**IMAGES_GPU, "latent": True, "vae_width": 32, "vae_steps": 4000}
+CIFAR_GPU = {**IMAGES_GPU, "data": "cifar32", "optional": True, "n_train": 50_000, "channel_mults": (1, 2, 2, 2)}
+TINY = {
+    "n_train": 256,
+    "T": 50,
+    "width": 8,
+    "train_steps": 30,
+    "batch_size": 16,
+    "n_samples": 24,
+    "vae_width": 8,
+    "vae_steps": 20,
+    "ddim": ((5, 0.0), (10, 0.0), (10, 1.0)),
+    "guidance_steps": 5,
+}
+"""The ``gpu`` plans' sizes for ``gpu-tiny``."""
+
+
+TINY_POINTS = {"n_train": 2000, "width": 32, "train_steps": 400, "batch_size": 128, "n_samples": 400}
+"""For the 2-D mixture, whose MLP costs little: enough to learn the mixture, so that the checks see a real model."""
+
+
+def tiny(plan: dict[str, Any]) -> dict[str, Any]:
+    """``plan`` at the sizes of :data:`TINY` (:data:`TINY_POINTS` too for the 2-D mixture): its structure, sampler
+    runs and options kept."""
+    points = TINY_POINTS if plan.get("data") == "mixture2d" else {}
+    return {**plan, **TINY, **points, "mixed_precision": True}
+
+
+MIXTURE_GPU = {**MIXTURE_CPU, "width": 256, "train_steps": 6000, "n_samples": 8000}
+GPU_PLANS = {"mixture2d": MIXTURE_GPU, "images": IMAGES_GPU, "latent": LATENT_GPU, "cifar": CIFAR_GPU}
+
 
 @functools.cache
-def image_data() -> str:
-    """``fashion28`` where Fashion-MNIST is installed, else ``shapes28`` (probed once per process)."""
+def installed(dataset: str) -> bool:
+    """Whether ``dataset`` can be loaded here (probed once per process)."""
     from autograder.scoring.tensors import data
 
     try:
-        data.load_dataset("fashion28", n=1)
+        data.load_dataset(dataset, n=1)
     except FileNotFoundError:
-        return "shapes28"
-    return "fashion28"
+        return False
+    return True
+
+
+def image_data() -> str:
+    """``fashion28`` where Fashion-MNIST is installed, else ``shapes28``."""
+    return "fashion28" if installed("fashion28") else "shapes28"
 
 
 PROFILES: dict[str, Profile] = {
@@ -106,9 +161,15 @@ PROFILES: dict[str, Profile] = {
     ),
     "gpu": Profile(
         "gpu",
-        {"mixture2d": {**MIXTURE_CPU, "width": 256, "train_steps": 6000, "n_samples": 8000}},
+        GPU_PLANS,
         Limits(wall_seconds=3600, cpu_seconds=14400, memory_bytes=64 << 30),
-        "2-D mixture at a larger scale, on CUDA",
+        "2-D mixture, Fashion-MNIST (pixel and latent space) and CIFAR-10 when installed, bf16 autocast, on a GPU",
         resources={"GPU": 1},
+    ),
+    "gpu-tiny": Profile(
+        "gpu-tiny",
+        {name: tiny(plan) for name, plan in GPU_PLANS.items()},
+        Limits(wall_seconds=600, cpu_seconds=1800),
+        "the gpu profile's plans at toy sizes: its code path on any device (CI runs it on the CPU)",
     ),
 }

@@ -54,11 +54,12 @@ def resolve(module: ModuleType, name: str, instance: dict[str, Any] | None = Non
 
 
 def with_gradients(
-    function: Callable[..., Any], args: list, kwargs: dict, wrt: list[int], cotangent: torch.Tensor
+    function: Callable[..., Any], args: list, kwargs: dict, wrt: list[int], cotangent: torch.Tensor | dict[str, Any]
 ) -> tuple[Any, list[torch.Tensor | None]]:
     """``(value, grads)``: ``function(*args, **kwargs)`` and the vector-Jacobian products
     ``cotangentᵀ · ∂value/∂args[i]`` for each ``i`` in ``wrt`` (``None`` where the value does not depend
-    on ``args[i]`` through autograd)."""
+    on ``args[i]`` through autograd). For a value that is a dict of tensors (a loss and its terms), ``cotangent``
+    is a dict too, its keys the entries differentiated: ``Σₖ cotangent[k]ᵀ · ∂value[k]/∂args[i]``."""
     args = list(args)
     inputs = []
     for index in wrt:
@@ -66,9 +67,17 @@ def with_gradients(
         inputs.append(args[index])
     with torch.enable_grad():
         value = function(*args, **kwargs)
-        if not (isinstance(value, torch.Tensor) and value.requires_grad):
+        keyed = isinstance(cotangent, dict)
+        if keyed and not isinstance(value, dict):
             return value, [None] * len(inputs)
-        grads = torch.autograd.grad(value, inputs, cotangent, allow_unused=True)
+        outputs = [value.get(key) for key in cotangent] if keyed else [value]
+        if not all(isinstance(output, torch.Tensor) and output.requires_grad for output in outputs):
+            return value, [None] * len(inputs)
+        grads = torch.autograd.grad(
+            outputs, inputs, list(cotangent.values()) if keyed else cotangent, allow_unused=True
+        )
+    if keyed:
+        return {key: v.detach() if isinstance(v, torch.Tensor) else v for key, v in value.items()}, list(grads)
     return value.detach(), list(grads)
 
 

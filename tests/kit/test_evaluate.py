@@ -21,13 +21,26 @@ def test_a_mixture_plan_trains_and_runs_every_sampler():
     assert torch.equal(report["labels"], torch.arange(12) % 8)
 
 
-def test_a_latent_plan_trains_the_vae_and_samples_through_latent_diffusion():
+def test_a_latent_plan_trains_the_vae_samples_latents_and_decodes_them():
     plan = {**TINY, "data": "shapes16", "latent": True, "vae_steps": 10, "vae_width": 8, "ddpm": False}
     report = evaluate.run_plan(plan)
     assert report["train"]["error"] is None
     vae = report["vae"]
     assert vae["reconstructions"].shape == vae["inputs"].shape == (12, 1, 16, 16)
     assert vae["scale_factor"] > 0 and vae["recon_error"] >= 0
+    assert report["runs"]["ddim_5_0"]["samples"].shape == (12, 1, 16, 16)
+
+
+def test_a_deeper_unet_in_bfloat16_autocast_trains_and_samples_float32():
+    plan = {**TINY, "data": "shapes16", "channel_mults": (1, 2, 2), "num_res_blocks": 2, "dropout": 0.1,
+            "attention": True, "mixed_precision": True, "ddpm": False}  # fmt: skip
+    plan_, device, dataset, report = evaluate.prepare(plan)
+    trained = evaluate.train_phase(plan_, dataset, device, report)
+    assert report["train"]["error"] is None and isinstance(trained.model, evaluate.Autocast)
+    with torch.no_grad():
+        eps = trained.model(torch.zeros(2, 1, 16, 16), torch.tensor([0, 5]), y=torch.tensor([0, 1]))
+    assert eps.dtype == torch.float32 and trained.model.num_classes == dataset.num_classes
+    evaluate.sample_phase(plan_, trained, device, report)
     assert report["runs"]["ddim_5_0"]["samples"].shape == (12, 1, 16, 16)
 
 

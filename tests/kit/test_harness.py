@@ -1,16 +1,20 @@
 """The harness: the reference trains and samples to full harness points in the ci profile, sampler
 mistakes of the bug zoo lose points there, stubs are reported part by part, and the harness's points
-join the ones ``grade`` wrote."""
+join the ones ``grade`` wrote; the reference's scores are calibrated once per key and reused; the gpu profile's
+code path runs on the CPU at tiny scale."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 
 import pytest
+import torch
 
+from autograder.harness import calibration, judging
 from autograder.harness.pipeline import harness_results
 from autograder.results import HARNESS_TAG, read_results
 from autograder.zoo import MUTANTS
@@ -21,21 +25,41 @@ SAMPLER_MUTANTS = {"p_sample_variance_not_std": "ddpm_quality", "step_alpha_bar_
 """Sampler mistakes of the bug zoo and the harness check each must fail (thresholds.toml has their figures)."""
 
 
-def harness(submission, out) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", "autograder", "harness", str(submission), "--profile", "ci", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory):
+    """The kit's cache for this session's harness runs: the reference is calibrated once for all of them."""
+    return tmp_path_factory.mktemp("diffusion-cache")
+
+
+def run_harness(cache, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "autograder", "harness", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=1200, env={**os.environ, "DIFFUSION_CACHE": str(cache)},
     )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads((out / "results.json").read_text())
+
+
+@pytest.fixture
+def harness(cache):
+    def run(submission, out, profile="ci", *options: str) -> dict:
+        done = run_harness(cache, str(submission), "--profile", profile, "--out", str(out), *options)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return json.loads((out / "results.json").read_text())
+
+    return run
 
 
 def verdicts(results: dict) -> dict[str, dict]:
     return {t["name"].split(": ")[1]: t for t in results["tests"] if HARNESS_TAG in t["tags"]}
 
 
-def test_the_reference_gets_full_harness_points_with_figures(tmp_path):
-    results = harness(ROOT / "solutions", tmp_path)
+def test_the_reference_calibrated_then_graded_gets_full_harness_points_with_figures(cache, tmp_path):
+    calibrated = run_harness(cache, "calibrate", "--profile", "ci", "--threads", "1")
+    assert calibrated.returncode == 0 and "calibrated profile ci on cpu: " in calibrated.stdout, calibrated.stdout
+    graded = run_harness(cache, str(ROOT / "solutions"), "--profile", "ci", "--out", str(tmp_path))
+    assert graded.returncode == 0, graded.stdout + graded.stderr
+    assert "reusing the calibration" in graded.stdout and "calibrating" not in graded.stdout, graded.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["extra_data"]["harness"]["calibration"]["reused"] is True
     tests = verdicts(results)
     assert set(tests) == {"training", "ddpm_quality", "ddim_quality", "cfg_accuracy"}
     assert all(t["status"] == "passed" for t in tests.values()), [t["output"] for t in tests.values()]
@@ -49,7 +73,7 @@ def test_the_reference_gets_full_harness_points_with_figures(tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLER_MUTANTS))
-def test_a_subtly_wrong_sampler_loses_harness_points(tmp_path, name):
+def test_a_subtly_wrong_sampler_loses_harness_points(harness, tmp_path, name):
     mutant = next(m for m in MUTANTS if m.name == name)
     results = harness(apply((mutant.edit,), tmp_path / "submission"), tmp_path / "out")
     tests = verdicts(results)
@@ -57,7 +81,7 @@ def test_a_subtly_wrong_sampler_loses_harness_points(tmp_path, name):
     assert tests["training"]["status"] == "passed"
 
 
-def test_stubs_are_reported_part_by_part(tmp_path):
+def test_stubs_are_reported_part_by_part(harness, tmp_path):
     results = harness(ROOT / "assignments", tmp_path)
     tests = verdicts(results)
     assert results["score"] == 0
@@ -83,22 +107,15 @@ def test_harness_points_join_the_grade_results_of_the_same_submission(tmp_path):
         "description": "test",
         "plans": {
             "p": {
-                "grader_owned": True,
                 "scores": {"runs": {"ddpm": {"metric": "energy", "distance": 0.001}}},
                 "verdicts": [
                     {"check": "c", "title": "t", "score": 2.0, "max_score": 2.0, "passed": True, "message": "m"}
                 ],
             },
-            "measured_in_the_sandbox": {
-                "grader_owned": False,
-                "scores": {"runs": {"ddpm": {"metric": "fd", "distance": 0.0}}},
-                "verdicts": [],
-            },
         },
     }
     merged = harness_results(read_results(path), report, "abc")
     assert merged["score"] == 102.0 and len(merged["tests"]) == 2
-    # Only what the grader measured reaches the leaderboard: a plan run whole in the sandbox is the worker's word.
     assert merged["leaderboard"] == [{"name": "p ddpm energy distance", "value": 0.001, "order": "asc"}]
     assert merged["output"].startswith("graded\n\nharness, profile ci: test")
     path.write_text(json.dumps(merged))
@@ -178,7 +195,7 @@ for _where in ("autograder.sandbox.worker", "autograder.sandbox.calls"):
 """
 
 
-def test_a_hostile_entry_that_fakes_the_experiment_inside_the_worker_gets_no_harness_points(tmp_path):
+def test_a_hostile_entry_that_fakes_the_experiment_inside_the_worker_gets_no_harness_points(harness, tmp_path):
     """Stubs everywhere; at import it patches the kit's run_plan and train, the worker's resolve and every part's
     functions to return draws of the public mixture, with a loss that never trains the model: the grader's
     experiment sees through it (the model is never used by the samplers, the held-out loss does not fall)."""
@@ -193,7 +210,7 @@ def test_a_hostile_entry_that_fakes_the_experiment_inside_the_worker_gets_no_har
     assert "the samples must come from the model" in tests["ddpm_quality"]["output"]
 
 
-def test_wrong_sample_counts_and_nan_samples_score_nothing_with_a_clear_message(tmp_path):
+def test_wrong_sample_counts_and_nan_samples_score_nothing_with_a_clear_message(harness, tmp_path):
     submission = tmp_path / "submission" / "diffusion"
     shutil.copytree(ROOT / "solutions" / "diffusion", submission, ignore=shutil.ignore_patterns("__pycache__"))
     with (submission / "ddpm.py").open("a") as ddpm:
@@ -239,7 +256,7 @@ def ddim_sample_loop(model, schedule, shape, **kwargs):
 """
 
 
-def test_samplers_that_call_the_model_but_return_other_samples_score_nothing(tmp_path):
+def test_samplers_that_call_the_model_but_return_other_samples_score_nothing(harness, tmp_path):
     submission = tmp_path / "submission" / "diffusion"
     shutil.copytree(ROOT / "solutions" / "diffusion", submission, ignore=shutil.ignore_patterns("__pycache__"))
     with (submission / "ddpm.py").open("a") as ddpm:
@@ -251,3 +268,86 @@ def test_samplers_that_call_the_model_but_return_other_samples_score_nothing(tmp
     for name in ("ddpm_quality", "ddim_quality", "cfg_accuracy"):
         assert tests[name]["status"] == "failed", tests[name]["output"]
         assert "samples must come from the model" in tests[name]["output"], tests[name]["output"]
+
+
+def reference_report(distance: float = 0.01, error: str | None = None) -> dict:
+    """A harness report of the reference with one plan ``p`` (what calibration measures)."""
+    runs = {"ddpm": {"metric": "energy", "distance": distance, "accuracy": 0.9}}
+    return {"plans": {"p": {"train": {"error": error, "held_out": None}, "scores": {"runs": runs}, "seconds": 1.0}}}
+
+
+def test_the_reference_is_measured_once_per_key_then_reused(tmp_path, monkeypatch):
+    measured = []
+
+    def measure(figures):
+        measured.append(figures)
+        return reference_report()
+
+    cpu = torch.device("cpu")
+    first, reused = calibration.calibration("ci", cpu, tmp_path, measure)
+    assert not reused and len(measured) == 1 and first["key"]["device"].startswith("cpu: ")
+    again, reused = calibration.calibration("ci", cpu, tmp_path, measure)
+    assert reused and again == first and len(measured) == 1
+    _, reused = calibration.calibration("ci", cpu, tmp_path, measure, force=True)
+    assert not reused and len(measured) == 2
+    monkeypatch.setattr(torch, "__version__", "0.0.0")  # another torch: another key, measured again
+    other, reused = calibration.calibration("ci", cpu, tmp_path, measure)
+    assert not reused and len(measured) == 3 and other["key"]["torch"] == "0.0.0"
+    assert len(list(tmp_path.glob("ci-*.json"))) == 2
+
+
+def test_a_reference_that_cannot_be_measured_is_a_grader_error(tmp_path):
+    with pytest.raises(calibration.GraderError, match="the reference solution failed in plan p"):
+        calibration.calibration("ci", torch.device("cpu"), tmp_path, lambda _: reference_report(error="OOM"))
+    with pytest.raises(calibration.GraderError, match="could not be calibrated: sandbox"):
+        calibration.calibration("ci", torch.device("cpu"), tmp_path, lambda _: {"grader_error": "sandbox", "plans": {}})
+    assert not list(tmp_path.glob("*.json"))
+
+
+def judged(distance: float, reference: float, floor: float, accuracy: float = 0.9) -> dict[str, judging.Verdict]:
+    """The verdicts of a run of ``distance`` (DDPM and DDIM) against a reference of ``reference``."""
+    limits = {"loss_ratio": 0.8, "ddim_run": "ddim", "ddpm_factor": 2.0, "ddim_factor": 2.0, "cfg_margin": 0.1,
+              "cfg_sharp_run": "cfg_3", "vae_factor": 1.5, "weight": 0.5}  # fmt: skip
+
+    def scores(d: float, acc: float) -> dict:
+        runs = {name: {"metric": "fd", "distance": d, "accuracy": acc} for name in ("ddpm", "ddim", "cfg_1", "cfg_3")}
+        return {"runs": runs, "floor": floor, "ceiling": 100.0, "vae": {"recon_error": d / 100}}
+
+    run = {"train": {"error": None, "losses": [1.0, 0.5], "held_out": {"model": 0.3, "zero": 1.0}}}
+    verdicts = judging.judge(run, scores(distance, accuracy), limits, {"scores": scores(reference, 0.9)}, {})
+    return {v.check.name: v for v in verdicts}
+
+
+def test_distances_pass_within_the_factor_of_the_reference_or_of_the_real_data_when_higher():
+    assert judged(19.9, reference=10.0, floor=5.0)["ddpm_quality"].passed
+    failed = judged(20.1, reference=10.0, floor=5.0)["ddpm_quality"]
+    assert not failed.passed and "at most 20: 2× the reference's 10 on this machine" in failed.message
+    lucky = judged(0.0019, reference=0.0005, floor=0.001)["ddim_quality"]  # the reference below the floor: noise
+    assert lucky.passed and "or the real data's 0.001 when higher" in lucky.message
+    assert not judged(0.0021, reference=0.0005, floor=0.001)["ddim_quality"].passed
+
+
+def test_accuracy_within_the_margin_reconstructions_within_their_factor_and_points_weighted():
+    verdicts = judged(10.0, reference=10.0, floor=5.0, accuracy=0.79)
+    assert not verdicts["cfg_accuracy"].passed and "must be at least 80.0%" in verdicts["cfg_accuracy"].message
+    assert judged(10.0, reference=10.0, floor=5.0, accuracy=0.81)["cfg_accuracy"].passed
+    assert judged(14.9, reference=10.0, floor=5.0)["vae_reconstruction"].passed
+    assert not judged(15.1, reference=10.0, floor=5.0)["vae_reconstruction"].passed
+    assert {name: v.points for name, v in verdicts.items()} == {
+        "training": 0.5, "ddpm_quality": 1.0, "ddim_quality": 1.0, "cfg_accuracy": 1.0, "vae_reconstruction": 0.5
+    }  # fmt: skip
+
+
+def test_the_gpu_profile_runs_its_code_path_on_the_cpu_at_tiny_scale(harness, tmp_path):
+    """The gpu profile's plans (the deeper UNet in bfloat16 autocast, pixel and latent images, the mixture) at toy
+    sizes through the whole harness on ``--device cpu``: the reference earns every point, calibrated on this CPU."""
+    results = harness(ROOT / "solutions", tmp_path, "gpu-tiny", "--device", "cpu")
+    report = results["extra_data"]["harness"]
+    assert report["calibration"]["device"].startswith("cpu: ") and report["calibration"]["profile"] == "gpu-tiny"
+    assert {"mixture2d", "images", "latent"} <= set(report["plans"])
+    assert set(report["plans"]) | set(report["skipped"]) == {"mixture2d", "images", "latent", "cifar"}
+    images = report["plans"]["images"]["plan"]
+    assert images["mixed_precision"] and images["channel_mults"] == [1, 2, 2] and images["device"] == "cpu"
+    failed = [t["output"] for t in results["tests"] if HARNESS_TAG in t["tags"] and t["status"] != "passed"]
+    assert not failed and results["score"] == 14.5, failed
+    assert (tmp_path / "reconstructions_latent.png").is_file() and (tmp_path / "samples_images_ddpm.png").is_file()
