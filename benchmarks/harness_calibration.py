@@ -3,12 +3,13 @@
     python benchmarks/harness_calibration.py [--profile cpu] [--plans images latent] [--seeds 1 2]
         [--mutants clip_denoised_ignored ...] [--device cpu] [--threads N] [--out runs/harness-calibration]
 
-Runs the plans on the reference at seed 0 (the yardstick, as ``harness calibrate`` measures it), on the reference
-at each of ``--seeds`` (a correct solution that computes in another order moves its samples about as much as
-another seed does) and on each bug-zoo mutant of ``--mutants`` at seed 0, and judges every run against the
-yardstick with the factors of ``autograder/harness/thresholds.toml``. Prints, per plan and check, each run's
-figure as a ratio of the yardstick's (what a factor is compared with), its verdict, and the points of each run;
-the times. Nothing is cached: it measures, it does not calibrate a course's machine.
+Runs the plans on the reference at seed 0 (the yardstick, as ``harness calibrate`` measures it), on each bug-zoo
+mutant of ``--mutants`` at seed 0, and on the reference at each of ``--seeds`` (a correct solution that computes in
+another order moves its samples about as much as another seed does), and judges every run against the yardstick
+with the factors of ``autograder/harness/thresholds.toml``. Prints, as each run ends, per plan its points, its time
+and per check its figure against the yardstick's (a ratio of distances or errors, a difference of accuracies: what
+a factor or margin is compared with) and its verdict. Nothing is cached: it measures, it does not calibrate a
+course's machine.
 """
 
 from __future__ import annotations
@@ -70,37 +71,40 @@ def main() -> None:
         parser.error(f"no such mutants in the bug zoo: {', '.join(unknown)}")
     print(f"profile {args.profile} on {calibration.device_name(device)}, {threads} thread(s), "
           f"load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
-    runs: dict[str, dict[str, Any]] = {}
+    yardstick: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory() as tmp:
         subjects = [("reference, seed 0", SOLUTIONS, 0)]
-        subjects += [(f"reference, seed {seed}", SOLUTIONS, seed) for seed in args.seeds]
         for name in args.mutants:
             mutant = next(m for m in MUTANTS if m.name == name)
             subjects.append((name, apply((mutant.edit,), Path(tmp) / name), 0))
+        subjects += [(f"reference, seed {seed}", SOLUTIONS, seed) for seed in args.seeds]
         for label, submission, seed in subjects:
             start = time.perf_counter()
             out = args.out / label.replace(", ", "-").replace(" ", "")
-            runs[label] = run_profile(submission, args.profile, out, threads, device, args.plans, seed)
-            print(f"{label}: {time.perf_counter() - start:.0f} s", flush=True)
-    yardstick = runs["reference, seed 0"]
+            report = run_profile(submission, args.profile, out, threads, device, args.plans, seed)
+            yardstick = yardstick or report
+            print(f"\n{label}: {time.perf_counter() - start:.0f} s", flush=True)
+            show(label, report, yardstick, args.profile)
+
+
+def show(label: str, report: dict[str, Any], yardstick: dict[str, Any], profile: str) -> None:
+    """Print the verdicts of ``report`` against ``yardstick``, plan by plan, with each figure against the
+    yardstick's."""
     for plan_name, reference in yardstick["plans"].items():
-        limits = judging.thresholds(args.profile, plan_name)
-        if limits is None:
+        limits = judging.thresholds(profile, plan_name)
+        plan = report["plans"].get(plan_name)
+        if limits is None or plan is None:
+            print(f"   {plan_name}: not judged ({report.get('grader_error') or 'no factors'})")
             continue
-        print(f"\n== plan {plan_name} (factors: {', '.join(f'{k} {v}' for k, v in limits.items())})")
-        for label, report in runs.items():
-            plan = report["plans"].get(plan_name)
-            if plan is None:
-                print(f"   {label}: not run ({report.get('grader_error')})")
-                continue
-            verdicts = judging.judge(plan["run"], plan["scores"], limits, reference, report["not_implemented"])
-            cells = [
-                f"{v.check.name} {figure(v.check.name, plan['scores'], reference['scores'], limits)} "
-                f"{'ok' if v.passed else 'FAIL'}"
-                for v in verdicts
-            ]
-            points = sum(v.score for v in verdicts), sum(v.points for v in verdicts)
-            print(f"   {label:<34} {points[0]:g}/{points[1]:g}  " + "; ".join(cells))
+        verdicts = judging.judge(plan["run"], plan["scores"], limits, reference, report["not_implemented"])
+        cells = [
+            f"{v.check.name} {figure(v.check.name, plan['scores'], reference['scores'], limits)} "
+            f"{'ok' if v.passed else 'FAIL'}"
+            for v in verdicts
+        ]
+        points = sum(v.score for v in verdicts), sum(v.points for v in verdicts)
+        head = f"   {plan_name:<10} {points[0]:g}/{points[1]:g} ({plan['seconds']:.0f} s)  "
+        print(head + "; ".join(cells), flush=True)
 
 
 if __name__ == "__main__":

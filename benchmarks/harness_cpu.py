@@ -3,7 +3,9 @@
     python benchmarks/harness_cpu.py [--out runs/harness-cpu] [--profile cpu]
 
 Runs ``python -m autograder harness solutions --profile cpu`` once (one seeded run: training is the
-cost, so there are no repeats to take a median of) and prints, per plan, the distance to the data
+cost, so there are no repeats to take a median of; a machine with no calibration of the profile measures it first,
+so run ``python -m autograder harness calibrate --profile cpu`` before to time the grading alone) and prints, per
+plan, the distance to the data
 of every sampler with the floor (held-out real data) and the ceiling (noise), seconds per sample,
 DDIM-50 against DDPM-1000 (speed-up and distance ratio; target: ≥ 15× faster at ≤ 1.5× the
 distance), the class accuracy of CFG samples at s = 1 and at the best s, the VAE's reconstruction

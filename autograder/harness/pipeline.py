@@ -53,6 +53,12 @@ def harness(
         "reused": from_cache,
         **reference["key"],
     }
+    uncalibrated = sorted(set(report["plans"]) - set(reference["plans"]))
+    if uncalibrated and "grader_error" not in report:  # e.g. a data set installed since the calibration
+        report["grader_error"] = (
+            f"the calibration has no plan {', '.join(uncalibrated)}: run `python -m autograder harness calibrate "
+            f"--profile {profile}` again"
+        )
     if "grader_error" not in report:
         for plan_name, plan in report["plans"].items():
             limits = judging.thresholds(profile, plan_name)

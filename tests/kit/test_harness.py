@@ -351,3 +351,31 @@ def test_the_gpu_profile_runs_its_code_path_on_the_cpu_at_tiny_scale(harness, tm
     failed = [t["output"] for t in results["tests"] if HARNESS_TAG in t["tags"] and t["status"] != "passed"]
     assert not failed and results["score"] == 14.5, failed
     assert (tmp_path / "reconstructions_latent.png").is_file() and (tmp_path / "samples_images_ddpm.png").is_file()
+
+
+def test_the_students_vae_loss_trains_the_graders_vae_through_the_gradients_it_returns():
+    """``attached_terms``: the loss the worker computed comes back attached to the grader's graph through the
+    gradients it returned with respect to the reconstruction, ``mu`` and ``logvar``; an answer that is not a dict
+    with a scalar ``loss``, or whose loss does not depend on them, is the training's error, said as such."""
+    from autograder.harness.experiment import attached_terms
+    from autograder.sandbox.calls import with_gradients
+    from diffusion.vae import vae_loss
+
+    x = torch.randn(3, 1, 4, 4)
+    weight = torch.ones((), requires_grad=True)  # a stand-in for the grader's VAE
+    x_recon, mu, logvar = weight * torch.randn(3, 1, 4, 4), weight * torch.randn(3, 2), weight * torch.randn(3, 2)
+
+    def remote(function):  # as the worker answers: the value and the vector-Jacobian products of its "loss"
+        return lambda *args, cotangent, **kwargs: with_gradients(function, list(args), kwargs, [1, 2, 3], cotangent)
+
+    terms = attached_terms(remote(vae_loss))(x, x_recon, mu, logvar, kl_weight=0.5)
+    expected = vae_loss(x, x_recon, mu, logvar, kl_weight=0.5)
+    assert torch.allclose(terms["loss"], expected["loss"]) and torch.equal(terms["kl"], expected["kl"].detach())
+    (grad,) = torch.autograd.grad(terms["loss"], weight, retain_graph=True)
+    (expected_grad,) = torch.autograd.grad(expected["loss"], weight)
+    assert torch.allclose(grad, expected_grad)
+    constant = remote(lambda *args, **kwargs: {"loss": torch.tensor(1.0, requires_grad=True)})
+    with pytest.raises(ValueError, match="vae_loss's 'loss' does not depend"):
+        attached_terms(constant)(x, x_recon, mu, logvar)
+    with pytest.raises(ValueError, match="vae_loss returned tuple, expected a dict with a tensor 'loss'"):
+        attached_terms(remote(lambda *args, **kwargs: (1, 2)))(x, x_recon, mu, logvar)
