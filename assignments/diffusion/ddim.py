@@ -114,6 +114,9 @@ def ddim_sample_loop(
 
     Returns:
         the samples, shape ``shape``.
+
+    Raises:
+        ValueError: if ``noise`` is given and its shape is not ``shape``.
     """
     # YOUR CODE HERE
     raise NotImplementedError("ddim.ddim_sample_loop is not implemented yet")

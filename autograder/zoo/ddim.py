@@ -265,6 +265,17 @@ MUTANTS: tuple[Mutant, ...] = (
             "    torch.manual_seed(0)  # reproducible runs\n    x = torch.randn(tuple(shape), generator=generator) if noise is None else noise\n",
         ),
     ),
+    # Found by mutation testing (benchmarks/mutation_survivors.md):
+    Mutant(
+        "ddim_loop_noise_shape_unchecked",
+        "ddim_sample_loop starts from a noise= of another shape than `shape` instead of raising ValueError",
+        Edit(
+            "ddim",
+            "    if noise is not None and tuple(noise.shape) != tuple(shape):\n"
+            '        raise ValueError(f"noise= has shape {tuple(noise.shape)} but shape={tuple(shape)}; pass matching shapes")\n',
+            "",
+        ),
+    ),
     # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
     Mutant(
         "alpha_bar_at_wraps_minus_one",

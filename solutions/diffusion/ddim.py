@@ -144,6 +144,9 @@ def ddim_sample_loop(
 
     Returns:
         the samples, shape ``shape``.
+
+    Raises:
+        ValueError: if ``noise`` is given and its shape is not ``shape``.
     """
     ### BEGIN SOLUTION
     device = torch.device("cpu") if device is None else torch.device(device)
