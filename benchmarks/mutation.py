@@ -1,6 +1,7 @@
 """Mutation testing of the reference solutions, judged by the hidden checks of one part.
 
-``python benchmarks/mutation.py [--parts P ...] [--max-mutants N] [--seed S] [--out DIR] [--config TOML]``
+``python benchmarks/mutation.py [--parts P ...] [--max-mutants N] [--seed S] [--out DIR] [--config TOML]
+[--equivalent TOML]``
 
 For each part, Cosmic Ray's operators (configured in ``benchmarks/mutation.toml``) generate the
 mutants of ``solutions/diffusion/<part>.py``; only those inside the student regions (the lines between
@@ -14,9 +15,18 @@ too, as does one that runs out of time (the config's ``timeout``, at least 10 ti
 grading time of the part), as in ``cosmic-ray exec``. With ``--max-mutants N`` a seeded random sample
 of N of a part's mutants is judged.
 
-Prints per part the mutants, killed (and how), survived, the mutation score and the time, and writes
-``DIR/<part>.txt`` (the figures, every survivor as ``line: original → mutated`` and every verdict)
-and ``DIR/<part>.sqlite``, a Cosmic Ray session with the verdicts (``cr-report DIR/<part>.sqlite``,
+Equivalent mutants (the same function and exceptions as the reference on every input the contract
+allows) cannot be killed; ``benchmarks/mutation_equivalent.toml`` lists them with a reason, keyed by
+part, line and mutation (the line's original and mutated text). A survivor found in the list is
+**equivalent**; any other survivor is **real** (a wrong program the checks miss). The score over the
+non-equivalent mutants is the killed ones over the mutants less the listed equivalent survivors; an
+entry of the list that is killed (so not equivalent after all) or that no mutant matches (stale, the
+code moved on) is reported.
+
+Prints per part the mutants, killed (and how), survived (equivalent and real), the mutation score, the
+score excluding the equivalent mutants listed and the time, and writes ``DIR/<part>.txt`` (the figures,
+every survivor as ``line: original → mutated`` with its verdict, and every mutant's verdict) and
+``DIR/<part>.sqlite``, a Cosmic Ray session with the verdicts (``cr-report DIR/<part>.sqlite``,
 ``cr-html``). Needs the ``mutation`` extra (``pip install -e '.[mutation]'``); not part of CI.
 
 Why Cosmic Ray (8.x) and not mutmut (3.x):
@@ -55,6 +65,7 @@ import shutil
 import sys
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +90,8 @@ KINDS = {"check": "check", "unstable": "check", "student error": "raised"}
 """A failed check's kind of failure -> how the mutant was killed (any other kind: ``error``)."""
 TIMEOUT_FACTOR = 10
 """A mutant may take this many times the reference's grading time of its part (at least the config's)."""
+EQUIVALENT = ROOT / "benchmarks" / "mutation_equivalent.toml"
+"""The equivalent mutants, with their reasons, by part."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,50 @@ class Verdict:
     @property
     def killed(self) -> bool:
         return self.how != "survived"
+
+
+@dataclass(frozen=True)
+class Equivalent:
+    """A listed equivalent mutant: its line, the line's original and mutated text (stripped), and why it is."""
+
+    line: int
+    original: str
+    mutated: str
+    reason: str
+
+
+def load_equivalents(path: Path) -> dict[str, list[Equivalent]]:
+    """The equivalent mutants listed in ``path`` (arrays of tables named after the parts); none if it is missing."""
+    if not path.is_file():
+        return {}
+    table = tomllib.loads(path.read_text(encoding="utf-8"))
+    unknown = sorted(set(table) - set(PART_NAMES))
+    if unknown:
+        raise SystemExit(f"{path}: unknown parts {unknown}; the parts are {', '.join(PART_NAMES)}")
+    return {
+        part: [Equivalent(int(e["line"]), e["original"], e["mutated"], e["reason"]) for e in entries]
+        for part, entries in table.items()
+    }
+
+
+def match_equivalents(keys: list[tuple[int, str, str] | None], listed: list[Equivalent]) -> dict[int, Equivalent]:
+    """Which mutants (by index in ``keys``, each ``(line, original, mutated)``) the list names: the same line and
+    text, else, for an entry still unmatched, the one mutant left with its text (the lines above it moved)."""
+    found: dict[int, Equivalent] = {}
+    exact = {key: i for i, key in enumerate(keys) if key is not None}
+    rest = []
+    for entry in listed:
+        i = exact.get((entry.line, entry.original, entry.mutated))
+        if i is None or i in found:
+            rest.append(entry)
+        else:
+            found[i] = entry
+    for entry in rest:
+        same = [i for i, key in enumerate(keys) if key is not None and key[1:] == (entry.original, entry.mutated)]
+        free = [i for i in same if i not in found]
+        if len(same) == 1 and free:
+            found[free[0]] = entry
+    return found
 
 
 def student_regions(source: str) -> list[tuple[int, int]]:
@@ -204,7 +261,9 @@ def select(
     return kept, in_scope
 
 
-def run_part(part: str, config, out: Path, max_mutants: int | None, seed: int) -> dict[str, float]:
+def run_part(
+    part: str, config, out: Path, max_mutants: int | None, seed: int, listed: list[Equivalent]
+) -> dict[str, float]:
     module_path = Path(config["module-path"]) / f"{part}.py"
     path = ROOT / module_path
     source = path.read_text(encoding="utf-8")
@@ -253,6 +312,15 @@ def run_part(part: str, config, out: Path, max_mutants: int | None, seed: int) -
 
     killed = [r for r in rows if r[2].killed]
     survivors = [r for r in rows if not r[2].killed]
+    keys = [(c[0][0], c[0][1], c[0][2]) if len(c) == 1 else None for _, c, _ in rows]
+    named = match_equivalents(keys, listed)
+    equivalent = {i: e for i, e in named.items() if not rows[i][2].killed}
+    killed_listed = [(rows[i], e) for i, e in named.items() if rows[i][2].killed]
+    unmatched = [e for e in listed if e not in named.values()]
+    moved = [(keys[i][0], e) for i, e in named.items() if keys[i][0] != e.line]
+    real = len(survivors) - len(equivalent)
+    judged = len(rows) - len(equivalent)
+    score_excluding = len(killed) / judged if judged else float("nan")
     by_how = {how: sum(r[2].how == how for r in rows) for how in ("check", "raised", "error", "timeout", "crash")}
     score = len(killed) / len(rows) if rows else float("nan")
     sampled = f" (a sample of {len(items)} of {in_scope}, seed {seed})" if len(items) < in_scope else ""
@@ -263,14 +331,31 @@ def run_part(part: str, config, out: Path, max_mutants: int | None, seed: int) -
         f"killed {len(killed)}: by a check's verdict {by_how['check']}, by an error, counted as killed: "
         f"raised in a check {by_how['raised']}, grading failed {by_how['error']}, timed out {by_how['timeout']}, "
         f"crashed {by_how['crash']}",
-        f"survived {len(survivors)}",
+        f"survived {len(survivors)}: equivalent (listed in {EQUIVALENT.name}) {len(equivalent)}, "
+        f"not listed as equivalent (real) {real}",
         f"mutation score {score:.1%}",
+        f"score excluding the {len(equivalent)} equivalent mutants listed {score_excluding:.1%} "
+        f"({len(killed)} killed of {judged})",
         f"time {elapsed:.0f} s (reference graded in {seconds:.1f} s; limit per mutant {timeout:.0f} s)",
     ]
-    lines = [*summary, "", f"survivors ({len(survivors)}): line: original → mutated  [operator #occurrence]"]
-    for spec, changes, _ in survivors:
+    for (_, _, verdict), entry in killed_listed:
+        summary.append(
+            f"listed as equivalent but killed ({verdict.how}: {verdict.detail}): line {entry.line}: "
+            f"{entry.original}  →  {entry.mutated}"
+        )
+    for line, entry in moved:
+        summary.append(f"listed as equivalent at line {entry.line}, found at line {line}: {entry.mutated}")
+    if unmatched:
+        why = "not in the sample, or stale" if len(items) < in_scope else "stale: no such mutant"
+        summary += [f"listed as equivalent, {why}: line {e.line}: {e.original}  →  {e.mutated}" for e in unmatched]
+    lines = [*summary, "", f"survivors ({len(survivors)}): line: original → mutated  [operator #occurrence]  verdict"]
+    for i, (spec, changes, verdict) in enumerate(rows):
+        if verdict.killed:
+            continue
+        verdict_text = f"EQUIVALENT: {equivalent[i].reason}" if i in equivalent else "REAL (not listed as equivalent)"
         for line, old, new in changes:
             lines.append(f"  {line}: {old}  →  {new}  [{spec.operator_name} #{spec.occurrence}]")
+        lines.append(f"      {verdict_text}")
     lines += ["", "every mutant: line, operator, verdict (killed by the first failed check, or how)"]
     for spec, changes, verdict in rows:
         change = "; ".join(f"{old} → {new}" for _, old, new in changes)
@@ -279,7 +364,13 @@ def run_part(part: str, config, out: Path, max_mutants: int | None, seed: int) -
     (out / f"{part}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(summary))
     print(f"survivors ({len(survivors)}) in {out / f'{part}.txt'}\n", flush=True)
-    return {"mutants": len(rows), "killed": len(killed), "survived": len(survivors), "seconds": elapsed}
+    return {
+        "mutants": len(rows),
+        "killed": len(killed),
+        "survived": len(survivors),
+        "equivalent": len(equivalent),
+        "seconds": elapsed,
+    }
 
 
 def main() -> None:
@@ -289,15 +380,28 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="the sample's seed")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "mutation")
     parser.add_argument("--config", type=Path, default=ROOT / "benchmarks" / "mutation.toml")
+    parser.add_argument("--equivalent", type=Path, default=EQUIVALENT, help="the list of equivalent mutants")
     args = parser.parse_args()
     torch.set_num_threads(1)
     config = load_config(str(args.config))
+    listed = load_equivalents(args.equivalent)
     args.out.mkdir(parents=True, exist_ok=True)
-    totals = {part: run_part(part, config, args.out, args.max_mutants, args.seed) for part in args.parts}
-    print(f"{'part':<11}{'mutants':>8}{'killed':>8}{'survived':>9}{'score':>8}{'seconds':>9}")
+    totals = {
+        part: run_part(part, config, args.out, args.max_mutants, args.seed, listed.get(part, [])) for part in args.parts
+    }
+    print(
+        f"{'part':<11}{'mutants':>8}{'killed':>8}{'survived':>9}{'equiv.':>8}{'real':>6}{'score':>8}"
+        f"{'excl. equiv.':>14}{'seconds':>9}"
+    )
     for part, t in totals.items():
         score = t["killed"] / t["mutants"] if t["mutants"] else float("nan")
-        print(f"{part:<11}{t['mutants']:>8}{t['killed']:>8}{t['survived']:>9}{score:>8.1%}{t['seconds']:>9.0f}")
+        judged = t["mutants"] - t["equivalent"]
+        excluding = t["killed"] / judged if judged else float("nan")
+        real = t["survived"] - t["equivalent"]
+        print(
+            f"{part:<11}{t['mutants']:>8}{t['killed']:>8}{t['survived']:>9}{t['equivalent']:>8}{real:>6}"
+            f"{score:>8.1%}{excluding:>14.1%}{t['seconds']:>9.0f}"
+        )
 
 
 if __name__ == "__main__":

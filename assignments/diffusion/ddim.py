@@ -114,6 +114,10 @@ def ddim_sample_loop(
 
     Returns:
         the samples, shape ``shape``.
+
+    Raises:
+        ValueError: if ``noise`` is given and its shape is not ``shape``, or if ``eta < 0`` (its steps
+            get no noise, and :func:`ddim_step` refuses ``eta != 0`` without it).
     """
     # YOUR CODE HERE
     raise NotImplementedError("ddim.ddim_sample_loop is not implemented yet")

@@ -98,6 +98,9 @@ def p_sample_loop(
 
     Returns:
         the samples, shape ``shape``; with ``return_trajectory`` also the list of states.
+
+    Raises:
+        ValueError: if ``noise`` is given and its shape is not ``shape``.
     """
     # YOUR CODE HERE
     raise NotImplementedError("ddpm.p_sample_loop is not implemented yet")

@@ -18,6 +18,7 @@ from autograder.checks.denoisers import KnowsX0, MixtureOracle, SmoothDenoiser, 
 from autograder.checks.framework import (
     GRADING,
     CheckFailed,
+    as_decoded,
     calls_problem,
     check,
     expect,
@@ -29,6 +30,7 @@ from autograder.checks.framework import (
 )
 from autograder.checks.seeds import pinned_seed
 from autograder.checks.strategies import (
+    Case,
     ScheduleSpec,
     StepCase,
     SubsequenceSpec,
@@ -137,7 +139,7 @@ def ddim_timesteps_spacings(sub: Submission) -> None:
     def prop(spec: SubsequenceSpec) -> None:
         T, n, spacing = spec.T, spec.num_steps, spec.spacing
         example = f"ddim_timesteps(T={T}, num_steps={n}, spacing={spacing!r})"
-        got = ddim_timesteps(T, n, spacing)
+        got = ddim_timesteps(T, n, as_decoded(spacing))
         expect(
             isinstance(got, torch.Tensor) and got.dtype == torch.long and tuple(got.shape) == (n,),
             "ddim_timesteps must return a long tensor of shape (num_steps,)",
@@ -174,7 +176,8 @@ def ddim_timesteps_spacings(sub: Submission) -> None:
             )
 
     prop()
-    for spacing in ("leading", "Linspace", ""):  # only the three names of the contract are spacings
+    # Only the three names of the contract are spacings; unknown ones sort before and after them.
+    for spacing in ("leading", "Linspace", "", "uniforms"):
         expect_value_error(
             lambda spacing=spacing: ddim_timesteps(10, 5, spacing),
             "ddim_timesteps must raise ValueError for a spacing other than 'uniform', 'linspace' or 'trailing'",
@@ -228,6 +231,11 @@ def ddim_step_formula(sub: Submission) -> None:
     @GRADING
     @pinned_seed("ddim_step_formula")
     @given(step_cases())
+    # η = 1 from t = 7 to t_prev = 0 while ᾱ falls by 10^-21: 1 − ᾱ_prev − σ² is 5·10^-24 and rounds to
+    # −1.4·10^-17, whose square root is NaN.
+    @example(
+        StepCase(Case(ScheduleSpec("random", 8, (0.07,) + (0.999,) * 7), (2, 3), torch.float64, (7, 7), 1), (0, 0), 1.0)
+    )
     def prop(step: StepCase) -> None:
         case = step.case
         schedule, x_t, t, t_prev = case.schedule, case.randn(), case.timesteps(), step.prev_timesteps()
@@ -621,6 +629,19 @@ def ddim_loop_bookkeeping(sub: Submission) -> None:
 
     prop()
     expect_loop_plumbing(ddim_sample_loop, "ddim_sample_loop", num_steps=3, eta=1.0)
+    expect_value_error(
+        lambda: ddim_sample_loop(
+            SmoothDenoiser(6),
+            ScheduleSpec("linear", 6).build(),
+            (3, 2),
+            num_steps=3,
+            eta=-0.5,
+            generator=torch.Generator().manual_seed(4),
+        ),
+        "ddim_sample_loop must raise ValueError for η < 0",
+        "ddim_sample_loop(model, schedule=linear(T=6), shape=(3, 2), num_steps=3, eta=-0.5, "
+        "generator=torch.Generator().manual_seed(4))",
+    )
 
 
 # DDIM on the course's 2-D mixture (turned by the submission's hidden angle, denoisers.hidden_mixture, which changes

@@ -17,6 +17,7 @@ from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, hidden_mi
 from autograder.checks.framework import (
     GRADING,
     CheckFailed,
+    as_decoded,
     calls_problem,
     check,
     expect,
@@ -128,7 +129,8 @@ def p_mean_variance_variances(sub: Submission) -> None:
     @given(cases(), st.sampled_from(VARIANCES))
     def prop(case: Case, variance: str) -> None:
         schedule, x_t, t = case.schedule, case.randn(), case.timesteps()
-        out = _outputs(p_mean_variance(SmoothDenoiser(schedule.T), schedule, x_t, t, variance=variance), case)
+        student = p_mean_variance(SmoothDenoiser(schedule.T), schedule, x_t, t, variance=as_decoded(variance))
+        out = _outputs(student, case)
         expected = ref.p_mean_variance(SmoothDenoiser(schedule.T), schedule, x_t, t, variance=variance)
         example = f"{case!r}, variance={variance!r}"
         name = "β̃_t = β_t·(1 − ᾱ_prev)/(1 − ᾱ_t)" if variance == "fixed_small" else "β_t"

@@ -231,6 +231,12 @@ def expect_value_error(call: Callable[[], object], what: str, example: str) -> N
     )
 
 
+def as_decoded(name: str) -> str:
+    """An equal copy of the mode name ``name`` that is not the interned literal, as the sandbox's channel decodes it:
+    a student's ``mode is "ddim"`` (identity, not equality) fails in-process as it fails in the sandbox."""
+    return name.encode().decode()
+
+
 def expect_samples(
     samples: object, *, shape: tuple[int, ...], sampler: str, example: str, shape_hint: str, finite_hint: str
 ) -> torch.Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, hidden_mixture, mixture_truth
@@ -54,9 +54,15 @@ def drop_labels_contract(sub: Submission) -> None:
         st.sampled_from([0.0, 1.0, 0.1, 0.5, 0.9]),
         st.integers(0, 2**16),
     )
+    # torch.rand(32) from generator seed 194552 draws exactly 0.0 at index 25 (a float32 uniform is 0 with
+    # probability 2^-24): p_uncond = 0 must keep that label too, which a comparison u <= p would drop.
+    @example(32, 10, 0.0, 194551)
     def prop(n: int, num_classes: int, p: float, seed: int) -> None:
         y = torch.randint(0, num_classes, (n,), generator=torch.Generator().manual_seed(seed))
-        example = f"drop_labels(y of {n} labels in 0..{num_classes - 1}, p_uncond={p}, num_classes={num_classes})"
+        example = (
+            f"drop_labels(y of {n} labels in 0..{num_classes - 1}, p_uncond={p}, num_classes={num_classes}), "
+            f"generator seed {seed + 1}"
+        )
         # A y changed in place fails the call itself (the grader's arguments stay the grader's).
         got = drop_labels(y, p, num_classes, generator=torch.Generator().manual_seed(seed + 1))
         got = expect_tensor(
@@ -76,7 +82,8 @@ def drop_labels_contract(sub: Submission) -> None:
                 "drop_labels with p_uncond = 0 must keep every label",
                 example=example,
                 got=got.tolist(),
-                hint="drop where uniform < p_uncond (strictly), never where it equals 0",
+                hint="a uniform of torch.rand lies in [0, 1), 0 included, and is below p_uncond with probability "
+                "p_uncond: drop where it is strictly below, since a uniform equal to p_uncond = 0 must not drop",
             )
         if p == 1.0:
             expect(

@@ -24,6 +24,7 @@ from autograder.checks.denoisers import MixtureOracle, SmoothDenoiser, hidden_mi
 from autograder.checks.framework import (
     GRADING,
     CheckFailed,
+    as_decoded,
     check,
     expect,
     expect_close,
@@ -336,7 +337,7 @@ def latent_sample_contract(sub: Submission) -> None:
         model = SmoothDenoiser(20, num_classes=3, record_outputs=True, record_inputs=True)
         sample = sub.method("latent", latent_diffusion(vae, model, schedule, num_classes=3), "sample")
         example = f"sample(6, sampler={sampler!r}, num_steps=5, generator=torch.Generator().manual_seed(3))"
-        first = sample(6, sampler=sampler, num_steps=5, generator=torch.Generator().manual_seed(3))
+        first = sample(6, sampler=as_decoded(sampler), num_steps=5, generator=torch.Generator().manual_seed(3))
         if sampler == "ddpm":
             with single_threaded():
                 last = verify(model, None, _sampling(schedule, sampler, 6, schedule.T, example, UNCLIPPED_HINT))
@@ -363,6 +364,7 @@ def latent_sample_contract(sub: Submission) -> None:
         (conditional, {"sampler": "euler"}, "an unknown sampler"),
         (conditional, {"sampler": "DDPM"}, "an unknown sampler (the names are lower case)"),
         (conditional, {"guidance_scale": 2.0}, "guidance_scale ≠ 1 without labels y"),
+        (conditional, {"guidance_scale": 0.0}, "guidance_scale ≠ 1 (0: the unconditional model) without labels y"),
         (unconditional, {"y": labels}, "labels y given to a model built without num_classes"),
         (conditional, {"y": labels[:5]}, "labels y of shape (5,) for n = 6 images"),
         (conditional, {"y": labels.reshape(6, 1)}, "labels y of shape (6, 1) for n = 6 images"),
@@ -374,8 +376,9 @@ def latent_sample_contract(sub: Submission) -> None:
         )
         example = f"sample(6, num_steps=5, generator=torch.Generator().manual_seed(3), {arguments})"
         hint = (
-            "check the arguments before sampling: the samplers are 'ddim' and 'ddpm' only, guidance needs labels "
-            "y, labels need a class-conditional model and one label per image; raise ValueError(...) otherwise"
+            "check the arguments before sampling: the samplers are 'ddim' and 'ddpm' only, any guidance_scale but 1 "
+            "(above or below it) needs labels y, labels need a class-conditional model and one label per image; "
+            "raise ValueError(...) otherwise"
         )
         try:
             sample(6, num_steps=5, generator=torch.Generator().manual_seed(3), **kwargs)

@@ -30,7 +30,8 @@ do not depend on the order in which the random numbers are drawn (principle 2). 
 :data:`STANDARD_ERRORS` = 6.5 a correct sampler fails one of the ~10⁴ tests of a grading with a probability
 of about 10⁻⁶.
 
-Both loops' checks also share :func:`expect_loop_plumbing`: their randomness and their progress bar.
+Both loops' checks also share :func:`expect_loop_plumbing`: their randomness, their progress bar and their
+refusal of a ``noise=`` of another shape.
 """
 
 from __future__ import annotations
@@ -42,7 +43,13 @@ from dataclasses import dataclass
 import torch
 
 from autograder.checks.denoisers import Call, Denoiser, SmoothDenoiser
-from autograder.checks.framework import CheckFailed, expect, expect_global_rng_untouched, tolerances
+from autograder.checks.framework import (
+    CheckFailed,
+    expect,
+    expect_global_rng_untouched,
+    expect_value_error,
+    tolerances,
+)
 from autograder.checks.strategies import ScheduleSpec
 from autograder.reference import load_reference
 
@@ -446,8 +453,9 @@ def _verify_totals(totals: _Totals, sampling: Sampling) -> None:
 
 
 def expect_loop_plumbing(loop, name: str, **kwargs) -> None:
-    """A sampling ``loop`` draws nothing from (and does not reseed) the global random state, and ``progress=True``
-    only shows a bar: the same samples as without it."""
+    """A sampling ``loop`` draws nothing from (and does not reseed) the global random state, ``progress=True``
+    only shows a bar (the same samples as without it), and a ``noise=`` not of ``shape`` is refused with
+    ``ValueError``."""
     spec, shape = ScheduleSpec("linear", 6), (3, 2)
     example = f"{name}(model, schedule={spec!r}, shape={shape}, generator=torch.Generator().manual_seed(4)"
     example += "".join(f", {key}={value!r}" for key, value in kwargs.items()) + ")"
@@ -469,3 +477,12 @@ def expect_loop_plumbing(loop, name: str, **kwargs) -> None:
         example=example,
         hint="the progress bar only displays the steps: the loop, its draws and its result are the same",
     )
+    options = "".join(f", {key}={value!r}" for key, value in kwargs.items())
+    for noise_shape in ((2, 2), (3, 3)):  # fewer samples than `shape`, then more features
+        expect_value_error(
+            lambda noise_shape=noise_shape: loop(
+                SmoothDenoiser(6), spec.build(), shape, noise=torch.zeros(noise_shape), **kwargs
+            ),
+            f"{name} must raise ValueError for a noise= whose shape is not `shape`",
+            f"{name}(model, schedule={spec!r}, shape={shape}, noise=torch.zeros({noise_shape}){options})",
+        )

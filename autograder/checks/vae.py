@@ -274,13 +274,15 @@ def vae_loss_parts_and_weighting(sub: Submission) -> None:
 
 VAE_KWARGS = {"in_channels": 1, "latent_channels": 2, "base_channels": 8}
 VAE_SEED = 9
+ODD_LATENT = {**VAE_KWARGS, "latent_channels": 3}
+"""A VAE whose encoder's 6 output channels make three pieces of two, and two halves of three."""
 
 
-def reference_vae() -> torch.nn.Module:
-    """The reference :class:`~diffusion.vae.VAE` with :data:`VAE_KWARGS`, initialised from :data:`VAE_SEED`."""
+def reference_vae(kwargs: dict[str, int] = VAE_KWARGS) -> torch.nn.Module:
+    """The reference :class:`~diffusion.vae.VAE` with ``kwargs``, initialised from :data:`VAE_SEED`."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(VAE_SEED)
-        return ref.VAE(**VAE_KWARGS).eval()
+        return ref.VAE(**kwargs).eval()
 
 
 @check("vae", 1, "VAE.encode splits the encoder's output into (mu, logvar); decode is tanh(decoder); forward samples")
@@ -304,6 +306,23 @@ def vae_methods(sub: Submission) -> None:
         )
     expect_close(got[0], mu, what="VAE.encode(x)[0], mu", hint=hint, example=example)
     expect_close(got[1], logvar, what="VAE.encode(x)[1], logvar", hint=hint, example=example)
+    # With 2 latent channels the encoder's 4 channels are two pieces of 2 however they are counted; with 3, its 6
+    # channels are two halves of 3 but three pieces of 2 (torch.chunk's argument is the number of pieces).
+    odd = reference_vae(ODD_LATENT)
+    with torch.no_grad():
+        odd_mu, odd_logvar = odd.encode(x)
+    odd_example = f"VAE(**{ODD_LATENT}) with seeded weights, x of shape (3, 1, 8, 8)"
+    got = sub.method("vae", Instance("VAE", kwargs=ODD_LATENT, state=odd.state_dict()), "encode")(x)
+    odd_hint = (
+        "the encoder's 2·latent_channels channels split in two halves: mu the first latent_channels, logvar the "
+        "rest, whatever latent_channels is (torch.chunk takes the number of pieces, torch.split their size)"
+    )
+    if not isinstance(got, tuple | list) or len(got) != 2:
+        raise CheckFailed(
+            "VAE.encode(x) must return the pair (mu, logvar)", example=odd_example, got=f"{got!r:.80}", hint=odd_hint
+        )
+    expect_close(got[0], odd_mu, what="VAE.encode(x)[0], mu", hint=odd_hint, example=odd_example)
+    expect_close(got[1], odd_logvar, what="VAE.encode(x)[1], logvar", hint=odd_hint, example=odd_example)
 
     with torch.no_grad():
         expected = vae.decode(z)

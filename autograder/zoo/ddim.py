@@ -265,6 +265,39 @@ MUTANTS: tuple[Mutant, ...] = (
             "    torch.manual_seed(0)  # reproducible runs\n    x = torch.randn(tuple(shape), generator=generator) if noise is None else noise\n",
         ),
     ),
+    # Found by mutation testing (benchmarks/mutation_survivors.md):
+    Mutant(
+        "timesteps_spacing_compared_by_identity",
+        'spacing is "uniform" (identity) instead of == (equality): an equal name that is not the same str '
+        "object, as any name decoded or built at run time, is refused",
+        Edit("ddim", 'if spacing == "uniform":', 'if spacing is "uniform":'),
+    ),
+    Mutant(
+        "timesteps_trailing_by_order",
+        "spacing >= \"trailing\" where == belongs: every unknown name sorting after 'trailing' (e.g. 'uniforms') "
+        "is taken for 'trailing' instead of refused",
+        Edit("ddim", 'elif spacing == "trailing":', 'elif spacing >= "trailing":'),
+    ),
+    Mutant(
+        "step_direction_unclamped",
+        "√(1 − ᾱ_prev − σ²) taken as it is: where the term is 0 up to rounding it can round below 0 and give NaN",
+        Edit("ddim", _DIRECTION, "    direction = (1 - alpha_bar_prev - sigma**2).sqrt()\n"),
+    ),
+    Mutant(
+        "ddim_loop_noise_for_any_nonzero_eta",
+        "step noise drawn for every η ≠ 0, so η < 0 samples (as |η|) instead of raising ValueError",
+        Edit("ddim", "if eta > 0 else None", "if eta != 0 else None"),
+    ),
+    Mutant(
+        "ddim_loop_noise_shape_unchecked",
+        "ddim_sample_loop starts from a noise= of another shape than `shape` instead of raising ValueError",
+        Edit(
+            "ddim",
+            "    if noise is not None and tuple(noise.shape) != tuple(shape):\n"
+            '        raise ValueError(f"noise= has shape {tuple(noise.shape)} but shape={tuple(shape)}; pass matching shapes")\n',
+            "",
+        ),
+    ),
     # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
     Mutant(
         "alpha_bar_at_wraps_minus_one",

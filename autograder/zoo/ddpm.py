@@ -22,6 +22,10 @@ _LOOP_STEP = (
 _LOOP_T = "        t = torch.full((x.shape[0],), step, dtype=torch.long, device=device)\n"
 _START = "    x = torch.randn(tuple(shape), generator=generator) if noise is None else noise\n"
 _SAMPLE = '    return out["mean"] + nonzero * out["variance"].sqrt() * noise\n'
+_NOISE_SHAPE_CHECK = (
+    "    if noise is not None and tuple(noise.shape) != tuple(shape):\n"
+    '        raise ValueError(f"noise= has shape {tuple(noise.shape)} but shape={tuple(shape)}; pass matching shapes")\n'
+)
 
 
 def _eq11(coef_eps: str, divisor: str) -> str:
@@ -218,6 +222,18 @@ MUTANTS: tuple[Mutant, ...] = (
             "    else:\n"
             "        var, log_var = extract(schedule.betas, t, x_t), extract(schedule.betas.log(), t, x_t)\n",
         ),
+    ),
+    # Found by mutation testing (benchmarks/mutation_survivors.md):
+    Mutant(
+        "p_mean_variance_variance_compared_by_identity",
+        'variance is "fixed_small" (identity) instead of == (equality): an equal name that is not the same str '
+        "object, as any name decoded or built at run time, is refused",
+        Edit("ddpm", 'if variance == "fixed_small":', 'if variance is "fixed_small":'),
+    ),
+    Mutant(
+        "ddpm_loop_noise_shape_unchecked",
+        "p_sample_loop starts from a noise= of another shape than `shape` instead of raising ValueError",
+        Edit("ddpm", _NOISE_SHAPE_CHECK, ""),
     ),
     # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
     Mutant(

@@ -35,6 +35,12 @@ MUTANTS: tuple[Mutant, ...] = (
         Edit("guidance", _DROP, "drop = (torch.rand(y.shape) < p_uncond).to(y.device)"),
     ),
     Mutant(
+        "drop_labels_at_most_p",
+        "dropped where the uniform is ≤ p_uncond: torch.rand draws from [0, 1) and can draw 0 itself, so "
+        "p_uncond = 0 still drops a label now and then (found by mutation testing)",
+        Edit("guidance", _DROP, _DROP.replace("< p_uncond", "<= p_uncond")),
+    ),
+    Mutant(
         "drop_labels_null_zero",
         "null label 0 instead of num_classes (0 is a real class)",
         Edit("guidance", _WHERE, "return torch.where(drop, torch.zeros_like(y), y)"),

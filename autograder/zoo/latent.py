@@ -94,6 +94,19 @@ MUTANTS: tuple[Mutant, ...] = (
         "sample accepts 'DDPM' (any case) for the DDPM branch: an unknown sampler name is not refused",
         latent('elif sampler == "ddpm":', 'elif sampler.lower() == "ddpm":'),
     ),
+    # Found by mutation testing (benchmarks/mutation_survivors.md):
+    Mutant(
+        "guidance_without_labels_refused_above_one_only",
+        "guidance_scale > 1 without labels refused, but s < 1 (e.g. 0, the unconditional model) let through: the "
+        "contract refuses every s ≠ 1 without y",
+        latent("if y is None and guidance_scale != 1.0:", "if y is None and guidance_scale > 1.0:"),
+    ),
+    Mutant(
+        "sampler_compared_by_identity",
+        'sampler is "ddim" (identity) instead of == (equality): an equal name that is not the same str object, '
+        "as any name decoded or built at run time, is refused",
+        latent('if sampler == "ddim":', 'if sampler is "ddim":'),
+    ),
     # From the blind zoo (benchmarks/blind/entries.py), written from the student material alone:
     Mutant(
         "scale_factor_tensor",

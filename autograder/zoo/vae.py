@@ -81,6 +81,15 @@ MUTANTS: tuple[Mutant, ...] = (
         vae("mu, logvar = self.encoder(x).chunk(2, dim=1)", "logvar, mu = self.encoder(x).chunk(2, dim=1)"),
     ),
     Mutant(
+        "encode_chunk_count_is_latent_channels",
+        "chunk(self.latent_channels) read as pieces of latent_channels channels, but torch.chunk's argument is the "
+        "number of pieces: right only for 2 latent channels (mutation testing's chunk(3) behaves alike)",
+        vae(
+            "mu, logvar = self.encoder(x).chunk(2, dim=1)",
+            "mu, logvar = self.encoder(x).chunk(self.latent_channels, dim=1)",
+        ),
+    ),
+    Mutant(
         "decode_without_tanh",
         "decode returns the decoder's output without squashing it into [−1, 1]",
         vae("return torch.tanh(self.decoder(z))", "return self.decoder(z)"),

@@ -144,6 +144,10 @@ def ddim_sample_loop(
 
     Returns:
         the samples, shape ``shape``.
+
+    Raises:
+        ValueError: if ``noise`` is given and its shape is not ``shape``, or if ``eta < 0`` (its steps
+            get no noise, and :func:`ddim_step` refuses ``eta != 0`` without it).
     """
     ### BEGIN SOLUTION
     device = torch.device("cpu") if device is None else torch.device(device)

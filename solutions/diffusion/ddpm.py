@@ -113,6 +113,9 @@ def p_sample_loop(
 
     Returns:
         the samples, shape ``shape``; with ``return_trajectory`` also the list of states.
+
+    Raises:
+        ValueError: if ``noise`` is given and its shape is not ``shape``.
     """
     ### BEGIN SOLUTION
     device = torch.device("cpu") if device is None else torch.device(device)
