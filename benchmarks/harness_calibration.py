@@ -8,8 +8,8 @@ mutant of ``--mutants`` at seed 0, and on the reference at each of ``--seeds`` (
 another order moves its samples about as much as another seed does), and judges every run against the yardstick
 with the factors of ``autograder/harness/thresholds.toml``. Prints, as each run ends, per plan its points, its time
 and per check its figure against the yardstick's (a ratio of distances or errors, a difference of accuracies: what
-a factor or margin is compared with) and its verdict. Nothing is cached: it measures, it does not calibrate a
-course's machine.
+a factor or margin is compared with) and its verdict, and the message of each failed check. Nothing is cached:
+it measures, it does not calibrate a course's machine.
 """
 
 from __future__ import annotations
@@ -105,6 +105,9 @@ def show(label: str, report: dict[str, Any], yardstick: dict[str, Any], profile:
         points = sum(v.score for v in verdicts), sum(v.points for v in verdicts)
         head = f"   {plan_name:<10} {points[0]:g}/{points[1]:g} ({plan['seconds']:.0f} s)  "
         print(head + "; ".join(cells), flush=True)
+        for verdict in verdicts:
+            if not verdict.passed:
+                print(f"      {verdict.check.name}: {verdict.message[:300]}", flush=True)
 
 
 if __name__ == "__main__":
