@@ -335,8 +335,10 @@ def vae_methods(sub: Submission) -> None:
     )
 
     got = sub.method("vae", instance, "forward")(x, noise)
-    hint = "encode, draw z by the reparameterisation trick from (mu, logvar) and the given noise, decode z (not mu); "
-    "return (x_recon, mu, logvar)"
+    hint = (
+        "encode, draw z by the reparameterisation trick from (mu, logvar) and the given noise, decode z (not mu); "
+        "return (x_recon, mu, logvar)"
+    )
     if not isinstance(got, tuple | list) or len(got) != 3:
         raise CheckFailed(
             "VAE.forward(x, noise) must return (x_recon, mu, logvar)", example=example, got=f"{got!r:.80}", hint=hint
