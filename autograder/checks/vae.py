@@ -285,6 +285,16 @@ def reference_vae(kwargs: dict[str, int] = VAE_KWARGS) -> torch.nn.Module:
         return ref.VAE(**kwargs).eval()
 
 
+def expect_encoding(got: object, expected: tuple[torch.Tensor, torch.Tensor], hint: str, example: str) -> None:
+    """Fail unless ``got``, an answer of ``VAE.encode(x)``, is the pair ``expected = (mu, logvar)``."""
+    if not isinstance(got, tuple | list) or len(got) != 2:
+        raise CheckFailed(
+            "VAE.encode(x) must return the pair (mu, logvar)", example=example, got=f"{got!r:.80}", hint=hint
+        )
+    expect_close(got[0], expected[0], what="VAE.encode(x)[0], mu", hint=hint, example=example)
+    expect_close(got[1], expected[1], what="VAE.encode(x)[1], logvar", hint=hint, example=example)
+
+
 @check("vae", 1, "VAE.encode splits the encoder's output into (mu, logvar); decode is tanh(decoder); forward samples")
 def vae_methods(sub: Submission) -> None:
     vae = reference_vae()
@@ -298,31 +308,20 @@ def vae_methods(sub: Submission) -> None:
         mu, logvar = vae.encode(x)
         expected_recon = vae.decode(mu + (0.5 * logvar).exp() * noise)
 
-    got = sub.method("vae", instance, "encode")(x)
     hint = "mu is the first latent_channels channels of self.encoder(x), logvar the rest (e.g. .chunk(2, dim=1))"
-    if not isinstance(got, tuple | list) or len(got) != 2:
-        raise CheckFailed(
-            "VAE.encode(x) must return the pair (mu, logvar)", example=example, got=f"{got!r:.80}", hint=hint
-        )
-    expect_close(got[0], mu, what="VAE.encode(x)[0], mu", hint=hint, example=example)
-    expect_close(got[1], logvar, what="VAE.encode(x)[1], logvar", hint=hint, example=example)
+    expect_encoding(sub.method("vae", instance, "encode")(x), (mu, logvar), hint, example)
     # With 2 latent channels the encoder's 4 channels are two pieces of 2 however they are counted; with 3, its 6
     # channels are two halves of 3 but three pieces of 2 (torch.chunk's argument is the number of pieces).
     odd = reference_vae(ODD_LATENT)
     with torch.no_grad():
         odd_mu, odd_logvar = odd.encode(x)
     odd_example = f"VAE(**{ODD_LATENT}) with seeded weights, x of shape (3, 1, 8, 8)"
-    got = sub.method("vae", Instance("VAE", kwargs=ODD_LATENT, state=odd.state_dict()), "encode")(x)
     odd_hint = (
         "the encoder's 2·latent_channels channels split in two halves: mu the first latent_channels, logvar the "
         "rest, whatever latent_channels is (torch.chunk takes the number of pieces, torch.split their size)"
     )
-    if not isinstance(got, tuple | list) or len(got) != 2:
-        raise CheckFailed(
-            "VAE.encode(x) must return the pair (mu, logvar)", example=odd_example, got=f"{got!r:.80}", hint=odd_hint
-        )
-    expect_close(got[0], odd_mu, what="VAE.encode(x)[0], mu", hint=odd_hint, example=odd_example)
-    expect_close(got[1], odd_logvar, what="VAE.encode(x)[1], logvar", hint=odd_hint, example=odd_example)
+    odd_instance = Instance("VAE", kwargs=ODD_LATENT, state=odd.state_dict())
+    expect_encoding(sub.method("vae", odd_instance, "encode")(x), (odd_mu, odd_logvar), odd_hint, odd_example)
 
     with torch.no_grad():
         expected = vae.decode(z)

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if str(args.submission) == "calibrate":
         try:
-            stored, _ = calibrate(args.profile, threads, device, force=True)
+            stored = calibrate(args.profile, threads, device, force=True).stored
         except GraderError as error:
             print(f"grader error: {error}")
             return 3

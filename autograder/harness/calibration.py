@@ -16,6 +16,7 @@ import hashlib
 import json
 import platform
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,26 +90,36 @@ def reference_scores(report: dict[str, Any]) -> dict[str, Any]:
     return plans
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """The reference's scores for a key (``{"key", "plans"}``), the JSON file that caches them and whether they came
+    from it (``reused``) or were measured now."""
+
+    stored: dict[str, Any]
+    path: Path
+    reused: bool
+
+
 def calibration(
     profile: str,
     device: torch.device,
     root: Path,
     measure: Callable[[Path], dict[str, Any]],
     force: bool = False,
-) -> tuple[dict[str, Any], bool]:
-    """The reference's scores for ``profile`` on ``device`` and whether they came from the cache: the cached ones,
-    else (or with ``force``) ``measure(figures)`` (the harness report of the reference, figures written to
-    ``figures``) reduced by :func:`reference_scores` and cached atomically.
+) -> Calibration:
+    """The reference's scores for ``profile`` on ``device``: the cached ones, else (or with ``force``)
+    ``measure(figures)`` (the harness report of the reference, figures written to ``figures``) reduced by
+    :func:`reference_scores` and cached atomically.
 
     Raises:
         GraderError: the reference could not be measured (see :func:`reference_scores`).
     """
     calibration_key = key(profile, device)
+    path = cache_path(calibration_key, root)
     stored = None if force else cached(calibration_key, root)
     if stored is not None:
-        return stored, True
-    path = cache_path(calibration_key, root)
+        return Calibration(stored, path, reused=True)
     stored = {"key": calibration_key, "plans": reference_scores(measure(path.with_suffix("")))}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, json.dumps(stored, indent=1, sort_keys=True))
-    return stored, False
+    return Calibration(stored, path, reused=False)

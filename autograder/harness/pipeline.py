@@ -44,15 +44,12 @@ def harness(
     scores on ``device`` (cached in :func:`~autograder.harness.calibration.cache_root`; measured first when missing
     or with ``recalibrate``); ``report["calibration"]`` says which."""
     try:
-        reference, from_cache = calibrate(profile, threads, device, recalibrate)
+        measured = calibrate(profile, threads, device, recalibrate)
     except GraderError as error:
         return {"profile": profile, "grader_error": str(error), "plans": {}}
+    reference = measured.stored
     report = run_profile(submission, profile, out, threads, device)
-    report["calibration"] = {
-        "cache": str(calibration.cache_path(reference["key"], calibration.cache_root())),
-        "reused": from_cache,
-        **reference["key"],
-    }
+    report["calibration"] = {"cache": str(measured.path), "reused": measured.reused, **reference["key"]}
     uncalibrated = sorted(set(report["plans"]) - set(reference["plans"]))
     if uncalibrated and "grader_error" not in report:  # e.g. a data set installed since the calibration
         report["grader_error"] = (
@@ -82,22 +79,18 @@ def _verdict(verdict: judging.Verdict) -> dict[str, Any]:
     }
 
 
-def calibrate(profile: str, threads: int, device: torch.device, force: bool = False) -> tuple[dict[str, Any], bool]:
+def calibrate(profile: str, threads: int, device: torch.device, force: bool = False) -> calibration.Calibration:
     """The reference's scores for ``profile`` on ``device`` (:func:`autograder.harness.calibration.calibration`),
-    measured by running the profile on the reference solution (its figures kept beside the cache), and whether
-    they came from the cache."""
+    measured by running the profile on the reference solution (its figures kept beside the cache) when not cached
+    or with ``force``."""
 
     def measure(figures: Path) -> dict[str, Any]:
         print(f"harness: calibrating profile {profile} on {device} with the reference solution", flush=True)
-        report = run_profile(SOLUTIONS, profile, figures, threads, device)
-        for plan in report["plans"].values():
-            plan.pop("run", None)
-        return report
+        return run_profile(SOLUTIONS, profile, figures, threads, device)
 
-    stored, from_cache = calibration.calibration(profile, device, calibration.cache_root(), measure, force)
-    where = calibration.cache_path(stored["key"], calibration.cache_root())
-    print(f"harness: {'reusing the' if from_cache else 'measured the'} calibration {where}", flush=True)
-    return stored, from_cache
+    measured = calibration.calibration(profile, device, calibration.cache_root(), measure, force)
+    print(f"harness: {'reusing the' if measured.reused else 'measured the'} calibration {measured.path}", flush=True)
+    return measured
 
 
 def run_profile(

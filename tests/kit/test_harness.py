@@ -284,16 +284,16 @@ def test_the_reference_is_measured_once_per_key_then_reused(tmp_path, monkeypatc
         return reference_report()
 
     cpu = torch.device("cpu")
-    first, reused = calibration.calibration("ci", cpu, tmp_path, measure)
-    assert not reused and len(measured) == 1 and first["key"]["device"].startswith("cpu: ")
-    again, reused = calibration.calibration("ci", cpu, tmp_path, measure)
-    assert reused and again == first and len(measured) == 1
-    _, reused = calibration.calibration("ci", cpu, tmp_path, measure, force=True)
-    assert not reused and len(measured) == 2
+    first = calibration.calibration("ci", cpu, tmp_path, measure)
+    assert not first.reused and len(measured) == 1 and first.stored["key"]["device"].startswith("cpu: ")
+    assert first.path.is_file() and measured == [first.path.with_suffix("")]
+    again = calibration.calibration("ci", cpu, tmp_path, measure)
+    assert again.reused and (again.stored, again.path) == (first.stored, first.path) and len(measured) == 1
+    assert not calibration.calibration("ci", cpu, tmp_path, measure, force=True).reused and len(measured) == 2
     monkeypatch.setattr(torch, "__version__", "0.0.0")  # another torch: another key, measured again
-    other, reused = calibration.calibration("ci", cpu, tmp_path, measure)
-    assert not reused and len(measured) == 3 and other["key"]["torch"] == "0.0.0"
-    assert len(list(tmp_path.glob("ci-*.json"))) == 2
+    other = calibration.calibration("ci", cpu, tmp_path, measure)
+    assert not other.reused and len(measured) == 3 and other.stored["key"]["torch"] == "0.0.0"
+    assert other.path != first.path and len(list(tmp_path.glob("ci-*.json"))) == 2
 
 
 def test_a_reference_that_cannot_be_measured_is_a_grader_error(tmp_path):
