@@ -1,10 +1,14 @@
-"""Grade a class: ``python -m autograder batch SUBMISSIONS --out DIR [--jobs N] [--only ID ...] [--force]``.
+"""Grade a class: ``python -m autograder batch SUBMISSIONS --out DIR [--jobs N] [--only ID ...] [--force]
+[--harness PROFILE]``.
 
 ``SUBMISSIONS`` holds one entry per student, a folder or a ``.zip``; the entry's name (without
 ``.zip``) is the student's id. Each student is graded by a grader process of its own
 (``python -m autograder grade``), a task (:mod:`autograder.tasks`) that runs on this machine, ``--jobs``
 at a time, or on a Dask cluster (``--scheduler ADDRESS``, ``--cluster``: :mod:`autograder.cluster`), so
-nothing one submission does can stop the others. This process, the coordinator, alone writes ``DIR``:
+nothing one submission does can stop the others; with ``--harness PROFILE`` the same grader then runs the
+harness's profile on the submission (``python -m autograder harness``) and adds its points, on a cluster's worker
+that has the profile's resources (a GPU for ``gpu``), the reference's scores measured once per host and cached
+(:mod:`autograder.harness.calibration`). This process, the coordinator, alone writes ``DIR``:
 a task returns the bytes of the grader's ``results.json`` and log, and the coordinator checks them (this
 kit's version, this submission's SHA-256, these parts) before it writes them. ``--only`` grades only the
 students named (the gradebook still lists everyone), and
@@ -39,8 +43,9 @@ runs its task, removed as soon as it has ended, whether it finished, failed or w
 which removes it.
 
 Resumable: a student whose ``results.json`` was written by this version of the kit for the same
-submission (its SHA-256) is not graded again (unless ``--force``), so a batch killed half-way and run
-again grades only what is missing; grader errors are retried. A task whose worker died is started again
+submission (its SHA-256), these parts and (with ``--harness``) that profile's points is not graded again
+(unless ``--force``), so a batch killed half-way and run again grades only what is missing; grader errors are
+retried. A task whose worker died is started again
 by the cluster and written once.
 """
 
@@ -59,13 +64,14 @@ from tqdm import tqdm
 
 from autograder.files import write_atomically
 from autograder.grading import not_graded
+from autograder.harness.profiles import PROFILES
 from autograder.isolation import intake
 from autograder.reports.canvas import ASSIGNMENT, write_canvas
 from autograder.reports.class_report import write_class_report
 from autograder.reports.feedback import write_feedback
 from autograder.reports.gradebook import write_gradebook
 from autograder.reports.records import MISSING, StudentRecord, read_record
-from autograder.results import GRADER_ERROR, kit_version, read_results, results_json, write_results
+from autograder.results import GRADER_ERROR, NOT_GRADED, kit_version, read_results, results_json, write_results
 from autograder.tasks import Engine, LocalPool, Outcome, Task
 
 LOG_TAIL = 3000
@@ -133,17 +139,25 @@ def select(students: Sequence[Entry], only: Sequence[str]) -> list[Entry]:
     return [entry for entry in students if {entry.student, entry.path.name} & set(only)]
 
 
-def is_done(entry: Entry, out: Path, parts: Sequence[str]) -> bool:
+def is_done(entry: Entry, out: Path, parts: Sequence[str], harness: str | None = None) -> bool:
     """Whether ``entry`` has a result from this kit version for this very submission and these parts
-    (and no grader error)."""
+    (and no grader error), with the harness's points of profile ``harness`` when one is asked for (unless the
+    submission had nothing to run)."""
     extra = (read_results(entry.results(out)) or {}).get("extra_data")
     return isinstance(extra, dict) and (
         extra.get("status") != GRADER_ERROR
         and extra.get("kit_version") == kit_version()
         and extra.get("parts") == sorted(parts)
+        and (harness is None or extra.get("status") == NOT_GRADED or _harness_profile(extra) == harness)
         and bool(sha := fingerprint(entry))  # the last test: it reads the whole submission
         and extra.get("submission_sha256") == sha
     )
+
+
+def _harness_profile(extra: dict) -> str | None:
+    """The profile of the harness's points in a result's ``extra_data``, if any."""
+    report = extra.get("harness")
+    return report.get("profile") if isinstance(report, dict) else None
 
 
 def fingerprint(entry: Entry) -> str:
@@ -154,9 +168,13 @@ def fingerprint(entry: Entry) -> str:
         return ""
 
 
-def task_of(entry: Entry, parts: Sequence[str], options: Sequence[str], timeout: float) -> Task:
-    """The task that grades ``entry`` on any host (:mod:`autograder.tasks`)."""
-    return Task(entry.student, entry.path.resolve(), tuple(parts), tuple(options), timeout)
+def task_of(
+    entry: Entry, parts: Sequence[str], options: Sequence[str], timeout: float, harness: str | None = None
+) -> Task:
+    """The task that grades ``entry`` on any host (:mod:`autograder.tasks`), with the harness's profile ``harness``
+    after the hidden checks when given (on a worker with that profile's resources: a GPU for ``gpu``)."""
+    resources = PROFILES[harness].resources if harness else {}
+    return Task(entry.student, entry.path.resolve(), tuple(parts), tuple(options), timeout, resources, harness)
 
 
 def record(entry: Entry, out: Path, task: Task, outcome: Outcome) -> dict:
@@ -302,23 +320,24 @@ def run(
     only: Sequence[str] = (),
     force: bool = False,
     assignment: str = ASSIGNMENT,
+    harness: str | None = None,
 ) -> tuple[Tally, list[Path]]:
     """Grade the students of ``submissions`` that ``only`` names (default: all) whose result is not up to date
-    (with ``force``, all of them) on ``engine`` (default: this machine, one grader at a time), bring every
-    student's feedback up to date and write the class's reports; print what it grades. Returns what the run
-    did, and the reports' paths.
+    (with ``force``, all of them) on ``engine`` (default: this machine, one grader at a time), with the harness's
+    profile ``harness`` after the hidden checks when given, bring every student's feedback up to date and write
+    the class's reports; print what it grades. Returns what the run did, and the reports' paths.
 
     Raises:
         UnknownStudents: ``only`` names a student who has no submission (before anything is graded).
     """
     students = entries(submissions)
     chosen = select(students, only)
-    todo = [entry for entry in chosen if force or not is_done(entry, out, parts)]
+    todo = [entry for entry in chosen if force or not is_done(entry, out, parts, harness)]
     line = f"{len(students)} submission(s) in {submissions}"
     line += f"; {len(chosen)} chosen by --only" if only else ""
     line += f"; grading {len(todo)} again (--force)" if force else f"; {len(chosen) - len(todo)} already graded"
     print(line, flush=True)
-    tasks = [task_of(entry, parts, options, timeout) for entry in todo]
+    tasks = [task_of(entry, parts, options, timeout, harness) for entry in todo]
     tally = grade_all(todo, out, tasks, engine or LocalPool(1))
     graded = set(todo)
     for entry in students:

@@ -1,8 +1,9 @@
 """One student's grading as a task any host can run, and the local engine that runs tasks on this machine.
 
-A task runs ``python -m autograder grade`` in a grader process of its own and writes nothing of the batch's
-output: the grader writes into a temporary directory of the task's, and the task returns the bytes of its
-``results.json`` and of its log (an :class:`Outcome`). The batch's coordinator checks them and alone writes
+A task runs ``python -m autograder grade`` in a grader process of its own (then, for ``batch --harness``,
+``python -m autograder harness``, which adds its points to the same ``results.json``) and writes nothing of the
+batch's output: the grader writes into a temporary directory of the task's, and the task returns the bytes of
+its ``results.json`` and of its log (an :class:`Outcome`). The batch's coordinator checks them and alone writes
 ``results/`` (:mod:`autograder.batch`). So the same task runs in a thread of the TA's process
 (:class:`LocalPool`, ``--jobs N``) or on a Dask worker of a cluster (:mod:`autograder.cluster`), and a task
 that ran twice (its worker died half-way) is written once.
@@ -29,7 +30,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, NamedTuple, Protocol
 
 from autograder.isolation.launcher import parent_death_signal
 from autograder.reference import ROOT
@@ -53,6 +54,33 @@ class Task:
     resources: Mapping[str, float] = field(default_factory=dict)
     """What a cluster's worker must have to run the task (Dask worker resources, e.g. ``{"GPU": 1}``); the
     hidden checks need nothing."""
+    harness: str | None = None
+    """The harness's profile to run after the hidden checks (``batch --harness``); ``None``: the checks only."""
+
+    def commands(self, out: Path, threads: int) -> list[Command]:
+        """The grader's commands, run one after the other while each ends well: ``grade`` (with ``options``),
+        then ``harness`` (with ``threads`` CPU threads) when the task has a profile; both write
+        ``out/results.json``."""
+        grader = [sys.executable, "-m", "autograder"]
+        commands = [
+            Command([*grader, "grade", str(self.path), "--out", str(out), "--parts", *self.parts, *self.options])
+        ]
+        if self.harness is not None:
+            harness = [*grader, "harness", str(self.path), "--profile", self.harness, "--out", str(out)]
+            commands.append(Command([*harness, "--threads", str(threads)], ok=frozenset({0, HARNESS_NOT_RUN})))
+        return commands
+
+
+HARNESS_NOT_RUN = 1
+"""``harness``'s exit code when the submission has nothing it can run (:func:`autograder.cli.harness.run`): grade's
+results already say why."""
+
+
+class Command(NamedTuple):
+    """One command of a grader, and the exit codes with which it ended well."""
+
+    argv: list[str]
+    ok: frozenset[int] = frozenset({0})
 
 
 @dataclass(frozen=True)
@@ -76,34 +104,40 @@ def threads_per_grader(graders: int) -> int:
 
 
 def run_task(task: Task, temp_root: Path, threads: int) -> Outcome:
-    """Grade ``task``'s submission in a grader process of its own with ``threads`` OpenMP threads, its temporary
-    files in a directory of its own under ``temp_root`` (removed when the grader has ended, also when it was
-    killed); return what it left."""
+    """Grade ``task``'s submission in grader processes of its own (:meth:`Task.commands`) with ``threads`` OpenMP
+    threads, their temporary files in a directory of their own under ``temp_root`` (removed when the grader has
+    ended, also when it was killed); return what they left."""
     temp = Path(tempfile.mkdtemp(prefix="grader-", dir=temp_root))
     out, log = temp / "result", temp / "grader.log"
-    command = [sys.executable, "-m", "autograder", "grade", str(task.path), "--out", str(out), "--parts", *task.parts]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", "TMPDIR": str(temp)}
     start = time.perf_counter()
     try:
         with log.open("wb") as stream:
-            process = subprocess.Popen(
-                [*command, *task.options],
-                cwd=ROOT,
-                stdout=stream,
-                stderr=subprocess.STDOUT,
-                env=env,
-                preexec_fn=parent_death_signal,
-            )
-            try:
-                code = process.wait(timeout=task.timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()  # its sandbox goes with it (bubblewrap's --die-with-parent, a parent-death signal)
-                process.wait()
-                code = None
+            for command in task.commands(out, threads):
+                code = _run(command.argv, stream, env, start + task.timeout - time.perf_counter())
+                code = 0 if code in command.ok else code
+                if code != 0:
+                    break
         results = (out / "results.json").read_bytes() if (out / "results.json").is_file() else None
         return Outcome(results, tail(log), code, time.perf_counter() - start, socket.gethostname())
     finally:
         remove_tree(temp)
+
+
+def _run(command: list[str], stream: BinaryIO, env: dict[str, str], seconds: float) -> int | None:
+    """Run ``command`` in the kit's folder, its output to ``stream``, for ``seconds`` at most; its exit code, or
+    ``None`` when it was killed at that limit."""
+    if seconds <= 0:
+        return None
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=stream, stderr=subprocess.STDOUT, env=env, preexec_fn=parent_death_signal
+    )
+    try:
+        return process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()  # its sandbox goes with it (bubblewrap's --die-with-parent, a parent-death signal)
+        process.wait()
+        return None
 
 
 def tail(log: Path) -> bytes:

@@ -337,7 +337,7 @@ def draw(
             clip_denoised=pipeline is None and len(shape) > 2,  # pixels live in [−1, 1]: clip x̂0 as DDPM does
             y=y,
         )
-    return samples if pipeline is None else pipeline.decode(samples)
+    return samples if pipeline is None else pipeline.decode(samples.to(device))  # wherever the sampler left them
 
 
 def _denoiser(plan: RunPlan, example: torch.Tensor, num_classes: int) -> torch.nn.Module:

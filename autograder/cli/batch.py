@@ -1,6 +1,6 @@
-"""``python -m autograder batch SUBMISSIONS --out DIR [--jobs N] [--only ID ...] [--force]``: grade a class
-(see :mod:`autograder.batch`), on this machine or on a Dask cluster (``--scheduler ADDRESS``, ``--cluster KIND``:
-see :mod:`autograder.cluster`)."""
+"""``python -m autograder batch SUBMISSIONS --out DIR [--jobs N] [--only ID ...] [--force] [--harness PROFILE]``:
+grade a class (see :mod:`autograder.batch`), on this machine or on a Dask cluster (``--scheduler ADDRESS``,
+``--cluster KIND``: see :mod:`autograder.cluster`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from autograder import batch, cluster
 from autograder.cli.options import add_limits_option, add_parts_option
+from autograder.harness.profiles import PROFILES
 from autograder.parts import PART_NAMES
 from autograder.reports.canvas import ASSIGNMENT
 
@@ -61,6 +62,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--force", action="store_true", help="grade again even the results that are up to date")
     parser.add_argument(
+        "--harness",
+        choices=sorted(PROFILES),
+        metavar="PROFILE",
+        help="after the hidden checks, run the harness's PROFILE on each submission and add its points (on a "
+        "cluster, on workers with the profile's resources: a GPU for gpu); the reference's scores are measured once "
+        "per host (or reused from its cache: `python -m autograder harness calibrate --profile PROFILE` first)",
+    )
+    parser.add_argument(
         "--canvas-assignment",
         default=ASSIGNMENT,
         metavar="NAME",
@@ -107,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
                 only=args.only,
                 force=args.force,
                 assignment=args.canvas_assignment,
+                harness=args.harness,
             )
     except batch.UnknownStudents as error:
         print(f"error: --only: {error}", file=sys.stderr)

@@ -7,15 +7,18 @@ key, the kit's version (:func:`autograder.results.kit_version`), the profile, th
 version, and cached as one JSON file per key in :func:`cache_root` with the reference's figures beside it:
 ``python -m autograder harness calibrate --profile P`` measures them explicitly, and the first ``harness`` run
 that finds no cache for its key measures them before grading; every later run (a class, one submission after
-another) reuses them.
+another) reuses them, and runs that find none at the same time wait for the one measuring (a lock file beside
+the cache).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,10 +119,23 @@ def calibration(
     """
     calibration_key = key(profile, device)
     path = cache_path(calibration_key, root)
-    stored = None if force else cached(calibration_key, root)
-    if stored is not None:
-        return Calibration(stored, path, reused=True)
-    stored = {"key": calibration_key, "plans": reference_scores(measure(path.with_suffix("")))}
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, json.dumps(stored, indent=1, sort_keys=True))
+    with locked(path.with_suffix(".lock")):  # another grader measuring it now: this one waits, then reuses it
+        stored = None if force else cached(calibration_key, root)
+        if stored is not None:
+            return Calibration(stored, path, reused=True)
+        stored = {"key": calibration_key, "plans": reference_scores(measure(path.with_suffix("")))}
+        write_atomically(path, json.dumps(stored, indent=1, sort_keys=True))
     return Calibration(stored, path, reused=False)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (made if missing), waiting for it: the graders of a batch that
+    find no calibration on one host measure it once, the others wait and reuse it."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

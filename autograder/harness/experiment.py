@@ -92,11 +92,40 @@ def forked_generator(function: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-class CountingModel:
-    """The grader's denoiser as a sampler sees it: counts the rows it evaluates and notes when it was last busy."""
+class OnDevice:
+    """``model`` (the grader's, on ``device``) called with its tensor arguments moved to ``device`` first.
 
-    def __init__(self, model: Callable[..., torch.Tensor]) -> None:
-        self.model, self.rows, self.busy, self.last = model, 0, False, time.monotonic()
+    The worker's tensors come back on the device they were on there: a worker that cannot reach the grader's
+    device (a GPU its sandbox does not see), or a student's loop that left its tensors on the CPU, still gets the
+    answers it would get on a CPU grader (the hidden checks, not the harness, judge the contract's devices)."""
+
+    def __init__(self, model: Callable[..., torch.Tensor], device: torch.device) -> None:
+        self.model, self.device = model, device
+
+    def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        args = tuple(self._moved(value) for value in args)
+        return self.model(*args, **{name: self._moved(value) for name, value in kwargs.items()})
+
+    def _moved(self, value: Any) -> Any:
+        return value.to(self.device) if isinstance(value, torch.Tensor) else value
+
+
+def with_model_on(function: Callable[..., Any], device: torch.device) -> Callable[..., Any]:
+    """``function(model, ...)`` (the student's, remote) with the grader's ``model`` called on ``device``
+    (:class:`OnDevice`)."""
+
+    def call(model: Callable[..., torch.Tensor], *args: Any, **kwargs: Any) -> Any:
+        return function(OnDevice(model, device), *args, **kwargs)
+
+    return call
+
+
+class CountingModel:
+    """The grader's denoiser, on ``device``, as a sampler sees it (:class:`OnDevice`): counts the rows it evaluates
+    and notes when it was last busy."""
+
+    def __init__(self, model: Callable[..., torch.Tensor], device: torch.device) -> None:
+        self.model, self.rows, self.busy, self.last = OnDevice(model, device), 0, False, time.monotonic()
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         self.rows += int(x_t.shape[0]) if isinstance(x_t, torch.Tensor) and x_t.dim() > 0 else 0
@@ -140,14 +169,14 @@ def within_budget(deadline: float) -> None:
         )
 
 
-def watched_loss(loss: Callable[..., Any], deadline: float) -> Callable[..., Any]:
+def watched_loss(loss: Callable[..., Any], deadline: float, device: torch.device) -> Callable[..., Any]:
     """``loss(model, schedule, x0, ...)`` (the student's, remote) with the grader's model counted: a call that runs
     out of time while still working as planned is the grader's error (:func:`out_of_time`), and so is a call past
     the plan's ``deadline`` (:func:`within_budget`)."""
 
     def call(model: Callable[..., torch.Tensor], schedule: Any, x0: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         within_budget(deadline)
-        counted = CountingModel(model)
+        counted = CountingModel(model, device)
         try:
             return loss(counted, schedule, x0, *args, **kwargs)
         except StudentError as error:
@@ -243,6 +272,7 @@ def vetted_sampler(
     sampling: Callable[[Any, tuple[int, ...], dict[str, Any]], Sampling],
     fresh: Callable[[], None],
     deadline: float,
+    device: torch.device,
 ) -> Callable[..., torch.Tensor]:
     """``sampler(model, schedule, shape, **kwargs)`` (the student's, remote) with the grader's model recorded and
     the answer checked: exactly ``shape``, finite floats (:func:`check_samples`), and the trajectory of
@@ -255,7 +285,7 @@ def vetted_sampler(
         fresh()
         expected = sampling(schedule, tuple(shape), kwargs)
         recorded = RecordedModel(model, expected, tuple(shape))
-        counted = CountingModel(recorded)
+        counted = CountingModel(recorded, device)
         try:
             samples = sampler(counted, schedule, tuple(shape), **kwargs)
         except StudentError as error:
@@ -295,9 +325,9 @@ def attached_terms(terms_with_gradients: Callable[..., Any]) -> Callable[..., di
     return call
 
 
-def student_parts(submission: WholeSubmission, deadline: float) -> SimpleNamespace:
+def student_parts(submission: WholeSubmission, deadline: float, device: torch.device) -> SimpleNamespace:
     """The ``parts`` of :func:`diffusion.evaluate.run_plan` whose functions run the student's code in ``submission``
-    (see :data:`diffusion.evaluate.PACKAGE_PARTS`)."""
+    (see :data:`diffusion.evaluate.PACKAGE_PARTS`), the grader's model on ``device``."""
 
     def remote(part: str, name: str) -> Callable[..., Any]:
         return _grader_errors_abort(submission.function(part, name))
@@ -312,18 +342,19 @@ def student_parts(submission: WholeSubmission, deadline: float) -> SimpleNamespa
             cosine_betas=remote("schedules", "cosine_betas"),
             make_schedule=remote("schedules", "make_schedule"),
         ),
-        losses=SimpleNamespace(ddpm_loss=forked_generator(watched_loss(loss, deadline))),
+        losses=SimpleNamespace(ddpm_loss=forked_generator(watched_loss(loss, deadline, device))),
         guidance=SimpleNamespace(
-            drop_labels=forked_generator(remote("guidance", "drop_labels")), cfg_eps=remote("guidance", "cfg_eps")
+            drop_labels=forked_generator(remote("guidance", "drop_labels")),
+            cfg_eps=with_model_on(remote("guidance", "cfg_eps"), device),
         ),
         ddpm=SimpleNamespace(
             p_sample_loop=vetted_sampler(
-                remote("ddpm", "p_sample_loop"), ddpm_sampling, submission.next_check, deadline
+                remote("ddpm", "p_sample_loop"), ddpm_sampling, submission.next_check, deadline, device
             )
         ),
         ddim=SimpleNamespace(
             ddim_sample_loop=vetted_sampler(
-                remote("ddim", "ddim_sample_loop"), ddim_sampling, submission.next_check, deadline
+                remote("ddim", "ddim_sample_loop"), ddim_sampling, submission.next_check, deadline, device
             )
         ),
     )
@@ -339,9 +370,10 @@ def run_plan(package: Path, plan: dict[str, Any], limits: Limits) -> dict[str, A
     """
     evaluate = reference_module("evaluate")
     with WholeSubmission(package, {"default": limits}) as submission:
-        parts = student_parts(submission, time.monotonic() + budget.plan_seconds(plan))
+        deadline = time.monotonic() + budget.plan_seconds(plan)
         try:
             plan, device, dataset, report = evaluate.prepare(plan)
+            parts = student_parts(submission, deadline, device)
             trained = evaluate.train_phase(plan, dataset, device, report, parts)
             if trained is not None:  # as evaluate.run_plan, with the grader's own measure of the training
                 report["train"]["held_out"] = held_out_losses(trained, plan)

@@ -103,7 +103,7 @@ def attach(value: Any, outputs: Sequence[torch.Tensor], grads: Sequence[torch.Te
         if not bool(torch.isfinite(grad).all()):
             raise _NotALoss("has NaN or inf gradients with respect to the model's outputs")
         if output.requires_grad:
-            link = link + (output * grad.to(output.dtype)).sum()
+            link = link + (output * grad.to(output.device, output.dtype)).sum()
     if not link.requires_grad:
         raise _NotALoss(
             "does not depend on the model's outputs through autograd: no gradient reaches the model "

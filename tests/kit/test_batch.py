@@ -34,6 +34,8 @@ from autograder.isolation.launcher import isolation
 from autograder.parts import PART_BY_NAME
 from autograder.results import results_json
 from autograder.tasks import Outcome
+from autograder.zoo import MUTANTS
+from autograder.zoo.validation import apply
 from tests.plugin import ROOT
 
 SOLUTIONS = ROOT / "solutions" / "diffusion"
@@ -251,6 +253,33 @@ def test_a_cluster_that_loses_a_worker_grades_everyone_once_with_the_same_gradeb
     output = finished(batch(submissions, again))
     assert f"{len(BROKEN) - retried} already graded" in output
     assert "nothing to grade" in output if not retried else f"this run: {retried} grader error" in output
+
+
+def test_a_class_harness_calibrates_once_adds_its_points_and_resumes(tmp_path):
+    """``batch --harness ci``: each grader runs the hidden checks, then the harness, whose points join the results;
+    the two graders that find no calibration at once measure it once (one waits for the other's); a submission with
+    nothing to run is not graded, not a grader error; a second run grades nothing, a run without the harness too."""
+    submissions, out, cache = tmp_path / "class", tmp_path / "out", tmp_path / "cache"
+    reference(submissions / "good")
+    mutant = next(m for m in MUTANTS if m.name == "p_sample_variance_not_std")
+    apply((mutant.edit,), submissions / "wrong-sampler")
+    (submissions / "empty").mkdir()
+    env = {**os.environ, "DIFFUSION_CACHE": str(cache)}
+    output = finished(batch(submissions, out, "--jobs", "2", "--harness", "ci", env=env))
+    assert "this run: 2 graded, 1 not graded" in output, output
+    logs = {student: (out / "students" / student / "grader.log").read_text() for student in ("good", "wrong-sampler")}
+    measured = [student for student, log in logs.items() if "measured the calibration" in log]
+    assert len(measured) == 1 and len(list(cache.glob("calibration/ci-*.json"))) == 1, logs
+    assert all("reusing the calibration" in log for student, log in logs.items() if student not in measured), logs
+    table, harness_points = rows(out), 7
+    assert table["good"]["harness"] == str(harness_points) and float(table["good"]["total"]) == FULL + harness_points
+    assert float(table["wrong-sampler"]["harness"]) < harness_points
+    assert float(table["wrong-sampler"]["total"]) == FULL + float(table["wrong-sampler"]["harness"])
+    assert table["empty"]["status"] == "not graded" and table["empty"]["harness"] == ""
+    results = json.loads((out / "students" / "good" / "results.json").read_text())
+    assert results["extra_data"]["harness"]["profile"] == "ci" and "harness total 7 / 7" in results["output"]
+    assert "nothing to grade" in finished(batch(submissions, out, "--jobs", "2", "--harness", "ci", env=env))
+    assert "nothing to grade" in finished(batch(submissions, out, env=env))
 
 
 def test_a_batch_killed_half_way_resumes_and_ends_with_every_result_once(tmp_path):

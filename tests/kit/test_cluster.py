@@ -14,10 +14,9 @@ from pathlib import Path
 import distributed
 import pytest
 
-from autograder import cluster
+from autograder import batch, cluster
 from autograder.cli import batch as cli_batch
 from autograder.harness.profiles import PROFILES
-from autograder.tasks import Task
 from tests.plugin import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -75,10 +74,15 @@ def test_a_task_asks_the_cluster_for_the_resources_its_profile_needs_and_grading
             return function, options["resources"]
 
     engine = cluster.DaskEngine(Client())
-    grading = Task("alice", Path("/submissions/alice"), ("schedules",), (), 60.0)
-    gpu = Task("alice", Path("/submissions/alice"), (), (), 60.0, resources=PROFILES["gpu"].resources)
+    alice = batch.Entry("alice", Path("/submissions/alice"))
+    grading = batch.task_of(alice, ("schedules",), (), 60.0)
+    gpu, cpu = (batch.task_of(alice, ("schedules",), (), 60.0, harness=profile) for profile in ("gpu", "cpu"))
     assert engine.submit(grading) == (cluster.run_on_worker, None)
     assert engine.submit(gpu) == (cluster.run_on_worker, {"GPU": 1})
+    assert engine.submit(cpu) == (cluster.run_on_worker, None)
+    commands = [command.argv[3] for command in gpu.commands(Path("/tmp/out"), threads=1)]
+    assert commands == ["grade", "harness"] and [c.argv[3] for c in grading.commands(Path("/o"), 1)] == ["grade"]
+    assert gpu.commands(Path("/tmp/out"), threads=1)[1].argv[-4:] == ["--out", "/tmp/out", "--threads", "1"]
     resources = {name: profile.resources for name, profile in PROFILES.items()}
     assert resources == {"ci": {}, "cpu": {}, "gpu": {"GPU": 1}, "gpu-tiny": {}}  # the tiny scale runs anywhere
 

@@ -10,15 +10,18 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
 
 from autograder.harness import calibration, judging
-from autograder.harness.pipeline import harness_results
+from autograder.harness.pipeline import harness_results, run_profile
+from autograder.harness.profiles import PROFILES
 from autograder.results import HARNESS_TAG, read_results
 from autograder.zoo import MUTANTS
 from autograder.zoo.validation import apply
+from tests.kit.virtual_device import VIRTUAL, VirtualDevice
 from tests.plugin import ROOT
 
 SAMPLER_MUTANTS = {"p_sample_variance_not_std": "ddpm_quality", "step_alpha_bar_prev_from_t_minus_1": "ddim_quality"}
@@ -379,3 +382,43 @@ def test_the_students_vae_loss_trains_the_graders_vae_through_the_gradients_it_r
         attached_terms(constant)(x, x_recon, mu, logvar)
     with pytest.raises(ValueError, match="vae_loss returned tuple, expected a dict with a tensor 'loss'"):
         attached_terms(remote(lambda *args, **kwargs: (1, 2)))(x, x_recon, mu, logvar)
+
+
+def test_the_virtual_device_records_what_a_gpu_would_refuse():
+    """The yardstick of the next test: host and device tensors in one operation are recorded, moves are copies,
+    ``x.to(y.device)`` follows ``y``, and a watched model's host inputs or weights are recorded."""
+    with VirtualDevice().watching({"Linear"}) as device:
+        x, host = torch.randn(4, 3, device=VIRTUAL), torch.ones(4, 3)
+        assert x.device == VIRTUAL and (x * 2).device == VIRTUAL and host.device == torch.device("cpu")
+        assert not device.violations
+        _ = x + torch.tensor(2.0)  # a host scalar is allowed, as on a GPU
+        assert not device.violations
+        _ = x + host
+        assert len(device.violations) == 1 and "host tensors [(4, 3)]" in device.report()
+        assert host.to(x.device).device == VIRTUAL and x.cpu().device == torch.device("cpu") and x.device == VIRTUAL
+        model = torch.nn.Linear(3, 2).to(VIRTUAL)
+        assert model(x).device == VIRTUAL and len(device.violations) == 1
+        model(host)  # its input left on the host: the call, and its first operation, are recorded
+        assert len(device.violations) == 3 and "Linear called with host tensors [(4, 3)]" in device.report()
+        torch.nn.Linear(3, 2)(host)  # a model left on the host
+    assert device.model_calls == 3 and len(device.violations) == 4, device.report()
+    assert "host weights ['weight', 'bias']" in device.report()
+
+
+def test_every_tensor_the_harness_gives_its_models_follows_the_requested_device(tmp_path, monkeypatch):
+    """The gpu profile's plans (the deeper UNet in autocast, pixel and latent images, the mixture), smaller still,
+    on the virtual device ``cpu:0`` through the whole harness: its data, noise, labels, models and every tensor
+    the worker sends back (the worker, like one whose sandbox sees no GPU, answers on the CPU) reach the grader's
+    models on that device, and nothing mixes host tensors with the device's."""
+    small = {"n_train": 64, "T": 10, "train_steps": 4, "batch_size": 8, "n_samples": 6, "vae_steps": 3,
+             "ddim": ((3, 0.0), (3, 1.0)), "guidance_steps": 3, "guidance_scales": (0.0, 2.0)}  # fmt: skip
+    tiny = PROFILES["gpu-tiny"]
+    monkeypatch.setitem(PROFILES, "gpu-tiny", replace(tiny, plans={n: {**p, **small} for n, p in tiny.plans.items()}))
+    with VirtualDevice().watching({"UNet", "MLPDenoiser", "VAE", "Autocast"}) as device:
+        report = run_profile(ROOT / "solutions", "gpu-tiny", tmp_path, 1, VIRTUAL)
+    assert "grader_error" not in report, report["grader_error"]
+    assert {"mixture2d", "images", "latent"} <= set(report["plans"])
+    for name, plan in report["plans"].items():
+        assert plan["train"]["error"] is None and plan["device"] == "cpu:0", (name, plan["train"])
+        assert not [run for run, entry in plan["scores"]["runs"].items() if "error" in entry], (name, plan["scores"])
+    assert device.model_calls > 100 and not device.violations, device.report()

@@ -67,7 +67,7 @@ def timeout() -> StudentError:
 
 
 def test_a_timeout_while_the_model_is_still_in_use_as_planned_is_a_grader_error():
-    counted = experiment.CountingModel(lambda x, t: x)
+    counted = experiment.CountingModel(lambda x, t: x, torch.device("cpu"))
     counted(torch.zeros(10, 2), torch.zeros(10, dtype=torch.long))
     abort = experiment.out_of_time(timeout(), counted, expected=100)
     assert abort is not None and isinstance(abort.error, GraderError)
@@ -75,10 +75,13 @@ def test_a_timeout_while_the_model_is_still_in_use_as_planned_is_a_grader_error(
 
 
 def test_a_timeout_after_the_model_stopped_being_used_or_past_the_plan_is_the_students():
-    counted = experiment.CountingModel(lambda x, t: x)
+    counted = experiment.CountingModel(lambda x, t: x, torch.device("cpu"))
     counted(torch.zeros(10, 2), torch.zeros(10, dtype=torch.long))
     assert experiment.out_of_time(timeout(), counted, expected=5) is None  # more model rows than planned
     counted.last = time.monotonic() - 2 * experiment.STALL_SECONDS  # stuck in the student's own code
     assert experiment.out_of_time(timeout(), counted, expected=100) is None
     other = StudentError("ddpm", "p_sample_loop", "ValueError", "bad shape")
-    assert experiment.out_of_time(other, experiment.CountingModel(lambda x, t: x), expected=100) is None
+    assert (
+        experiment.out_of_time(other, experiment.CountingModel(lambda x, t: x, torch.device("cpu")), expected=100)
+        is None
+    )
