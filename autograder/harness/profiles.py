@@ -4,8 +4,8 @@ within what limits.
 - ``ci``: the 2-D mixture with a cosine schedule of 100 steps; under a minute on two CPU cores.
 - ``cpu``: the 2-D mixture with the linear schedule of 1000 steps (DDPM-1000 against DDIM at 10–100
   steps), and 28×28 images (Fashion-MNIST when installed, else shapes) in pixel space and in the
-  latent space of a VAE (parts 9 and 10); about 10.5 minutes on two quiet CPU cores (620–637 s measured on
-  2026-12-05).
+  latent space of a VAE (parts 9 and 10); about 8 minutes on two quiet CPU cores (see the README's harness
+  section for the measured figure).
 - ``gpu``: the 2-D mixture, Fashion-MNIST in pixel and latent space and CIFAR-10 (when installed) with a UNet of
   the DDPM paper's CIFAR-10 design scaled to a few minutes on one GPU, the model in bf16 autocast.
 - ``gpu-tiny``: the ``gpu`` profile's plans at toy sizes: the same code path (autocast, the deeper UNet, every plan
@@ -72,7 +72,7 @@ IMAGES_CPU = {
     "T": 1000,
     "schedule": "linear",
     "width": 16,
-    "train_steps": 1500,
+    "train_steps": 1000,
     "batch_size": 64,
     "lr": 2e-3,
     "n_samples": 100,
@@ -80,7 +80,7 @@ IMAGES_CPU = {
     "guidance_scales": (0.0, 1.0, 2.0, 3.0, 5.0),
     "guidance_steps": 20,
 }
-LATENT_CPU = {**IMAGES_CPU, "latent": True, "width": 32, "train_steps": 2000, "vae_steps": 800}
+LATENT_CPU = {**IMAGES_CPU, "latent": True, "width": 32, "train_steps": 1500, "vae_steps": 800}
 
 UNET_GPU = {"width": 64, "channel_mults": (1, 2, 2), "num_res_blocks": 2, "attention": True, "dropout": 0.1}
 """The DDPM paper's CIFAR-10 UNet (Ho et al. 2020, App. B: 128 channels, multipliers (1, 2, 2, 2), two residual
