@@ -4,8 +4,8 @@ within what limits.
 - ``ci``: the 2-D mixture with a cosine schedule of 100 steps; under a minute on two CPU cores.
 - ``cpu``: the 2-D mixture with the linear schedule of 1000 steps (DDPM-1000 against DDIM at 10–100
   steps), and 28×28 images (Fashion-MNIST when installed, else shapes) in pixel space and in the
-  latent space of a VAE (parts 9 and 10); about 8 minutes on two quiet CPU cores (see the README's harness
-  section for the measured figure).
+  latent space of a VAE (parts 9 and 10); about 8.5 minutes on two quiet CPU cores (499 s measured on
+  2026-12-05 with the calibration cached).
 - ``gpu``: the 2-D mixture, Fashion-MNIST in pixel and latent space and CIFAR-10 (when installed) with a UNet of
   the DDPM paper's CIFAR-10 design scaled to a few minutes on one GPU, the model in bf16 autocast.
 - ``gpu-tiny``: the ``gpu`` profile's plans at toy sizes: the same code path (autocast, the deeper UNet, every plan
