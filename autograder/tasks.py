@@ -103,13 +103,15 @@ def threads_per_grader(graders: int) -> int:
     return max(1, len(os.sched_getaffinity(0)) // graders)
 
 
-def run_task(task: Task, temp_root: Path, threads: int) -> Outcome:
+def run_task(task: Task, temp_root: Path, threads: int, environ: Mapping[str, str] | None = None) -> Outcome:
     """Grade ``task``'s submission in grader processes of its own (:meth:`Task.commands`) with ``threads`` OpenMP
-    threads, their temporary files in a directory of their own under ``temp_root`` (removed when the grader has
-    ended, also when it was killed); return what they left."""
+    threads and the environment ``environ`` (default: this process's), their temporary files in a directory of
+    their own under ``temp_root`` (removed when the grader has ended, also when it was killed); return what they
+    left."""
     temp = Path(tempfile.mkdtemp(prefix="grader-", dir=temp_root))
     out, log = temp / "result", temp / "grader.log"
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", "TMPDIR": str(temp)}
+    inherited = os.environ if environ is None else environ
+    env = {**inherited, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", "TMPDIR": str(temp)}
     start = time.perf_counter()
     try:
         with log.open("wb") as stream:
