@@ -62,10 +62,9 @@ def cache_path(calibration_key: dict[str, str], root: Path) -> Path:
     return root / f"{calibration_key['profile']}-{digest}.json"
 
 
-def cached(calibration_key: dict[str, str], root: Path) -> dict[str, Any] | None:
-    """The cached reference scores of ``calibration_key`` (``{"key", "plans"}``), or ``None`` when there are none
-    (or the file is unreadable or for another key)."""
-    path = cache_path(calibration_key, root)
+def cached(calibration_key: dict[str, str], path: Path) -> dict[str, Any] | None:
+    """The reference scores of ``calibration_key`` cached at ``path`` (``{"key", "plans"}``, see :func:`cache_path`),
+    or ``None`` when there are none (or the file is unreadable or for another key)."""
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -121,7 +120,7 @@ def calibration(
     path = cache_path(calibration_key, root)
     path.parent.mkdir(parents=True, exist_ok=True)
     with locked(path.with_suffix(".lock")):  # another grader measuring it now: this one waits, then reuses it
-        stored = None if force else cached(calibration_key, root)
+        stored = None if force else cached(calibration_key, path)
         if stored is not None:
             return Calibration(stored, path, reused=True)
         stored = {"key": calibration_key, "plans": reference_scores(measure(path.with_suffix("")))}
